@@ -1,0 +1,108 @@
+// Checks across sections: names that must exist (upstream, limit, tier, fallback), combinations that cannot work
+// (a per-key limit on an anonymous route) and duplicates. They run on the raw document next to the schema, not
+// after it, so one run lists reference errors together with type errors; every access is therefore defensive.
+import { createHash } from 'node:crypto'
+import { didYouMean } from './suggest.js'
+
+export interface RefIssue {
+  path: (string | number)[]
+  message: string
+}
+
+type Obj = Record<string, unknown>
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+function entries(v: unknown): [string, Obj][] {
+  return isObj(v) ? Object.entries(v).filter((e): e is [string, Obj] => isObj(e[1])) : []
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : []
+}
+
+export function checkRefs(raw: unknown): RefIssue[] {
+  const issues: RefIssue[] = []
+  if (!isObj(raw)) return issues
+  const upstreams = isObj(raw.upstreams) ? Object.keys(raw.upstreams) : []
+  const limits = new Map(entries(raw.limits))
+  const tiers = isObj(raw.tiers) ? Object.keys(raw.tiers) : []
+
+  const seenRoutes = new Map<string, number>()
+  list(raw.routes).forEach((r, i) => {
+    if (!isObj(r)) return
+    if (typeof r.upstream === 'string' && !upstreams.includes(r.upstream)) {
+      issues.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}"${didYouMean(r.upstream, upstreams)}` })
+    }
+    const anonymous = r.auth === undefined || r.auth === 'none'
+    list(r.limits).forEach((name, j) => {
+      if (typeof name !== 'string') return
+      const limit = limits.get(name)
+      if (limit === undefined) {
+        issues.push({ path: ['routes', i, 'limits', j], message: `unknown limit "${name}"${didYouMean(name, limits.keys())}` })
+      } else if (anonymous && (limit.per === 'key' || limit.per === 'org')) {
+        issues.push({
+          path: ['routes', i, 'limits', j],
+          message: `limit "${name}" is per ${limit.per as string}, but this route has auth: none (no key to scope by)`,
+        })
+      }
+    })
+    if (typeof r.path === 'string') {
+      const id = `${typeof r.host === 'string' ? r.host.toLowerCase() : ''} ${r.path}`
+      const first = seenRoutes.get(id)
+      if (first === undefined) seenRoutes.set(id, i)
+      else issues.push({ path: ['routes', i, 'path'], message: `duplicate route: same host and path as routes[${first}]` })
+    }
+  })
+
+  const ids = new Map<string, number>()
+  const material = new Map<string, number>()
+  list(raw.keys).forEach((k, i) => {
+    if (!isObj(k)) return
+    if (typeof k.tier === 'string' && !tiers.includes(k.tier)) {
+      issues.push({ path: ['keys', i, 'tier'], message: `unknown tier "${k.tier}"${didYouMean(k.tier, tiers)}` })
+    }
+    if (typeof k.id === 'string') {
+      const first = ids.get(k.id)
+      if (first === undefined) ids.set(k.id, i)
+      else issues.push({ path: ['keys', i, 'id'], message: `duplicate key id "${k.id}" (also keys[${first}])` })
+    }
+    const sha = typeof k.key === 'string' ? createHash('sha256').update(k.key).digest('hex') : k.sha256
+    if (typeof sha === 'string') {
+      const first = material.get(sha)
+      if (first === undefined) material.set(sha, i)
+      else issues.push({ path: ['keys', i], message: `same key as keys[${first}]: a client key must identify one entry` })
+    }
+  })
+
+  const fallbacks = new Map<string, string>()
+  for (const [name, u] of entries(raw.upstreams)) {
+    if (typeof u.fallback !== 'string') continue
+    if (u.fallback === name) {
+      issues.push({ path: ['upstreams', name, 'fallback'], message: 'an upstream cannot fall back to itself' })
+    } else if (!upstreams.includes(u.fallback)) {
+      issues.push({ path: ['upstreams', name, 'fallback'], message: `unknown upstream "${u.fallback}"${didYouMean(u.fallback, upstreams)}` })
+    } else {
+      fallbacks.set(name, u.fallback)
+    }
+  }
+  // a fallback chain that loops would retry forever; report each loop once, at its first upstream in file order
+  const reported = new Set<string>()
+  for (const start of fallbacks.keys()) {
+    const chain = [start]
+    for (let next = fallbacks.get(start); next !== undefined; next = fallbacks.get(next)) {
+      if (next === start) {
+        if (!chain.some((n) => reported.has(n))) {
+          issues.push({ path: ['upstreams', start, 'fallback'], message: `fallback loop: ${[...chain, start].join(' → ')}` })
+        }
+        chain.forEach((n) => reported.add(n))
+        break
+      }
+      if (chain.includes(next)) break
+      chain.push(next)
+    }
+  }
+  return issues
+}
