@@ -88,7 +88,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const issues: ConfigIssue[] = []
   // paths whose value could not be produced: the schema's complaint about them would only repeat the first issue
   const unresolved: Path[] = []
-  interpolate(doc, doc.contents as Node | null, [], env, loc, issues, unresolved)
+  if (!interpolate(doc, doc.contents as Node | null, [], env, loc, issues, unresolved)) doc.contents = null
 
   let raw: unknown
   try {
@@ -142,21 +142,25 @@ function syntaxMessage(code: string, message: string, text: string, offset: numb
   return message
 }
 
+/** Substitutes env references in place; returns false for a node to drop (an alias to no anchor). */
 function interpolate(
   doc: Document, node: Node | null, path: Path, env: NodeJS.ProcessEnv, loc: Locator, issues: ConfigIssue[], unresolved: Path[],
-): void {
-  if (node === null) return
+): boolean {
+  if (node === null) return true
   if (isAlias(node)) {
-    if (node.resolve(doc) === undefined) {
-      issues.push(loc.issue(node, path, `unknown anchor "*${node.source}"`))
-      unresolved.push(path)
-    }
-    return
+    if (node.resolve(doc) !== undefined) return true
+    issues.push(loc.issue(node, path, `unknown anchor "*${node.source}"`))
+    unresolved.push(path)
+    return false
   }
   if (isMap(node)) {
-    for (const pair of node.items) interpolate(doc, pair.value as Node | null, [...path, keyText(pair.key)], env, loc, issues, unresolved)
+    for (const pair of node.items) {
+      if (!interpolate(doc, pair.value as Node | null, [...path, keyText(pair.key)], env, loc, issues, unresolved)) pair.value = null
+    }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => interpolate(doc, item as Node | null, [...path, i], env, loc, issues, unresolved))
+    node.items.forEach((item, i) => {
+      if (!interpolate(doc, item as Node | null, [...path, i], env, loc, issues, unresolved)) node.items[i] = null
+    })
   } else if (isScalar(node) && typeof node.value === 'string') {
     const r = interpolateEnv(node.value, env)
     if (r.ok) {
@@ -166,6 +170,7 @@ function interpolate(
       unresolved.push(path)
     }
   }
+  return true
 }
 
 const EXPECTED: Record<string, string> = { string: 'a string', array: 'a list', object: 'a map', record: 'a map', number: 'a number' }
