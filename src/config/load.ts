@@ -79,16 +79,20 @@ function keyText(k: unknown): string {
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ConfigResult {
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true })
+  // logLevel 'error': what yaml would print as a process warning (collection keys) is reported as an issue instead
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true, logLevel: 'error' })
   const loc = new Locator(doc, lines, file)
-  if (doc.errors.length > 0) {
-    return { ok: false, issues: doc.errors.map((e) => loc.at(e.pos[0], [], syntaxMessage(e.code, e.message, text, e.pos[0]))) }
+  // warnings too (an unknown !tag would silently become a string): a config is either right or rejected
+  const broken = [...doc.errors, ...doc.warnings]
+  if (broken.length > 0) {
+    broken.sort((a, b) => a.pos[0] - b.pos[0])
+    return { ok: false, issues: broken.map((e) => loc.at(e.pos[0], [], syntaxMessage(e.code, e.message, text, e.pos[0]))) }
   }
 
-  const issues: ConfigIssue[] = []
-  // paths whose value could not be produced: the schema's complaint about them would only repeat the first issue
-  const unresolved: Path[] = []
-  if (!interpolate(doc, doc.contents as Node | null, [], env, loc, issues, unresolved)) doc.contents = null
+  const pass: Pass = { doc, env, loc, issues: [], unresolved: [], structural: [] }
+  if (!interpolate(pass, doc.contents as Node | null, [])) doc.contents = null
+  if (pass.structural.length > 0) return { ok: false, issues: pass.structural }
+  const { issues, unresolved } = pass
 
   let raw: unknown
   try {
@@ -142,32 +146,45 @@ function syntaxMessage(code: string, message: string, text: string, offset: numb
   return message
 }
 
+interface Pass {
+  doc: Document
+  env: NodeJS.ProcessEnv
+  loc: Locator
+  issues: ConfigIssue[]
+  /** paths whose value could not be produced: the schema's complaint about them would only repeat the issue */
+  unresolved: Path[]
+  /** problems with the shape of the YAML itself (collection keys): validation would only add noise */
+  structural: ConfigIssue[]
+}
+
 /** Substitutes env references in place; returns false for a node to drop (an alias to no anchor). */
-function interpolate(
-  doc: Document, node: Node | null, path: Path, env: NodeJS.ProcessEnv, loc: Locator, issues: ConfigIssue[], unresolved: Path[],
-): boolean {
+function interpolate(p: Pass, node: Node | null, path: Path): boolean {
   if (node === null) return true
   if (isAlias(node)) {
-    if (node.resolve(doc) !== undefined) return true
-    issues.push(loc.issue(node, path, `unknown anchor "*${node.source}"`))
-    unresolved.push(path)
+    if (node.resolve(p.doc) !== undefined) return true
+    p.issues.push(p.loc.issue(node, path, `unknown anchor "*${node.source}"`))
+    p.unresolved.push(path)
     return false
   }
   if (isMap(node)) {
     for (const pair of node.items) {
-      if (!interpolate(doc, pair.value as Node | null, [...path, keyText(pair.key)], env, loc, issues, unresolved)) pair.value = null
+      if (!isScalar(pair.key)) {
+        p.structural.push(p.loc.issue(pair.key as Node | null, path, 'map keys must be plain names, not lists or maps'))
+      } else if (!interpolate(p, pair.value as Node | null, [...path, keyText(pair.key)])) {
+        pair.value = null
+      }
     }
   } else if (isSeq(node)) {
     node.items.forEach((item, i) => {
-      if (!interpolate(doc, item as Node | null, [...path, i], env, loc, issues, unresolved)) node.items[i] = null
+      if (!interpolate(p, item as Node | null, [...path, i])) node.items[i] = null
     })
   } else if (isScalar(node) && typeof node.value === 'string') {
-    const r = interpolateEnv(node.value, env)
+    const r = interpolateEnv(node.value, p.env)
     if (r.ok) {
       node.value = r.value
     } else {
-      issues.push(loc.issue(node, path, r.message))
-      unresolved.push(path)
+      p.issues.push(p.loc.issue(node, path, r.message))
+      p.unresolved.push(path)
     }
   }
   return true

@@ -244,6 +244,9 @@ t.test('YAML syntax errors carry line:col and stop before validation', async (t)
     ['workers: 1\n---\nworkers: 2\n', ['c.yaml:2:1 a config file holds one YAML document: remove the extra "---"']],
     ['workers: *nope\nbogus: 1\n', ['c.yaml:1:10 workers: unknown anchor "*nope"', 'c.yaml:2:1 bogus: unknown key "bogus"']],
     ['\tworkers: 1\n', ['c.yaml:1:1 Tabs are not allowed as indentation']],
+    // a YAML warning is an error here: an unknown tag would otherwise turn into a plain string
+    ['workers: !custom 3\n', ['c.yaml:1:10 Unresolved tag: !custom']],
+    ['limits:\n  ? { a: 1 }\n  : 2\n', ['c.yaml:2:5 limits: map keys must be plain names, not lists or maps']],
   ]
   for (const [yaml, want] of cases) t.strictSame(load(yaml), want, JSON.stringify(yaml))
 })
