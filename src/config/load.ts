@@ -77,6 +77,7 @@ function keyText(k: unknown): string {
   return isScalar(k) ? String(k.value) : String(k)
 }
 
+/** Validates config text; `file` only labels the issues. Every problem is listed, in file order. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ConfigResult {
   const lines = new LineCounter()
   // logLevel 'error': what yaml would print as a process warning (collection keys) is reported as an issue instead
@@ -120,6 +121,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   return { ok: true, config: parsed.data }
 }
 
+/** parseConfig on a file's contents; a file that cannot be read is one issue with line 0. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): ConfigResult {
   let text: string
   try {
