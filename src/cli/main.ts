@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// The `leaky` command. Every failure a user can cause here (bad flag, missing file, invalid config, port in use)
+// is one clear line on stderr and a non-zero exit, never a stack trace.
+import { Command, CommanderError } from 'commander'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createHash } from 'node:crypto'
+import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '../config/index.js'
+import { Generation } from '../server/generation.js'
+import { createLogger } from '../observability/logger.js'
+import { runStub } from '../stub/cli.js'
+
+const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`leaky: ${message}\n`)
+  process.exit(code)
+}
+
+function load(file: string): Config {
+  const r = loadConfigFile(file)
+  if (!r.ok) {
+    for (const i of r.issues) process.stderr.write(`${formatIssue(i)}\n`)
+    fail(`${r.issues.length} error${r.issues.length === 1 ? '' : 's'} in ${file}`)
+  }
+  return r.config
+}
+
+const program = new Command()
+program.name('leaky').description('Reverse proxy for LLM APIs with request and token budgets').version(pkg.version, '-v, --version')
+program.exitOverride()
+program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `leaky: ${s}` : s) })
+
+program
+  .command('start')
+  .description('start the proxy (config: -c FILE, or $LEAKY_CONFIG, or the shipped default)')
+  .option('-c, --config <file>', 'config file')
+  .action(async (opts: { config?: string }) => {
+    const file = opts.config ?? process.env.LEAKY_CONFIG ?? DEFAULT_CONFIG_PATH
+    const config = load(file)
+    const { logger, flush } = createLogger({ level: config.log.level, bindings: { gen: 1, role: 'main' } })
+    const gen = new Generation(config, logger)
+    try {
+      await gen.start()
+    } catch (err) {
+      flush()
+      await gen.stop(0).catch(() => 0)
+      fail((err as Error).message)
+    }
+    logger.info({ msg: 'ready', port: gen.port, admin_port: gen.adminPort, workers: gen.workerCount, config: file, version: pkg.version })
+    let stopping = false
+    const stop = async (signal: string) => {
+      if (stopping) return
+      stopping = true
+      logger.info({ msg: 'draining', signal, drain_timeout_ms: config.drain_timeout })
+      const cut = await gen.stop()
+      if (cut > 0) logger.warn({ msg: 'drain timeout: closed requests still in flight', cut })
+      logger.info({ msg: 'stopped', cut })
+      flush()
+      process.exit(0)
+    }
+    process.on('SIGTERM', () => void stop('SIGTERM'))
+    process.on('SIGINT', () => void stop('SIGINT'))
+    process.on('SIGHUP', () => {
+      const r = loadConfigFile(file)
+      if (!r.ok) {
+        logger.error({ msg: 'reload failed: config invalid, old config stays in force', errors: r.issues.map(formatIssue) })
+        return
+      }
+      gen.reload(r.config).then(
+        () => logger.info({ msg: 'reloaded', config_version: gen.version }),
+        (err: Error) => logger.error({ msg: 'reload failed', err: err.message }),
+      )
+    })
+  })
+
+program
+  .command('validate')
+  .description('check a config file; lists every error with file:line:column')
+  .requiredOption('-c, --config <file>', 'config file')
+  .action((opts: { config: string }) => {
+    load(opts.config)
+    process.stdout.write(`${opts.config}: ok\n`)
+  })
+
+program
+  .command('stub')
+  .description('run the stub LLM upstream on its own (OpenAI, Gemini, Qwen shapes)')
+  .option('-p, --port <port>', 'port', '8081')
+  .option('--host <host>', 'address to bind', '127.0.0.1')
+  .option('--provider <name>', 'openai | gemini | qwen | all', 'all')
+  .option('--seed <n>', 'seed for deterministic output', '1')
+  .option('--ttft <ms>', 'time to first token in ms', '0')
+  .option('--tps <n>', 'tokens per second when streaming (0 = unpaced)', '0')
+  .action(async (opts: { port: string; host: string; provider: string; seed: string; ttft: string; tps: string }) => {
+    const port = Number(opts.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${opts.port}`)
+    if (!['openai', 'gemini', 'qwen', 'all'].includes(opts.provider)) fail(`--provider: expected openai, gemini, qwen or all, got "${opts.provider}"`)
+    await runStub({ port, host: opts.host, provider: opts.provider as 'all', seed: Number(opts.seed), ttftMs: Number(opts.ttft), tokensPerSecond: Number(opts.tps) })
+  })
+
+const key = program.command('key').description('virtual key tools')
+key
+  .command('hash')
+  .description('print the sha256 line to paste into a keys: entry (reads the key from the argument or stdin)')
+  .argument('[key]', 'the key; omit to read it from stdin (keeps it out of shell history)')
+  .action((k?: string) => {
+    const value = (k ?? readFileSync(0, 'utf8')).trim()
+    if (value === '') fail('no key given')
+    process.stdout.write(`sha256: ${createHash('sha256').update(value).digest('hex')}\n`)
+  })
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode)
+  fail((err as Error).message)
+}

@@ -1,0 +1,79 @@
+// Every failure a user can meet, in one table: code → HTTP status, OpenAI-shaped error type, client-safe message
+// and the reason label used in logs and metrics. Callers branch on `code`; between threads send `{ code, message }`.
+
+export const ERRORS = {
+  LEAKY_NO_ROUTE: { status: 404, type: 'invalid_request_error', message: 'no route matches this request' },
+  LEAKY_BAD_REQUEST: { status: 400, type: 'invalid_request_error', message: 'malformed request' },
+  LEAKY_BAD_JSON: { status: 400, type: 'invalid_request_error', message: 'request body is not valid JSON' },
+  LEAKY_DUPLICATE_CONTENT_LENGTH: { status: 400, type: 'invalid_request_error', message: 'duplicate Content-Length header' },
+  LEAKY_BAD_TRANSFER_ENCODING: { status: 400, type: 'invalid_request_error', message: 'unsupported Transfer-Encoding (only chunked is accepted)' },
+  LEAKY_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', message: 'request body exceeds server.max_body' },
+  LEAKY_HEADERS_TOO_LARGE: { status: 431, type: 'invalid_request_error', message: 'request headers exceed server.max_header' },
+  LEAKY_UNAUTHORIZED: { status: 401, type: 'invalid_request_error', message: 'missing or unknown API key' },
+  LEAKY_RATE_LIMITED: { status: 429, type: 'rate_limit_exceeded', message: 'rate limit exceeded' },
+  LEAKY_OVER_BURST: { status: 429, type: 'rate_limit_exceeded', message: 'request is larger than the limit\'s burst and can never be admitted' },
+  LEAKY_TABLE_FULL: { status: 503, type: 'server_error', message: 'rate-limit table is full; try again later' },
+  LEAKY_OVERLOADED: { status: 503, type: 'server_error', message: 'proxy is at max_inflight; try again later' },
+  LEAKY_DRAINING: { status: 503, type: 'server_error', message: 'proxy is shutting down' },
+  LEAKY_UPSTREAM_CONNECT: { status: 502, type: 'upstream_error', message: 'could not connect to the upstream' },
+  LEAKY_UPSTREAM_RESET: { status: 502, type: 'upstream_error', message: 'the upstream closed the connection' },
+  LEAKY_UPSTREAM_INVALID: { status: 502, type: 'upstream_error', message: 'the upstream sent an invalid response' },
+  LEAKY_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', message: 'the upstream did not answer in time' },
+  LEAKY_CLIENT_CLOSED: { status: 499, type: 'client_closed', message: 'the client closed the connection' },
+  LEAKY_INTERNAL: { status: 500, type: 'server_error', message: 'internal proxy error' },
+} as const satisfies Record<string, { status: number; type: string; message: string }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** Error for the edges (config, CLI, start-up). The hot path returns codes instead of throwing. */
+export class LeakyError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'LeakyError'
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 413: 'Payload Too Large', 429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large', 499: 'Client Closed Request', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  503: 'Service Unavailable', 504: 'Gateway Timeout',
+}
+
+/** Which provider's error JSON a route answers with: clients parse errors with their own SDK's shape. */
+export type ErrorShape = 'openai' | 'gemini' | 'qwen-native'
+
+const GEMINI_STATUS: Record<number, string> = {
+  400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
+  431: 'INVALID_ARGUMENT', 499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
+}
+const QWEN_CODE: Record<number, string> = {
+  400: 'InvalidParameter', 401: 'InvalidApiKey', 404: 'NotFound', 413: 'InvalidParameter', 429: 'Throttling.RateQuota',
+  431: 'InvalidParameter', 499: 'RequestCancelled', 500: 'InternalError', 502: 'InternalError', 503: 'ServiceUnavailable', 504: 'RequestTimeOut',
+}
+
+/** The error body in a provider's shape; our code rides along so clients and logs can branch on it. */
+export function shapedErrorBody(shape: ErrorShape, code: ErrorCode, message: string = ERRORS[code].message, requestId = ''): string {
+  const e = ERRORS[code]
+  switch (shape) {
+    case 'openai':
+      return errorBody(message, e.type, code)
+    case 'gemini':
+      return JSON.stringify({ error: { code: e.status, message, status: GEMINI_STATUS[e.status] ?? 'UNKNOWN', reason: code } })
+    case 'qwen-native':
+      return JSON.stringify({ code: QWEN_CODE[e.status] ?? 'InternalError', message, request_id: requestId, leaky_code: code })
+  }
+}
+
+/** Pre-rendered per code: the uWS status line and the OpenAI-shaped body, so an error reply allocates nothing. */
+export const ERROR_REPLY: Record<ErrorCode, { statusLine: string; body: string }> = Object.fromEntries(
+  (Object.keys(ERRORS) as ErrorCode[]).map((code) => {
+    const e = ERRORS[code]
+    return [code, { statusLine: `${e.status} ${STATUS_TEXT[e.status]}`, body: errorBody(e.message, e.type, code) }]
+  }),
+) as Record<ErrorCode, { statusLine: string; body: string }>
+
+export function errorBody(message: string, type: string, code: string): string {
+  return JSON.stringify({ error: { message, type, code } })
+}

@@ -1,0 +1,20 @@
+// What a worker thread shares across all its requests, set once when the worker starts: its logger and the
+// SharedArrayBuffer counters every worker of the generation updates (in-flight requests for the admit gate).
+import type { Logger } from '../observability/logger.js'
+
+export interface WorkerContext {
+  logger: Logger
+  /** [0] in-flight requests across all workers (the admit gate), [1] requests in flight in this generation */
+  inflight: Int32Array
+  /** set while draining: keep-alive connections get Connection: close on their next response */
+  draining: boolean
+  /** requests in flight on this worker: the drain waits for 0 */
+  local: number
+}
+
+export const ctx: WorkerContext = {
+  logger: null as unknown as Logger,
+  inflight: new Int32Array(new SharedArrayBuffer(8)),
+  draining: false,
+  local: 0,
+}

@@ -1,0 +1,180 @@
+// A generation: the main thread that owns config, SharedArrayBuffers, the embedded stub and the admin listener,
+// and N worker threads serving traffic on one port (SO_REUSEPORT). Start, reload in place, drain and stop.
+import { Worker } from 'node:worker_threads'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import type { Config } from '../config/index.js'
+import type { Logger } from '../observability/logger.js'
+import type { WorkerData, FromWorker, ToWorker } from './worker.js'
+import { AdminServer } from '../admin/server.js'
+import { StubServer } from '../stub/server.js'
+import { LeakyError } from '../errors.js'
+
+const WORKER_URL = new URL('./worker.js', import.meta.url)
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':')
+  let host = i <= 0 ? '0.0.0.0' : listen.slice(0, i)
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
+  return { host, port: Number(listen.slice(i + 1)) }
+}
+
+interface WorkerSlot {
+  worker: Worker
+  listening: boolean
+  drained: Promise<number>
+}
+
+export class Generation {
+  readonly number: number
+  readonly logger: Logger
+  config: Config
+  version = 1
+  port = 0
+  adminPort = 0
+  draining = false
+  readonly startedAt = Date.now()
+  readonly #inflight = new SharedArrayBuffer(8)
+  readonly #workers: WorkerSlot[] = []
+  #stub: StubServer | null = null
+  #stubSocket: string | null = null
+  #admin: AdminServer | null = null
+
+  constructor(config: Config, logger: Logger, number = 1) {
+    this.config = config
+    this.logger = logger
+    this.number = number
+  }
+
+  get workerCount(): number {
+    const w = this.config.workers
+    return w === 'auto' ? os.availableParallelism() : w
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config
+    if (Object.values(cfg.upstreams).some((u) => u.targets.includes('embedded'))) {
+      // the embedded stub answers on a unix socket: in-process, no extra TCP port, real HTTP through undici
+      this.#stubSocket = path.join(os.tmpdir(), `leaky-stub-${process.pid}-${this.number}.sock`)
+      this.#stub = new StubServer({ seed: cfg.stub?.seed ?? 1, ttftMs: cfg.stub?.ttft ?? 0, tokensPerSecond: cfg.stub?.tokens_per_second ?? 0 })
+      await this.#stub.listenUnix(this.#stubSocket)
+    }
+    const { host, port } = parseListen(cfg.listen)
+    // uSockets does not set SO_REUSEPORT on a port-0 bind, so workers could not share a kernel-chosen port:
+    // for port 0 (tests) pick a free port first, then every worker binds that one
+    this.port = await this.#spawn(0, host, port === 0 ? await freePort(host) : port)
+    const rest: Promise<number>[] = []
+    for (let i = 1; i < this.workerCount; i++) rest.push(this.#spawn(i, host, this.port))
+    await Promise.all(rest)
+    const admin = parseListen(cfg.admin.listen)
+    this.#admin = new AdminServer({
+      live: () => true,
+      ready: () => ({
+        ready: !this.draining && this.#workers.every((w) => w.listening),
+        body: {
+          generation: this.number,
+          workers: this.#workers.length,
+          workers_up: this.#workers.filter((w) => w.listening).length,
+          upstreams: Object.keys(this.config.upstreams),
+          config_version: this.version,
+        },
+      }),
+    })
+    try {
+      this.adminPort = await this.#admin.listen(admin.host, admin.port)
+    } catch (err) {
+      throw new LeakyError('LEAKY_LISTEN', `admin listener could not listen on ${cfg.admin.listen}: ${(err as Error).message}`)
+    }
+  }
+
+  #spawn(index: number, host: string, port: number): Promise<number> {
+    const data: WorkerData = {
+      index,
+      generation: this.number,
+      config: this.config,
+      version: this.version,
+      host,
+      port,
+      embeddedSocket: this.#stubSocket,
+      inflight: this.#inflight,
+    }
+    const worker = new Worker(WORKER_URL, { workerData: data })
+    let onDrained: (cut: number) => void = () => {}
+    const slot: WorkerSlot = { worker, listening: false, drained: new Promise<number>((r) => (onDrained = r)) }
+    this.#workers[index] = slot
+    return new Promise<number>((resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'listening':
+            slot.listening = true
+            return resolve(m.port)
+          case 'listen-failed':
+            return reject(new LeakyError('LEAKY_LISTEN', `${m.message} (port in use by a non-SO_REUSEPORT process, or not allowed)`))
+          case 'drained':
+            return onDrained(m.cut)
+          case 'reloaded':
+          case 'reload-failed':
+            return void worker.emit('reload-result', m)
+        }
+      })
+      worker.on('error', (err) => {
+        this.logger.error({ msg: 'worker failed', worker: index, err: err.message, stack: err.stack })
+        reject(err)
+      })
+      worker.on('exit', (code) => {
+        slot.listening = false
+        onDrained(0)
+        if (!this.draining) {
+          this.logger.error({ msg: 'worker exited unexpectedly; replacing it', worker: index, code })
+          void this.#spawn(index, host, this.port).catch((err) => this.logger.error({ msg: 'worker replacement failed', worker: index, err: err.message }))
+        }
+      })
+    })
+  }
+
+  /** Apply a validated config in place: every worker compiles it and swaps between requests. */
+  async reload(config: Config): Promise<void> {
+    const version = this.version + 1
+    const results = this.#workers.map(
+      (w) =>
+        new Promise<FromWorker>((resolve) => {
+          const on = (m: FromWorker) => {
+            if ((m.type === 'reloaded' || m.type === 'reload-failed') && m.version === version) {
+              w.worker.off('reload-result', on)
+              resolve(m)
+            }
+          }
+          w.worker.on('reload-result', on)
+          w.worker.postMessage({ type: 'config', config, version } satisfies ToWorker)
+        }),
+    )
+    const out = await Promise.all(results)
+    const failed = out.find((m) => m.type === 'reload-failed')
+    this.config = config
+    this.version = version
+    if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
+  }
+
+  /** Stop accepting, let in-flight requests finish up to drain_timeout, then stop. Returns how many were cut. */
+  async stop(timeoutMs = this.config.drain_timeout): Promise<number> {
+    this.draining = true
+    for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker)
+    const cuts = await Promise.all(this.#workers.map((w) => w.drained))
+    await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    await this.#admin?.close()
+    await this.#stub?.close()
+    return cuts.reduce((a, b) => a + b, 0)
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, host, () => {
+      const p = (srv.address() as net.AddressInfo).port
+      srv.close(() => resolve(p))
+    })
+  })
+}

@@ -1,0 +1,36 @@
+// The request pipeline of one worker thread: the stages of ARCHITECTURE §3, in order. Each stage either lets the
+// request go on (CONTINUE), or has answered the client itself (REPLIED), or will resume it later (PENDING).
+// Where a request is limited: stages/limit.ts · forwarded: stages/forward.ts + stages/stream.ts · accounted:
+// stages/account.ts.
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import { Next, RequestState } from './request-state.js'
+import type { WorkerPlan } from './plan.js'
+import { accept } from './stages/accept.js'
+import { route } from './stages/route.js'
+import { identify } from './stages/identify.js'
+import { estimate } from './stages/estimate.js'
+import { limit } from './stages/limit.js'
+import { admit } from './stages/admit.js'
+import { forward } from './stages/forward.js'
+import { collectBody } from './body.js'
+
+export function handleRequest(res: HttpResponse, req: HttpRequest, plan: WorkerPlan): void {
+  const s = new RequestState(res, plan)
+  if (accept(s, req) !== Next.CONTINUE) return
+  if (route(s) !== Next.CONTINUE) return
+  if (identify(s) !== Next.CONTINUE) return
+  // LLM routes read the whole body first: the estimate needs the prompt. Others stream it through forward.
+  if (s.route!.readsBody) collectBody(s, afterBody)
+  else afterBody(s)
+}
+
+function afterBody(s: RequestState): void {
+  if (estimate(s, afterEstimate) !== Next.CONTINUE) return
+  afterEstimate(s)
+}
+
+function afterEstimate(s: RequestState): void {
+  if (limit(s) !== Next.CONTINUE) return
+  if (admit(s) !== Next.CONTINUE) return
+  forward(s) // → stages/stream.ts relays the response → stages/account.ts when it ends
+}

@@ -1,0 +1,54 @@
+// The immutable plan a worker serves with: the config compiled once (route table, upstream pools, limits, header
+// policy). A reload compiles a new plan and swaps one reference between requests; a request keeps the plan it
+// started with, and the old plan's pools close once their last request has finished.
+import type { Config } from '../config/index.js'
+import { Upstream, type Provider } from '../upstream/upstream.js'
+import { compileRoutes, type RouteTable } from './stages/route.js'
+import { compileTrust, type TrustPlan } from './stages/accept.js'
+import { compileKeys, type KeyIdentity } from './stages/identify.js'
+
+export interface CompiledRoute {
+  index: number
+  path: string
+  host: string
+  upstream: Upstream
+  stripPrefix: boolean
+  auth: 'key' | 'none'
+  limits: string[]
+  /** LLM route: the body is read whole (bounded by max_body) so the estimate can see the prompt */
+  readsBody: boolean
+  provider: Provider
+}
+
+export interface WorkerPlan {
+  version: number
+  routes: RouteTable
+  upstreams: Map<string, Upstream>
+  maxBody: number
+  maxHeader: number
+  maxInflight: number
+  trust: TrustPlan
+  accessLog: boolean
+  /** virtual keys by the hex SHA-256 of the key */
+  keys: Map<string, KeyIdentity>
+}
+
+export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
+  const upstreams = new Map<string, Upstream>()
+  for (const [name, u] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, u, embeddedSocket))
+  return {
+    version,
+    routes: compileRoutes(config.routes, upstreams),
+    upstreams,
+    maxBody: config.server.max_body,
+    maxHeader: config.server.max_header,
+    maxInflight: config.server.max_inflight,
+    trust: compileTrust(config.server.trusted_proxies),
+    accessLog: config.log.access,
+    keys: compileKeys(config.keys),
+  }
+}
+
+export async function closePlan(plan: WorkerPlan): Promise<void> {
+  await Promise.allSettled([...plan.upstreams.values()].map((u) => u.close()))
+}

@@ -1,0 +1,75 @@
+// Everything one request carries through the pipeline. Every field is assigned in the constructor so V8 keeps a
+// single shape for all requests (undici's parser does the same); stages read and write fields, never add them.
+import type { HttpResponse } from 'uWebSockets.js'
+import type { Dispatcher } from 'undici'
+type DispatchController = Dispatcher.DispatchController
+import type { ErrorCode, ErrorShape } from '../errors.js'
+import type { WorkerPlan, CompiledRoute } from './plan.js'
+import type { Upstream } from '../upstream/upstream.js'
+
+/** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
+export const enum Next {
+  CONTINUE = 0,
+  REPLIED = 1,
+  PENDING = 2,
+}
+
+export class RequestState {
+  readonly res: HttpResponse
+  /** the plan this request started with: a reload mid-request never changes it (Envoy's used_config_) */
+  readonly plan: WorkerPlan
+  readonly startMs: number
+  method = ''
+  url = ''
+  query = ''
+  host = ''
+  /** request headers as a flat [name, value, ...] list, names lower-case, hop-by-hop already removed */
+  headers: string[] = []
+  contentLength = -1
+  chunked = false
+  clientIp = ''
+  forwardedFor = ''
+  requestId = ''
+  traceparent = ''
+  traceId = ''
+  route: CompiledRoute | null = null
+  upstream: Upstream | null = null
+  upstreamPath = ''
+  target = 0
+  /** the collected request body for routes that read it (LLM routes); null when the body streams through */
+  body: Buffer | null = null
+  bodyParts: Buffer[] | null = null
+  bytesIn = 0
+  bytesOut = 0
+  status = 0
+  ttfbMs = -1
+  /** the client went away (uWS onAborted fired): res must not be touched any more */
+  aborted = false
+  /** the response to the client is complete (ended, closed or replied) */
+  finished = false
+  /** status line and headers have been written to the client */
+  headersSent = false
+  errorCode: ErrorCode | null = null
+  /** the provider error shape of the route (OpenAI until a route says otherwise) */
+  errorShape: ErrorShape = 'openai'
+  errorDetail = ''
+  controller: DispatchController | null = null
+  /** headers the limit stage adds to the response (rate-limit state), [name, value, ...] */
+  responseHeaders: string[] | null = null
+  /** stage-owned per-request state (identity, estimate, limiter decision, usage meter) */
+  keyId = ''
+  org = ''
+  scale = 1
+  costTokens = 0
+  model = ''
+  llm: unknown = null
+  inflightTaken = false
+  /** account has run: it runs exactly once whether the request ends, fails or is aborted */
+  accounted = false
+
+  constructor(res: HttpResponse, plan: WorkerPlan) {
+    this.res = res
+    this.plan = plan
+    this.startMs = performance.now()
+  }
+}

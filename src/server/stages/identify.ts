@@ -1,0 +1,65 @@
+// Stage 3 — identify: who is asking. On `auth: key` routes the client presents a virtual key (Authorization:
+// Bearer, x-api-key, x-goog-api-key or ?key=); it is looked up by its SHA-256, so the config never needs the plain
+// key and the key itself never leaves this function (stripped before forward, never logged). `auth: none` routes
+// are scoped by client IP, decided in accept.
+import { createHash } from 'node:crypto'
+import { Next, type RequestState } from '../request-state.js'
+import { replyError } from '../reply.js'
+
+export interface KeyIdentity {
+  id: string
+  org: string
+  tier: string
+  /** the tier's scale for per-key limits */
+  scale: number
+}
+
+export interface KeyConfig {
+  id: string
+  sha256: string
+  org?: string
+  tier?: string
+  scale: number
+}
+
+export function compileKeys(keys: KeyConfig[]): Map<string, KeyIdentity> {
+  const m = new Map<string, KeyIdentity>()
+  for (const k of keys) m.set(k.sha256, { id: k.id, org: k.org ?? '', tier: k.tier ?? '', scale: k.scale })
+  return m
+}
+
+export function identify(s: RequestState): Next {
+  if (s.route!.auth === 'none') return Next.CONTINUE
+  const presented = presentedKey(s)
+  if (presented === '') return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'missing API key: send it as Authorization: Bearer, x-api-key, x-goog-api-key or ?key=')
+  const who = s.plan.keys.get(createHash('sha256').update(presented).digest('hex'))
+  if (who === undefined) return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'unknown API key')
+  s.keyId = who.id
+  s.org = who.org
+  s.scale = who.scale
+  return Next.CONTINUE
+}
+
+function presentedKey(s: RequestState): string {
+  const h = s.headers
+  for (let i = 0; i < h.length; i += 2) {
+    const k = h[i]
+    if (k === 'authorization') {
+      const v = h[i + 1]
+      return v.length > 7 && v.slice(0, 7).toLowerCase() === 'bearer ' ? v.slice(7).trim() : ''
+    }
+    if (k === 'x-api-key' || k === 'x-goog-api-key') return h[i + 1].trim()
+  }
+  if (s.query !== '') {
+    for (const p of s.query.split('&')) if (p.startsWith('key=')) return safeDecode(p.slice(4))
+  }
+  return ''
+}
+
+function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v)
+  } catch {
+    return v // a malformed escape is just an unknown key, not a crash
+  }
+}

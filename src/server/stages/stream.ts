@@ -1,0 +1,212 @@
+// Stage 8 — stream: the undici dispatch handler for one request. Status and headers go to the client as soon as
+// the upstream sends them; body chunks follow as they arrive, with backpressure both ways: when uWS cannot take a
+// chunk, the upstream read is paused (controller.pause) until uWS says the socket is writable again (onWritable).
+// uWS never buffers more than the one chunk it refused, so a slow reader costs a bounded amount of memory.
+import type { Dispatcher } from 'undici'
+type DispatchController = Dispatcher.DispatchController
+type DispatchHandler = Dispatcher.DispatchHandler
+import type { IncomingHttpHeaders } from 'node:http'
+import { STATUS_CODES } from 'node:http'
+import type { RequestState } from '../request-state.js'
+import { replyError } from '../reply.js'
+import { account, startMetering, type Meter } from './account.js'
+import type { ErrorCode } from '../../errors.js'
+
+/** Response headers never copied from the upstream: hop-by-hop, and the framing and date uWS writes itself. */
+const DROP = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate',
+  'content-length', 'date', 'uwebsockets',
+])
+
+const statusLines = new Map<number, string>()
+function statusLine(code: number): string {
+  let l = statusLines.get(code)
+  if (l === undefined) statusLines.set(code, (l = `${code} ${STATUS_CODES[code] ?? 'Unknown'}`))
+  return l
+}
+
+export class ResponseStream implements DispatchHandler {
+  readonly s: RequestState
+  controller: DispatchController | null = null
+  /** response body length announced by the upstream, or -1 (chunked to the client) */
+  total = -1
+  bodyless = false
+  sse = false
+  meter: Meter | null = null
+  /** a chunk uWS refused (tryEnd mode) and the write offset it started at, resent from onWritable */
+  pending: Buffer | null = null
+  pendingOffset = 0
+  chunk: Buffer | null = null
+  ended = false
+  readonly writeCorked: () => void
+  readonly writable: (offset: number) => boolean
+
+  constructor(s: RequestState) {
+    this.s = s
+    this.writeCorked = () => this.doWrite()
+    this.writable = (offset) => this.onWritable(offset)
+  }
+
+  onRequestStart(controller: DispatchController): void {
+    this.controller = controller
+    this.s.controller = controller
+    if (this.s.aborted) controller.abort(new Error('client closed the connection'))
+  }
+
+  onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    const s = this.s
+    if (s.finished) return controller.abort(new Error('response no longer wanted'))
+    s.status = statusCode
+    s.ttfbMs = performance.now() - s.startMs
+    this.bodyless = s.method === 'HEAD' || statusCode === 204 || statusCode === 304
+    const ct = headers['content-type']
+    this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream')
+    this.meter = startMetering(s, statusCode, this.sse)
+    const cl = headers['content-length']
+    // a meter may drop bytes (the injected usage chunk): then the length is no longer the upstream's
+    if (typeof cl === 'string' && (this.meter === null || !this.meter.rewrites)) this.total = Number(cl)
+    const res = s.res
+    res.cork(() => {
+      res.writeStatus(statusLine(statusCode))
+      const conn = headers.connection
+      const listed = typeof conn === 'string' ? conn.toLowerCase() : ''
+      for (const k in headers) {
+        if (DROP.has(k) || (listed !== '' && listed.includes(k))) continue
+        const v = headers[k]
+        if (v === undefined) continue
+        if (typeof v === 'string') res.writeHeader(k, v)
+        else for (const x of v) res.writeHeader(k, x)
+      }
+      res.writeHeader('x-request-id', s.requestId)
+      const extra = s.responseHeaders
+      if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i], extra[i + 1])
+      if (this.bodyless) return
+      // registering onWritable up front matters: without it uWS cuts the stream ~10 s after its first backpressure
+      res.onWritable(this.writable)
+    })
+    s.headersSent = true
+  }
+
+  onResponseData(controller: DispatchController, data: Buffer): void {
+    const s = this.s
+    if (s.finished || this.bodyless) return
+    const chunk = this.meter === null ? data : this.meter.write(data)
+    if (chunk.length === 0) return
+    s.bytesOut += chunk.length
+    this.chunk = chunk
+    s.res.cork(this.writeCorked)
+    if (this.pending !== null || this.chunk !== null) controller.pause()
+  }
+
+  /** Runs inside cork. Leaves `chunk` set when uWS reported backpressure (chunked mode) so the caller pauses. */
+  doWrite(): void {
+    const res = this.s.res
+    const chunk = this.chunk!
+    if (this.total >= 0) {
+      const offset = res.getWriteOffset()
+      const [ok, done] = res.tryEnd(chunk, this.total)
+      if (done) this.done()
+      if (!ok && !done) {
+        this.pending = chunk
+        this.pendingOffset = offset
+      }
+      this.chunk = null
+    } else if (res.write(chunk)) {
+      this.chunk = null
+    }
+    // write() false: uWS has queued the chunk itself; keep `chunk` non-null only as the signal to pause
+  }
+
+  onWritable(offset: number): boolean {
+    const s = this.s
+    if (s.finished) return true
+    if (this.pending !== null) {
+      const rest = this.pending.subarray(offset - this.pendingOffset)
+      const [ok, done] = s.res.tryEnd(rest, this.total)
+      if (done) {
+        this.pending = null
+        this.done()
+        // undici holds back onResponseEnd while paused: resume so it arrives and the socket returns to the pool
+        this.controller?.resume()
+        return true
+      }
+      if (!ok) return false
+      this.pending = null
+    }
+    this.chunk = null
+    if (this.controller !== null && this.controller.paused) this.controller.resume()
+    return true
+  }
+
+  onResponseEnd(): void {
+    const s = this.s
+    if (this.ended) return account(s)
+    if (s.finished) return
+    const tail = this.meter === null ? null : this.meter.end()
+    const res = s.res
+    s.finished = true
+    if (this.bodyless) {
+      res.cork(() => res.endWithoutBody())
+    } else if (this.total >= 0) {
+      // tryEnd reports done on the last byte, so only an empty body gets here cleanly; ending short of the
+      // announced Content-Length is a broken upstream, and cutting is the only honest signal left
+      if (s.bytesOut === this.total) res.cork(() => res.end())
+      else {
+        s.errorCode = 'LEAKY_UPSTREAM_INVALID'
+        res.close()
+      }
+    } else {
+      if (tail !== null && tail.length > 0) s.bytesOut += tail.length
+      res.cork(() => res.end(tail !== null && tail.length > 0 ? tail : undefined))
+    }
+    account(s)
+  }
+
+  onResponseError(_controller: DispatchController, err: Error): void {
+    const s = this.s
+    if (s.aborted || s.finished) {
+      if (!s.accounted) account(s)
+      return
+    }
+    const code = upstreamErrorCode(err)
+    s.errorDetail = err.message
+    if (s.headersSent && this.sse && this.pending === null) {
+      // an SSE client gets a final error event and a clean end of stream, not a dangling connection
+      s.errorCode = code
+      s.finished = true
+      const res = s.res
+      res.cork(() => res.end(`event: error\ndata: {"error":{"message":"upstream stream failed","type":"upstream_error","code":"${code}"}}\n\n`))
+      account(s)
+      return
+    }
+    replyError(s, code)
+  }
+
+  done(): void {
+    this.ended = true
+    this.s.finished = true
+  }
+}
+
+export function upstreamErrorCode(err: Error): ErrorCode {
+  const code = (err as { code?: string }).code ?? ''
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'LEAKY_UPSTREAM_TIMEOUT'
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+    case 'ENOENT':
+      return 'LEAKY_UPSTREAM_CONNECT'
+    case 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE':
+    case 'UND_ERR_INFO':
+      return 'LEAKY_UPSTREAM_INVALID'
+    default:
+      if (code.startsWith('HPE_')) return 'LEAKY_UPSTREAM_INVALID'
+      return 'LEAKY_UPSTREAM_RESET'
+  }
+}

@@ -1,0 +1,113 @@
+// Start the real proxy (`node dist/cli/main.js start`) as a child process on free ports and parse its JSON log,
+// so e2e tests talk to it over real sockets and can assert on what it logged.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { once } from 'node:events'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const CLI = path.join(ROOT, 'dist/cli/main.js')
+
+export interface LogLine {
+  msg?: string
+  level?: string
+  [k: string]: unknown
+}
+
+export class Proxy {
+  readonly child: ChildProcess
+  readonly lines: LogLine[] = []
+  stderr = ''
+  port = 0
+  adminPort = 0
+  #waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = []
+  readonly exited: Promise<number | null>
+
+  constructor(child: ChildProcess) {
+    this.child = child
+    let buf = ''
+    child.stdout!.setEncoding('utf8')
+    child.stdout!.on('data', (d: string) => {
+      buf += d
+      let i
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        if (line.trim() === '') continue
+        let parsed: LogLine
+        try {
+          parsed = JSON.parse(line)
+        } catch {
+          parsed = { msg: '(non-json)', raw: line }
+        }
+        this.lines.push(parsed)
+        this.#waiters = this.#waiters.filter((w) => (w.pred(parsed) ? (w.resolve(parsed), false) : true))
+      }
+    })
+    child.stderr!.setEncoding('utf8')
+    child.stderr!.on('data', (d: string) => (this.stderr += d))
+    this.exited = once(child, 'exit').then(([code]) => code as number | null)
+  }
+
+  /** Resolve with the first log line (past or future) matching pred. */
+  waitLog(pred: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    const hit = this.lines.find(pred)
+    if (hit) return Promise.resolve(hit)
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr: ${this.stderr}`)), timeoutMs)
+      this.#waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) })
+    })
+  }
+
+  access(): LogLine[] {
+    return this.lines.filter((l) => l.msg === 'access')
+  }
+
+  url(p = '/'): string {
+    return `http://127.0.0.1:${this.port}${p}`
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
+    return this.exited
+  }
+}
+
+export function writeConfig(yaml: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'leaky-test-'))
+  const file = path.join(dir, 'leaky.yaml')
+  writeFileSync(file, yaml)
+  return file
+}
+
+/** Spawn the proxy on a config (YAML text or a file path) and wait for its ready line. */
+export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Proxy> {
+  const file = config.includes('\n') ? writeConfig(config) : config
+  const child = spawn(process.execPath, [CLI, 'start', '-c', file, ...(opts.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const p = new Proxy(child)
+  const ready = await Promise.race([
+    p.waitLog((l) => l.msg === 'ready', 20_000),
+    p.exited.then((code) => {
+      throw new Error(`proxy exited with ${code} before ready: ${p.stderr}`)
+    }),
+  ])
+  p.port = ready.port as number
+  p.adminPort = ready.admin_port as number
+  return p
+}
+
+/** Base YAML for tests: loopback, free ports, 2 workers; add upstreams/routes/limits after it. */
+export function baseConfig(extra: string): string {
+  return `listen: 127.0.0.1:0
+workers: 2
+drain_timeout: 5s
+admin: { listen: 127.0.0.1:0 }
+log: { level: info }
+${extra}`
+}
