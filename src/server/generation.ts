@@ -10,6 +10,7 @@ import type { WorkerData, FromWorker, ToWorker } from './worker.js'
 import { AdminServer } from '../admin/server.js'
 import { StubServer } from '../stub/server.js'
 import { LeakyError } from '../errors.js'
+import { createShared, type SharedBuffers } from './shared.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -35,7 +36,7 @@ export class Generation {
   adminPort = 0
   draining = false
   readonly startedAt = Date.now()
-  readonly #inflight = new SharedArrayBuffer(8)
+  readonly shared: SharedBuffers = createShared()
   readonly #workers: WorkerSlot[] = []
   #stub: StubServer | null = null
   #stubSocket: string | null = null
@@ -97,7 +98,7 @@ export class Generation {
       host,
       port,
       embeddedSocket: this.#stubSocket,
-      inflight: this.#inflight,
+      shared: this.shared,
     }
     const worker = new Worker(WORKER_URL, { workerData: data })
     let onDrained: (cut: number) => void = () => {}

@@ -8,6 +8,7 @@ import { handleRequest } from './pipeline.js'
 import { ctx } from './context.js'
 import { createLogger } from '../observability/logger.js'
 import type { Config } from '../config/index.js'
+import type { SharedBuffers } from './shared.js'
 
 export interface WorkerData {
   index: number
@@ -17,7 +18,7 @@ export interface WorkerData {
   host: string
   port: number
   embeddedSocket: string | null
-  inflight: SharedArrayBuffer
+  shared: SharedBuffers
 }
 
 export type ToWorker =
@@ -36,7 +37,7 @@ const port = parentPort!
 const uws = loadUws()
 const { logger, flush } = createLogger({ level: data.config.log.level, bindings: { worker: data.index, gen: data.generation, tid: threadId } })
 ctx.logger = logger
-ctx.inflight = new Int32Array(data.inflight)
+ctx.inflight = new Int32Array(data.shared.inflight)
 
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
