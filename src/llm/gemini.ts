@@ -1,0 +1,55 @@
+// Gemini's usage: `usageMetadata` {promptTokenCount, candidatesTokenCount, thoughtsTokenCount,
+// cachedContentTokenCount, totalTokenCount}. JSON bodies carry it at the top level; `streamGenerateContent?alt=sse`
+// carries it in every event, running, with the totals in the last one (the one with a `finishReason`); without
+// alt=sse the stream is one JSON array whose last element has the totals (the base meter reads it as JSON).
+// Gemini counts thoughts apart from candidates; they are folded into `completion` here (see Usage).
+// Delivered text is the sum of `candidates[].content.parts[].text`; parts marked `thought` count as thoughts.
+import { count, ResponseMeter } from './meter.js'
+import type { MeterOptions } from './usage.js'
+
+export class GeminiMeter extends ResponseMeter {
+  protected readonly usageKey = 'usageMetadata'
+  protected readonly modelKey = 'modelVersion'
+
+  constructor(opts: MeterOptions) {
+    super(opts, false)
+  }
+
+  protected onChunk(c: Record<string, any>): boolean {
+    if (typeof c.modelVersion === 'string') this.rModel = c.modelVersion
+    let finished = false
+    const cands = c.candidates
+    if (Array.isArray(cands)) {
+      for (let i = 0; i < cands.length; i++) {
+        const cand = cands[i]
+        if (cand === null || typeof cand !== 'object') continue
+        if (typeof cand.finishReason === 'string') finished = true
+        const parts = cand.content?.parts
+        if (!Array.isArray(parts)) continue
+        for (let j = 0; j < parts.length; j++) {
+          const p = parts[j]
+          if (p === null || typeof p !== 'object' || typeof p.text !== 'string') continue
+          if (p.thought === true) this.thoughtText.add(p.text)
+          else this.text.add(p.text)
+        }
+      }
+    }
+    const u = c.usageMetadata
+    if (u !== null && typeof u === 'object') {
+      this.readUsage(u)
+      if (finished) this.final = true
+    }
+    return false
+  }
+
+  protected readUsage(u: Record<string, any>): void {
+    this.seen = true
+    const candidates = count(u.candidatesTokenCount)
+    const thoughts = count(u.thoughtsTokenCount)
+    this.rPrompt = count(u.promptTokenCount)
+    this.rThoughts = thoughts
+    this.rCompletion = (candidates > 0 ? candidates : 0) + (thoughts > 0 ? thoughts : 0)
+    this.rCached = count(u.cachedContentTokenCount)
+    this.rTotal = count(u.totalTokenCount)
+  }
+}

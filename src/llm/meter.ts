@@ -1,0 +1,189 @@
+// The part every provider's usage meter shares: splitting an SSE stream into events (or keeping a bounded copy of
+// a JSON body), stripping the usage-only event the proxy asked for itself, remembering what the upstream reported
+// and counting what the client was sent. A provider subclass only reads its own JSON: one parsed SSE event
+// (`onChunk`), one usage object (`readUsage`).
+//
+// Bytes are never held back longer than the SSE framing requires: without stripping every chunk is returned as
+// it came; with stripping only the bytes of an incomplete event wait for the rest of that event.
+import { countTokens } from './tokenizer.js'
+import { DeliveredText } from './delivered.js'
+import { JsonBody, parseJson, partialTexts } from './json-body.js'
+import { SseSplitter } from './sse.js'
+import type { MeterOptions, Usage, UsageMeter } from './usage.js'
+
+const EMPTY = Buffer.alloc(0)
+
+/** A non-negative integer from a JSON value, or -1. */
+export function count(v: unknown): number {
+  return typeof v === 'number' && v >= 0 && Number.isFinite(v) ? Math.floor(v) : -1
+}
+
+export abstract class ResponseMeter implements UsageMeter {
+  readonly rewrites: boolean
+  protected readonly strip: boolean
+  protected readonly model: string
+  protected readonly promptTokens: number
+  /** SSE mode; null once the body turned out to be JSON */
+  protected sse: SseSplitter | null
+  /** JSON mode */
+  protected body: JsonBody | null
+  /** visible text sent to the client, and reasoning text (when a provider streams it) */
+  readonly text = new DeliveredText()
+  readonly thoughtText = new DeliveredText()
+
+  // what the upstream reported, -1 where it said nothing; `seen` once any usage arrived
+  protected seen = false
+  protected rPrompt = -1
+  protected rCompletion = -1
+  protected rThoughts = -1
+  protected rCached = -1
+  protected rTotal = -1
+  protected rModel = ''
+  /** the reported usage is the final one: the stream ended normally, or the upstream marked it last */
+  protected final = false
+  protected ended = false
+  private first = true
+  /** [start, end) pairs in the splitter's buffer to drop, for the chunk being written */
+  private readonly skips: number[] = []
+  private readonly out: Usage
+
+  constructor(opts: MeterOptions, strippable: boolean) {
+    this.strip = strippable && opts.stream && opts.stripUsageChunk
+    this.rewrites = this.strip
+    this.model = opts.model
+    this.promptTokens = opts.promptTokens
+    this.sse = opts.stream ? new SseSplitter() : null
+    this.body = opts.stream ? null : new JsonBody()
+    this.out = { prompt: 0, completion: 0, thoughts: 0, cached: 0, total: 0, model: opts.model, source: 'counted' }
+  }
+
+  /** The key of the usage object in a JSON body (`usage`, `usageMetadata`). */
+  protected abstract readonly usageKey: string
+  /** The key of the model name in a JSON body (`model`, `modelVersion`). */
+  protected abstract readonly modelKey: string
+  /** One parsed SSE data payload: collect delivered text, read usage. True when it is a usage-only chunk. */
+  protected abstract onChunk(chunk: Record<string, any>): boolean
+  /** Copy one usage object into the r* fields. */
+  protected abstract readUsage(u: Record<string, any>): void
+
+  write(chunk: Buffer): Buffer {
+    if (this.ended || chunk.length === 0) return chunk
+    if (this.first) this.sniff(chunk)
+    if (this.body !== null) {
+      this.body.add(chunk)
+      return chunk
+    }
+    const sse = this.sse!
+    if (sse.overflowed) return chunk
+    sse.push(chunk)
+    const skips = this.skips
+    skips.length = 0
+    while (sse.next()) {
+      if (this.onEvent(sse) && this.strip) skips.push(sse.start, sse.end)
+    }
+    if (!this.strip) return chunk
+    const buf = sse.buf
+    const upto = sse.consumed
+    if (skips.length === 0) return upto === buf.length ? buf : buf.subarray(0, upto)
+    return without(buf, upto, skips)
+  }
+
+  end(): Buffer {
+    if (this.ended) return EMPTY
+    this.ended = true
+    if (this.body !== null) {
+      this.readBody(this.body)
+    } else if (this.sse !== null && this.sse.finish()) {
+      // an event the upstream never closed with a blank line: still read it, forward it unless it is ours to drop
+      const sse = this.sse
+      const drop = this.onEvent(sse) && this.strip
+      if (this.strip && !drop) return sse.raw()
+    }
+    if (this.seen) this.final = true
+    return EMPTY
+  }
+
+  usage(): Usage {
+    const u = this.out
+    u.model = this.rModel !== '' ? this.rModel : this.model
+    if (this.final) {
+      u.source = 'reported'
+      u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens
+      u.completion = this.rCompletion >= 0 ? this.rCompletion : 0
+      u.thoughts = this.rThoughts >= 0 ? this.rThoughts : 0
+      u.cached = this.rCached >= 0 ? this.rCached : 0
+      u.total = this.rTotal >= 0 ? this.rTotal : u.prompt + u.completion
+      return u
+    }
+    // counted: what the client was sent, plus reasoning the upstream reported so far (it is billed, never sent)
+    let visible = this.text.tokens()
+    if (this.body !== null) visible += countTokens(this.bodyText(this.body))
+    const thoughts = Math.max(this.rThoughts, this.thoughtText.tokens())
+    u.source = 'counted'
+    u.prompt = this.promptTokens
+    u.thoughts = thoughts
+    u.completion = visible + thoughts
+    u.cached = this.rCached >= 0 ? this.rCached : 0
+    u.total = u.prompt + u.completion
+    return u
+  }
+
+  /** SSE lines start with a field name or ':'; a body starting '{' or '[' is JSON whatever the caller thought. */
+  private sniff(chunk: Buffer): void {
+    let i = 0
+    while (i < chunk.length && (chunk[i] === 0x20 || chunk[i] === 0x0a || chunk[i] === 0x0d || chunk[i] === 0x09)) i++
+    if (i === chunk.length) return
+    this.first = false
+    const c = chunk[i]
+    if (this.sse !== null && (c === 0x7b || c === 0x5b)) {
+      this.sse = null
+      this.body = new JsonBody()
+    }
+  }
+
+  private onEvent(sse: SseSplitter): boolean {
+    const data = sse.data()
+    if (data === null) return false
+    let i = 0
+    while (i < data.length && data.charCodeAt(i) <= 0x20) i++
+    if (data.charCodeAt(i) !== 0x7b) return false // `[DONE]`, plain text
+    const v = parseJson(data)
+    return v !== null && typeof v === 'object' ? this.onChunk(v as Record<string, any>) : false
+  }
+
+  private readBody(body: JsonBody): void {
+    const u = body.lastObject(this.usageKey)
+    if (u !== null) this.readUsage(u)
+    else {
+      const v = body.parse()
+      // a streamed JSON array (Gemini without alt=sse) carries the final usage in its last element
+      const top = Array.isArray(v) ? v[v.length - 1] : v
+      const inner = top !== null && typeof top === 'object' ? (top as Record<string, unknown>)[this.usageKey] : undefined
+      if (inner !== null && typeof inner === 'object') this.readUsage(inner as Record<string, any>)
+    }
+    if (this.seen) {
+      const m = body.stringField(this.modelKey)
+      if (m !== '') this.rModel = m
+    }
+  }
+
+  /** The text a JSON body delivered, read from what was kept of it (head and tail once it outgrew the copy). */
+  private bodyText(body: JsonBody): string {
+    return body.truncated ? partialTexts(body.headText()) + partialTexts(body.tailText()) : partialTexts(body.headText())
+  }
+}
+
+/** buf[0, upto) without the given ranges: the one place stripping allocates, once per stream. */
+function without(buf: Buffer, upto: number, skips: number[]): Buffer {
+  let size = upto
+  for (let i = 0; i < skips.length; i += 2) size -= skips[i + 1] - skips[i]
+  const out = Buffer.allocUnsafe(size)
+  let from = 0
+  let at = 0
+  for (let i = 0; i < skips.length; i += 2) {
+    at += buf.copy(out, at, from, skips[i])
+    from = skips[i + 1]
+  }
+  buf.copy(out, at, from, upto)
+  return out
+}
