@@ -6,6 +6,8 @@ type DispatchController = Dispatcher.DispatchController
 import type { ErrorCode, ErrorShape } from '../errors.js'
 import type { WorkerPlan, CompiledRoute } from './plan.js'
 import type { Upstream } from '../upstream/upstream.js'
+import type { ApiShape } from '../llm/prompt.js'
+import type { UsageMeter } from '../llm/usage.js'
 
 /** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
 export const enum Next {
@@ -60,9 +62,17 @@ export class RequestState {
   keyId = ''
   org = ''
   scale = 1
+  /** the LLM API the request speaks (set by estimate on LLM routes) */
+  shape: ApiShape | null = null
+  /** estimated tokens (prompt + requested max output) pre-charged on token limits */
   costTokens = 0
+  promptTokens = 0
   model = ''
-  llm: unknown = null
+  stream = false
+  /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
+  stripUsage = false
+  /** reads token usage from the response on its way to the client (LLM routes, 2xx) */
+  meter: UsageMeter | null = null
   inflightTaken = false
   /** account has run: it runs exactly once whether the request ends, fails or is aborted */
   accounted = false

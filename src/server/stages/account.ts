@@ -3,17 +3,13 @@
 import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
+import { createMeter, type UsageMeter } from '../../llm/usage.js'
 
-/** What stream needs from a usage meter: bytes in → bytes to forward; `rewrites` when it may drop bytes. */
-export interface Meter {
-  readonly rewrites: boolean
-  write(chunk: Buffer): Buffer
-  end(): Buffer
-}
-
-/** Start reading usage from the response, for LLM routes; null when there is nothing to meter. */
-export function startMetering(_s: RequestState, _status: number, _sse: boolean): Meter | null {
-  return null
+/** Start reading usage from the response of an LLM request; only successful responses carry usage. */
+export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
+  if (s.shape === null || s.shape === 'other' || status < 200 || status >= 300) return null
+  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens })
+  return s.meter
 }
 
 export function account(s: RequestState): void {
@@ -24,6 +20,7 @@ export function account(s: RequestState): void {
     ctx.local--
   }
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
+  const usage = s.meter === null ? null : s.meter.usage()
   if (!s.plan.accessLog) return
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
   ctx.logger.info({
@@ -42,6 +39,11 @@ export function account(s: RequestState): void {
     bytes_in: s.bytesIn,
     bytes_out: s.bytesOut,
     client_ip: s.clientIp,
+    model: s.shape === null ? undefined : usage?.model || s.model,
+    tokens_estimate: s.shape === null ? undefined : s.costTokens,
+    tokens_prompt: usage?.prompt,
+    tokens_completion: usage?.completion,
+    tokens_source: usage?.source,
   })
 }
 

@@ -9,7 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
-import { account, startMetering, type Meter } from './account.js'
+import { account, startMetering } from './account.js'
+import type { UsageMeter } from '../../llm/usage.js'
 import type { ErrorCode } from '../../errors.js'
 
 /** Response headers never copied from the upstream: hop-by-hop, and the framing and date uWS writes itself. */
@@ -32,7 +33,7 @@ export class ResponseStream implements DispatchHandler {
   total = -1
   bodyless = false
   sse = false
-  meter: Meter | null = null
+  meter: UsageMeter | null = null
   /** a chunk uWS refused (tryEnd mode) and the write offset it started at, resent from onWritable */
   pending: Buffer | null = null
   pendingOffset = 0
