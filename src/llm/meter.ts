@@ -5,8 +5,7 @@
 //
 // Bytes are never held back longer than the SSE framing requires: without stripping every chunk is returned as
 // it came; with stripping only the bytes of an incomplete event wait for the rest of that event.
-import { countTokens } from './tokenizer.js'
-import { DeliveredText } from './delivered.js'
+import { countTokensSegmented, DeliveredText } from './delivered.js'
 import { JsonBody, parseJson, partialTexts } from './json-body.js'
 import { SseSplitter } from './sse.js'
 import type { MeterOptions, Usage, UsageMeter } from './usage.js'
@@ -117,7 +116,7 @@ export abstract class ResponseMeter implements UsageMeter {
     }
     // counted: what the client was sent, plus reasoning the upstream reported so far (it is billed, never sent)
     let visible = this.text.tokens()
-    if (this.body !== null) visible += countTokens(this.bodyText(this.body))
+    if (this.body !== null) visible += countTokensSegmented(this.bodyText(this.body))
     const thoughts = Math.max(this.rThoughts, this.thoughtText.tokens())
     u.source = 'counted'
     u.prompt = this.promptTokens
