@@ -15,6 +15,8 @@ const BACKSLASH = 0x5c
 const OPEN = 0x7b
 const CLOSE = 0x7d
 
+const EMPTY = Buffer.alloc(0)
+
 export class JsonBody {
   /** the whole body while it fits COPY_CAP, then its first HEAD bytes */
   private copy: Buffer
@@ -25,7 +27,7 @@ export class JsonBody {
   private total = 0
 
   constructor() {
-    this.copy = Buffer.allocUnsafe(16384)
+    this.copy = EMPTY
   }
 
   /** Bytes the body had in all. */
@@ -44,7 +46,7 @@ export class JsonBody {
       const need = this.length + chunk.length
       if (need <= COPY_CAP) {
         if (need > this.copy.length) {
-          let size = this.copy.length * 2
+          let size = this.copy.length === 0 ? 4096 : this.copy.length * 2
           while (size < need) size *= 2
           const grown = Buffer.allocUnsafe(size > COPY_CAP ? COPY_CAP : size)
           this.copy.copy(grown, 0, 0, this.length)
