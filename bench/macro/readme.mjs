@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Rewrites the results section of bench/README.md (between its two markers) from a results JSON: the newest file
+// in bench/results/ unless one is named. The README then shows exactly the table `npm run bench` printed.
+//   node bench/macro/readme.mjs [bench/results/FILE.json]
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { addRatios } from './results.mjs'
+import { formatSummary, formatTable } from './table.mjs'
+
+const README = fileURLToPath(new URL('../README.md', import.meta.url))
+const RESULTS = fileURLToPath(new URL('../results', import.meta.url))
+const START = '<!-- results:start (written by bench/macro/readme.mjs) -->'
+const END = '<!-- results:end -->'
+
+const file = process.argv[2] ?? join(RESULTS, readdirSync(RESULTS).filter((f) => f.endsWith('.json')).sort().at(-1) ?? '')
+const r = addRatios(JSON.parse(readFileSync(file, 'utf8')))
+const m = r.machine
+const s = r.settings
+
+const section = [
+  START,
+  `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\` (results: \`bench/results/${file.split('/').at(-1)}\`).`,
+  '',
+  `Machine: ${m.nproc} vCPU ${m.cpu}, ${m.memory_gb} GB, ${m.kernel}, Node ${m.node}; load average ${m.loadavg_at_start.join(' ')} at start` +
+    ` (shared with other work: see "others %"). Commit ${m.commit ?? 'unknown'}.`,
+  `Settings: ${s.connections} connections, pipelining ${s.pipelining}, ${s.warmup_s} s warm-up + ${s.duration_s} s per row;` +
+    ` proxy \`workers: ${s.proxy_workers}\`, nginx ${s.nginx ?? '(not installed)'} \`worker_processes ${s.nginx_worker_processes}\`;` +
+    ` client + stub on CPU ${s.load_cpus ?? 'any'}, proxy / nginx on CPU ${s.server_cpus ?? 'any'};` +
+    ` autocannon ${s.tools.autocannon}${s.tools.wrk ? `, wrk ${s.tools.wrk} (${s.wrk_threads} thread)` : ', no wrk'}.`,
+  '',
+  formatTable(r),
+  '',
+  ...formatSummary(r).split('\n').filter((l) => l !== '').map((l) => `- ${l}`),
+  ...r.notes.map((n) => `- note: ${n}`),
+  END,
+].join('\n')
+
+const text = readFileSync(README, 'utf8')
+const a = text.indexOf(START)
+const b = text.indexOf(END)
+if (a === -1 || b === -1) {
+  process.stderr.write(`readme: markers not found in ${README}\n`)
+  process.exit(1)
+}
+writeFileSync(README, text.slice(0, a) + section + text.slice(b + END.length))
+process.stdout.write(`readme: ${README} updated from ${file}\n`)
