@@ -187,11 +187,18 @@ export function partialTexts(s: string): string {
   let out = ''
   for (let m = re.exec(s); m !== null; m = re.exec(s)) {
     let body = m[1]
-    // a value cut inside an escape sequence: drop the broken escape
-    const bs = body.lastIndexOf('\\')
-    if (bs >= 0 && m.index + m[0].length === s.length && bs > body.length - 6) body = body.slice(0, bs)
+    // a value cut inside a \uXXXX escape: drop the broken escape (a lone trailing backslash never matched)
+    const u = /\\u[0-9a-fA-F]{0,3}$/.exec(body)
+    if (u !== null && m.index + m[0].length === s.length && escapes(body, u.index)) body = body.slice(0, u.index)
     const v = parseJson('"' + body + '"')
     if (typeof v === 'string') out += v
   }
   return out
+}
+
+/** The backslash at `at` starts an escape: an even number of backslashes precede it. */
+function escapes(s: string, at: number): boolean {
+  let n = 0
+  while (at - n - 1 >= 0 && s.charCodeAt(at - n - 1) === BACKSLASH) n++
+  return n % 2 === 0
 }
