@@ -1,11 +1,26 @@
 // The admin listener on the generation's main thread. node:http, not uWS, on purpose: health checkers that speak
 // HTTP/1.0 (which uWS does not serve at all) must be able to reach /live and /ready.
+//   /live /ready        always open
+//   /metrics            Prometheus text; open unless admin.metrics_public is false
+//   /status             the status page (HTML); /status?token=… signs a browser in with a cookie
+//   /status.json        what the page draws
+// Everything but /live and /ready (and public /metrics) needs admin.token when one is set.
 import http from 'node:http'
+import { authorized, sessionCookie, tokenMatches, type AdminAccess } from './auth.js'
+import { statusPage } from './status-page.js'
+
+export type { AdminAccess }
 
 export interface AdminStatus {
   live(): boolean
   ready(): { ready: boolean; body: Record<string, unknown> }
+  /** the admin settings in force; read per request, so a reload that changes the token applies at once */
+  access?(): AdminAccess
+  metrics?(): Promise<{ contentType: string; body: string }>
+  status?(): Record<string, unknown>
 }
+
+const NO_ACCESS: AdminAccess = { token: undefined, metricsPublic: true }
 
 export class AdminServer {
   readonly #server: http.Server
@@ -33,7 +48,9 @@ export class AdminServer {
   }
 
   handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0]
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q < 0 ? url : url.slice(0, q)
     switch (path) {
       case '/live':
         return send(res, this.#status.live() ? 200 : 503, { status: this.#status.live() ? 'ok' : 'down' })
@@ -41,10 +58,63 @@ export class AdminServer {
         const r = this.#status.ready()
         return send(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r.body })
       }
-      default:
-        return send(res, 404, { error: { message: `no admin endpoint ${path}`, type: 'invalid_request_error', code: 'LEAKY_NO_ROUTE' } })
     }
+    const access = this.#status.access?.() ?? NO_ACCESS
+    if (path === '/metrics' && access.metricsPublic) return this.#metrics(res)
+    if (path === '/status' && q >= 0 && access.token) {
+      const presented = new URLSearchParams(url.slice(q + 1)).get('token')
+      if (presented !== null) {
+        if (!tokenMatches(presented, access.token)) return unauthorized(res)
+        res.writeHead(303, { location: '/status', 'set-cookie': sessionCookie(access.token), 'cache-control': 'no-store', 'content-length': 0 })
+        return void res.end()
+      }
+    }
+    if (!authorized(req, access.token)) return unauthorized(res)
+    switch (path) {
+      case '/metrics':
+        return this.#metrics(res)
+      case '/status': {
+        const page = statusPage()
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-length': Buffer.byteLength(page.html),
+          'content-security-policy': page.csp,
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
+          'cache-control': 'no-store',
+        })
+        return void res.end(page.html)
+      }
+      case '/status.json':
+        if (!this.#status.status) break
+        return send(res, 200, this.#status.status())
+    }
+    return send(res, 404, { error: { message: `no admin endpoint ${path}`, type: 'invalid_request_error', code: 'LEAKY_NO_ROUTE' } })
   }
+
+  #metrics(res: http.ServerResponse): void {
+    if (!this.#status.metrics) {
+      return send(res, 404, { error: { message: 'metrics are off', type: 'invalid_request_error', code: 'LEAKY_NO_ROUTE' } })
+    }
+    this.#status.metrics().then(
+      (m) => {
+        res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.body), 'cache-control': 'no-store' })
+        res.end(m.body)
+      },
+      (err: Error) => send(res, 500, { error: { message: `metrics failed: ${err.message}`, type: 'server_error', code: 'LEAKY_INTERNAL' } }),
+    )
+  }
+}
+
+function unauthorized(res: http.ServerResponse): void {
+  const text = JSON.stringify({ error: { message: 'admin token required: Authorization: Bearer <admin.token> (a browser: /status?token=…)', type: 'invalid_request_error', code: 'LEAKY_UNAUTHORIZED' } })
+  res.writeHead(401, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'www-authenticate': 'Bearer realm="leaky-admin"',
+    'cache-control': 'no-store',
+  })
+  res.end(text)
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {

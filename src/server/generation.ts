@@ -11,6 +11,8 @@ import { AdminServer } from '../admin/server.js'
 import { StubServer } from '../stub/server.js'
 import { LeakyError } from '../errors.js'
 import { createShared, type SharedBuffers } from './shared.js'
+import { MetricsHub } from '../observability/hub.js'
+import { isLoopback } from '../admin/auth.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -41,11 +43,15 @@ export class Generation {
   #stub: StubServer | null = null
   #stubSocket: string | null = null
   #admin: AdminServer | null = null
+  /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
+  readonly metrics: MetricsHub
 
   constructor(config: Config, logger: Logger, number = 1) {
     this.config = config
     this.logger = logger
     this.number = number
+    this.metrics = new MetricsHub(config, { workers: this.workerCount, generation: number, inflight: this.shared.inflight })
+    this.shared.metrics = this.metrics.sab
   }
 
   get workerCount(): number {
@@ -71,6 +77,9 @@ export class Generation {
     const admin = parseListen(cfg.admin.listen)
     this.#admin = new AdminServer({
       live: () => true,
+      access: () => ({ token: this.config.admin.token, metricsPublic: this.config.admin.metrics_public }),
+      metrics: () => this.metrics.metrics(),
+      status: () => this.metrics.statusJson(),
       ready: () => ({
         ready: !this.draining && this.#workers.every((w) => w.listening),
         body: {
@@ -84,6 +93,10 @@ export class Generation {
     })
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
+      this.metrics.start()
+      if (!cfg.admin.token && !isLoopback(admin.host)) {
+        this.logger.warn({ msg: 'admin listener is reachable beyond loopback and admin.token is not set: /metrics and /status are open', listen: cfg.admin.listen })
+      }
     } catch (err) {
       throw new LeakyError('LEAKY_LISTEN', `admin listener could not listen on ${cfg.admin.listen}: ${(err as Error).message}`)
     }
@@ -127,6 +140,7 @@ export class Generation {
         slot.listening = false
         onDrained(0)
         if (!this.draining) {
+          this.metrics.workerRestarted()
           this.logger.error({ msg: 'worker exited unexpectedly; replacing it', worker: index, code })
           void this.#spawn(index, host, this.port).catch((err) => this.logger.error({ msg: 'worker replacement failed', worker: index, err: err.message }))
         }
@@ -152,6 +166,8 @@ export class Generation {
     )
     const out = await Promise.all(results)
     const failed = out.find((m) => m.type === 'reload-failed')
+    this.metrics.configure(config, version)
+    this.metrics.reloaded(failed === undefined)
     this.config = config
     this.version = version
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
@@ -163,6 +179,7 @@ export class Generation {
     for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    this.metrics.stop()
     await this.#admin?.close()
     await this.#stub?.close()
     return cuts.reduce((a, b) => a + b, 0)

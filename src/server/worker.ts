@@ -7,6 +7,7 @@ import { compilePlan, closePlan, type WorkerPlan } from './plan.js'
 import { handleRequest } from './pipeline.js'
 import { ctx } from './context.js'
 import { createLogger } from '../observability/logger.js'
+import { metrics } from '../observability/metrics.js'
 import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
 
@@ -40,6 +41,9 @@ ctx.logger = logger
 ctx.inflight = new Int32Array(data.shared.inflight)
 
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
+// counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
+metrics.attach(data.shared.metrics, data.index)
+metrics.startSampling(() => plan.upstreams.values())
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
 const app: TemplatedApp = uws.App()
@@ -82,6 +86,7 @@ port.on('message', (m: ToWorker) => {
 
 /** Stop accepting, let in-flight requests finish up to the deadline, then close what is left and report. */
 function drain(timeoutMs: number): void {
+  metrics.stopSampling()
   ctx.draining = true
   if (token !== null) {
     uws.us_listen_socket_close(token)

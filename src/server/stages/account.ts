@@ -4,6 +4,7 @@ import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
+import { metrics } from '../../observability/metrics.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -21,6 +22,12 @@ export function account(s: RequestState): void {
   }
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
+  const end = performance.now()
+  metrics.request(s, status, end)
+  if (usage !== null && s.upstream !== null) {
+    metrics.usage(s.upstream.name, usage.model || s.model, usage.prompt, usage.completion, usage.thoughts, usage.cached)
+    if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
+  }
   if (!s.plan.accessLog) return
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
   ctx.logger.info({
@@ -34,7 +41,7 @@ export function account(s: RequestState): void {
     status,
     error: s.errorCode,
     detail: s.errorDetail === '' ? undefined : s.errorDetail,
-    duration_ms: round(performance.now() - s.startMs),
+    duration_ms: round(end - s.startMs),
     ttfb_ms: s.ttfbMs < 0 ? null : round(s.ttfbMs),
     bytes_in: s.bytesIn,
     bytes_out: s.bytesOut,

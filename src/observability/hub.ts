@@ -1,0 +1,174 @@
+// The main thread's side of metrics, one per generation: creates the shared buffer the workers write, keeps the
+// counters only the main thread sees (reloads, restarts), and answers /metrics (prom-client, collected at scrape
+// time) and /status.json. Nothing here runs per request.
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { Registry } from 'prom-client'
+import type { Config } from '../config/index.js'
+import { createMetricsBuffer, openMetrics } from './buffer.js'
+import { MetricsReader } from './reader.js'
+import { registerLimiterMetrics, registerMetrics, type BuildInfo, type ExpositionSource, type LimiterProbe, type Ops } from './exposition.js'
+import { StatusSampler } from './status.js'
+import { OTHER } from './label-table.js'
+
+/** At most this many keys marked metrics_label get their own key_id label; the rest count under "other". */
+export const KEY_LABELS_MAX = 100
+
+/**
+ * `metrics: { enabled }` in the config; on by default. Read defensively: the key belongs to the config schema
+ * (src/config), which may not define it yet.
+ */
+export function metricsEnabled(config: Config): boolean {
+  const m = (config as unknown as { metrics?: { enabled?: unknown } }).metrics
+  return m?.enabled !== false
+}
+
+export interface HubOptions {
+  workers: number
+  generation: number
+  /** the generation's in-flight word (SharedBuffers.inflight) */
+  inflight: SharedArrayBuffer
+}
+
+export class MetricsHub implements ExpositionSource {
+  /** the buffer workers write (SharedBuffers.metrics); null when metrics are off */
+  readonly sab: SharedArrayBuffer | null
+  readonly reader: MetricsReader | null
+  readonly registry = new Registry()
+  readonly ops: Ops
+  readonly build: BuildInfo = buildInfo()
+  limiter: LimiterProbe | null = null
+  readonly #inflight: Int32Array
+  readonly #providers = new Map<string, string>()
+  #keyLabels = new Set<string>()
+  #upstreams: string[] = []
+  readonly #status: StatusSampler
+  readonly #startedAt = Date.now()
+  #limiterMetrics = false
+
+  constructor(config: Config, opts: HubOptions) {
+    this.sab = metricsEnabled(config) ? createMetricsBuffer(opts.workers) : null
+    this.reader = this.sab === null ? null : new MetricsReader(openMetrics(this.sab))
+    this.#inflight = new Int32Array(opts.inflight)
+    this.ops = {
+      generation: opts.generation, configVersion: 1, workers: opts.workers,
+      reloadsOk: 0, reloadsFailed: 0, upgrades: 0, workerRestarts: 0,
+    }
+    this.configure(config, 1)
+    registerMetrics(this.registry, this)
+    this.#status = new StatusSampler({
+      reader: this.reader,
+      inflight: () => this.inflight(),
+      providerOf: (u) => this.providerOf(u),
+      upstreamNames: () => this.#upstreams,
+      info: () => ({
+        version: this.build.version,
+        generation: this.ops.generation,
+        config_version: this.ops.configVersion,
+        workers: this.ops.workers,
+        uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      }),
+    })
+  }
+
+  /**
+   * Take a config (at start and after each reload): label values from config are interned first, so they keep
+   * low slots and every worker finds them; providers and metrics_label marks are remembered for the exposition.
+   */
+  configure(config: Config, version: number): void {
+    this.ops.configVersion = version
+    this.#upstreams = Object.keys(config.upstreams)
+    for (const [name, u] of Object.entries(config.upstreams)) this.#providers.set(name, u.provider)
+    const marked = new Set<string>()
+    for (const k of config.keys) if (k.metrics_label && marked.size < KEY_LABELS_MAX) marked.add(k.id)
+    this.#keyLabels = marked
+    if (this.reader === null) return
+    const v = this.reader.v
+    v.routes.intern('none')
+    v.upstreams.intern('none')
+    for (const r of config.routes) v.routes.intern(r.path)
+    for (const name of this.#upstreams) v.upstreams.intern(name)
+    for (const name of Object.keys(config.limits)) v.limits.intern(name)
+    for (const k of config.keys) v.keys.intern(k.id)
+  }
+
+  /** Count a reload (the CLI reports a config that failed to parse with reloaded(false) too). */
+  reloaded(ok: boolean): void {
+    if (ok) this.ops.reloadsOk++
+    else this.ops.reloadsFailed++
+  }
+
+  workerRestarted(): void {
+    this.ops.workerRestarts++
+  }
+
+  /** Upgrades since the master started: the supervisor knows, a generation does not. */
+  setUpgrades(n: number): void {
+    this.ops.upgrades = n
+  }
+
+  /** Report the bucket table (and per-limit fill) from now on; see tableProbe for the adapter. */
+  setLimiterProbe(probe: LimiterProbe | null): void {
+    if (this.limiter === null && probe !== null && !this.#limiterMetrics) {
+      registerLimiterMetrics(this.registry, this)
+      this.#limiterMetrics = true
+    }
+    this.limiter = probe
+  }
+
+  inflight(): number {
+    return Atomics.load(this.#inflight, 0)
+  }
+
+  providerOf(upstream: string): string {
+    return this.#providers.get(upstream) ?? 'none'
+  }
+
+  keyLabel(id: string): string {
+    return this.#keyLabels.has(id) ? id : OTHER
+  }
+
+  /** The /metrics body (Prometheus text format 0.0.4). */
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+
+  statusJson(): Record<string, unknown> {
+    const body = this.#status.json()
+    body.table = this.limiter?.table() ?? null
+    return body
+  }
+
+  /** Sample for /status every second (unref'd). */
+  start(): void {
+    this.#status.start()
+  }
+
+  /** Take a status sample now. */
+  sample(): void {
+    this.#status.sample()
+  }
+
+  stop(): void {
+    this.#status.stop()
+  }
+}
+
+function buildInfo(): BuildInfo {
+  let version = 'unknown'
+  let uws = 'unknown'
+  try {
+    version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  } catch {
+    // running from an unusual layout: build info says unknown rather than failing the start
+  }
+  try {
+    const entry = createRequire(import.meta.url).resolve('uWebSockets.js')
+    const pkg = JSON.parse(readFileSync(path.join(path.dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }
+    uws = /^\d+\.\d+\.\d+/.exec(pkg.version)?.[0] ?? pkg.version
+  } catch {
+    // same
+  }
+  return { version, node: process.version, uws }
+}
