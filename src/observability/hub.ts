@@ -145,9 +145,9 @@ export class MetricsHub implements ExpositionSource {
     this.#status.start()
   }
 
-  /** Take a status sample now. */
-  sample(): void {
-    this.#status.sample()
+  /** Take a status sample now (`now` in ms: tests step the clock). */
+  sample(now?: number): void {
+    this.#status.sample(now)
   }
 
   stop(): void {

@@ -41,6 +41,7 @@ export class StatusSampler {
   /** index of the newest sample; the ring fills to RING then wraps */
   #head = -1
   #timer: NodeJS.Timeout | null = null
+  readonly #live = newSample()
 
   constructor(ctx: StatusContext) {
     this.#ctx = ctx
@@ -60,17 +61,14 @@ export class StatusSampler {
 
   /** Take one sample now (the timer calls this; tests call it to avoid waiting). */
   sample(now = Date.now()): void {
-    const r = this.#ctx.reader
-    if (r === null) return
+    if (this.#ctx.reader === null) return
     const next = (this.#head + 1) % RING
-    let s = this.#ring[next]
-    if (s === undefined) {
-      s = {
-        t: 0, requests: 0, limited: 0, duration: new Float64Array(HIST_CELLS), tokens: new Float64Array(CAP.llmPairs),
-        upstreams: new Float64Array(CAP.upstreams * 2), keysLimited: new Float64Array(CAP.keys), keysRequests: new Float64Array(CAP.keys),
-      }
-      this.#ring[next] = s
-    }
+    this.#ring[next] = this.#fill(this.#ring[next] ?? newSample(), now)
+    this.#head = next
+  }
+
+  #fill(s: Sample, now: number): Sample {
+    const r = this.#ctx.reader!
     s.t = now / 1000
     s.requests = r.counter(STRIPE.requests)
     s.limited = 0
@@ -98,7 +96,7 @@ export class StatusSampler {
       s.keysRequests[k] = r.counter(STRIPE.keys + k * 2)
       s.keysLimited[k] = r.counter(STRIPE.keys + k * 2 + 1)
     }
-    this.#head = next
+    return s
   }
 
   /** The samples oldest first. */
@@ -146,8 +144,10 @@ export class StatusSampler {
       /** filled by the hub from the limiter's probe */
       table: null,
     }
-    if (r === null || samples.length === 0) return body
-    const last = samples[samples.length - 1]
+    if (r === null) return body
+    // the tables are as of now (a fresh reading, not kept), against the ring's sample of a minute ago
+    const last = this.#fill(this.#live, Date.now())
+    if (samples.length === 0) samples.push(last)
     const v = r.v
 
     // tokens/min per (provider, model): the top few by volume get a line each
@@ -206,17 +206,24 @@ export class StatusSampler {
     }
 
     // keys most limited over the whole ring (five minutes)
-    const first = samples[0]
+    const first = samples[0] === last ? null : samples[0]
     const keys: Array<{ key_id: string; limited: number; requests: number }> = []
     for (let k = 0; k < v.keys.used; k++) {
       const name = v.keys.name(k)
-      const lim = last.keysLimited[k] - (samples.length > 1 ? first.keysLimited[k] : 0)
+      const lim = last.keysLimited[k] - (first === null ? 0 : first.keysLimited[k])
       if (name === null || lim <= 0) continue
-      keys.push({ key_id: name, limited: lim, requests: last.keysRequests[k] - (samples.length > 1 ? first.keysRequests[k] : 0) })
+      keys.push({ key_id: name, limited: lim, requests: last.keysRequests[k] - (first === null ? 0 : first.keysRequests[k]) })
     }
     keys.sort((a, b) => b.limited - a.limited)
     body.limited_keys = keys.slice(0, 10)
     return body
+  }
+}
+
+function newSample(): Sample {
+  return {
+    t: 0, requests: 0, limited: 0, duration: new Float64Array(HIST_CELLS), tokens: new Float64Array(CAP.llmPairs),
+    upstreams: new Float64Array(CAP.upstreams * 2), keysLimited: new Float64Array(CAP.keys), keysRequests: new Float64Array(CAP.keys),
   }
 }
 
