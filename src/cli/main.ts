@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '../config/index.js'
-import { Generation } from '../server/generation.js'
-import { createLogger } from '../observability/logger.js'
 import { runStub } from '../stub/cli.js'
+import { Master, StartError } from '../supervisor/master.js'
+import { findMaster, reloadCommand, statusCommand, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
 
@@ -33,46 +33,42 @@ program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('er
 
 program
   .command('start')
-  .description('start the proxy (config: -c FILE, or $LEAKY_CONFIG, or the shipped default)')
+  .description('start the proxy (config: -c FILE, or $LEAKY_CONFIG, or the shipped default); runs the master process')
   .option('-c, --config <file>', 'config file')
-  .action(async (opts: { config?: string }) => {
+  .option('--watch', 'reload when the config file changes')
+  .action(async (opts: { config?: string; watch?: boolean }) => {
     const file = opts.config ?? process.env.LEAKY_CONFIG ?? DEFAULT_CONFIG_PATH
     const config = load(file)
-    const { logger, flush } = createLogger({ level: config.log.level, bindings: { gen: 1, role: 'main' } })
-    const gen = new Generation(config, logger)
+    const master = new Master({ configFile: file, config, version: pkg.version, watch: opts.watch === true, testHooks: process.env.LEAKY_TEST_HOOKS === '1' })
     try {
-      await gen.start()
+      await master.start()
     } catch (err) {
-      flush()
-      await gen.stop(0).catch(() => 0)
+      master.flush()
+      if (err instanceof StartError) for (const e of err.errors) process.stderr.write(`${e}\n`)
       fail((err as Error).message)
     }
-    logger.info({ msg: 'ready', port: gen.port, admin_port: gen.adminPort, workers: gen.workerCount, config: file, version: pkg.version })
-    let stopping = false
-    const stop = async (signal: string) => {
-      if (stopping) return
-      stopping = true
-      logger.info({ msg: 'draining', signal, drain_timeout_ms: config.drain_timeout })
-      const cut = await gen.stop()
-      if (cut > 0) logger.warn({ msg: 'drain timeout: closed requests still in flight', cut })
-      logger.info({ msg: 'stopped', cut })
-      flush()
-      process.exit(0)
-    }
-    process.on('SIGTERM', () => void stop('SIGTERM'))
-    process.on('SIGINT', () => void stop('SIGINT'))
-    process.on('SIGHUP', () => {
-      const r = loadConfigFile(file)
-      if (!r.ok) {
-        logger.error({ msg: 'reload failed: config invalid, old config stays in force', errors: r.issues.map(formatIssue) })
-        return
-      }
-      gen.reload(r.config).then(
-        () => logger.info({ msg: 'reloaded', config_version: gen.version }),
-        (err: Error) => logger.error({ msg: 'reload failed', err: err.message }),
-      )
-    })
   })
+
+/** Options shared by the commands that talk to a running master. */
+function targeted(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('-c, --config <file>', 'config file whose pid_file names the master')
+    .option('--pid-file <file>', 'the master\'s pid file (default: $RUNTIME_DIRECTORY/leaky.pid, /run/leaky/leaky.pid, $TMPDIR/leaky-UID.pid)')
+    .option('--pid <pid>', 'the master\'s pid')
+}
+
+targeted('reload', 'validate the config file and apply it in place (exit 1 and print the errors when invalid)')
+  .action(async (opts: TargetOptions) => process.exit(await reloadCommand(findMaster(opts))))
+targeted('upgrade', 'zero-downtime upgrade: a new generation runs the code now on disk, the old one drains')
+  .action(async (opts: TargetOptions) => process.exit(await upgradeCommand(findMaster(opts))))
+targeted('stop', 'graceful stop: drain (up to drain_timeout), write the state file, exit')
+  .option('--timeout <seconds>', 'how long to wait for the master to exit', '120')
+  .action(async (opts: TargetOptions & { timeout: string }) => process.exit(await stopCommand(findMaster(opts), Number(opts.timeout) * 1000)))
+targeted('status', 'generation, uptime, workers, in-flight, requests, reloads, bucket table occupancy')
+  .option('--json', 'print JSON')
+  .action(async (opts: TargetOptions & { json?: boolean }) => process.exit(await statusCommand(findMaster(opts), opts.json === true)))
 
 program
   .command('validate')

@@ -13,6 +13,7 @@ import { LeakyError } from '../errors.js'
 import { createShared, type SharedBuffers } from './shared.js'
 import { MetricsHub } from '../observability/hub.js'
 import { isLoopback } from '../admin/auth.js'
+import { BucketTable } from '../limiter/table.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -29,6 +30,13 @@ interface WorkerSlot {
   drained: Promise<number>
 }
 
+export interface GenerationOptions {
+  /** bind this port instead of the configured one (an upgrade joins the running generation's port) */
+  port?: number | null
+  /** bind the admin listener in start(); false when an older generation still holds it (see listenAdmin) */
+  admin?: boolean
+}
+
 export class Generation {
   readonly number: number
   readonly logger: Logger
@@ -39,19 +47,29 @@ export class Generation {
   draining = false
   readonly startedAt = Date.now()
   readonly shared: SharedBuffers = createShared()
+  /** the shared bucket table, created before any worker starts so a snapshot can be restored into it first */
+  readonly buckets: BucketTable
+  /** worker threads that died and were replaced */
+  workerRestarts = 0
+  /** shown on /ready: the master's counters (restarts, crash loop, reloads), set by the supervisor */
+  supervisor: Record<string, unknown> | null = null
   readonly #workers: WorkerSlot[] = []
+  readonly #opts: GenerationOptions
   #stub: StubServer | null = null
   #stubSocket: string | null = null
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
 
-  constructor(config: Config, logger: Logger, number = 1) {
+  constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
     this.logger = logger
     this.number = number
     this.metrics = new MetricsHub(config, { workers: this.workerCount, generation: number, inflight: this.shared.inflight })
     this.shared.metrics = this.metrics.sab
+    this.#opts = opts
+    this.buckets = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
+    this.shared.buckets = this.buckets.sab
   }
 
   get workerCount(): number {
@@ -70,10 +88,18 @@ export class Generation {
     const { host, port } = parseListen(cfg.listen)
     // uSockets does not set SO_REUSEPORT on a port-0 bind, so workers could not share a kernel-chosen port:
     // for port 0 (tests) pick a free port first, then every worker binds that one
-    this.port = await this.#spawn(0, host, port === 0 ? await freePort(host) : port)
-    const rest: Promise<number>[] = []
-    for (let i = 1; i < this.workerCount; i++) rest.push(this.#spawn(i, host, this.port))
-    await Promise.all(rest)
+    const fixed = this.#opts.port ?? port
+    const chosen = fixed === 0 ? await freePort(host) : fixed
+    // all workers start at once: a restart after a crash must be serving again within a second
+    const all: Promise<number>[] = []
+    for (let i = 0; i < this.workerCount; i++) all.push(this.#spawn(i, host, chosen))
+    this.port = (await Promise.all(all))[0]
+    if (this.#opts.admin !== false) await this.listenAdmin()
+  }
+
+  /** Bind the admin listener (an upgraded generation does it once the old one has released the port). */
+  async listenAdmin(): Promise<void> {
+    const cfg = this.config
     const admin = parseListen(cfg.admin.listen)
     this.#admin = new AdminServer({
       live: () => true,
@@ -88,6 +114,7 @@ export class Generation {
           workers_up: this.#workers.filter((w) => w.listening).length,
           upstreams: Object.keys(this.config.upstreams),
           config_version: this.version,
+          supervisor: this.supervisor ?? undefined,
         },
       }),
     })
@@ -98,8 +125,48 @@ export class Generation {
         this.logger.warn({ msg: 'admin listener is reachable beyond loopback and admin.token is not set: /metrics and /status are open', listen: cfg.admin.listen })
       }
     } catch (err) {
+      this.#admin = null
       throw new LeakyError('LEAKY_LISTEN', `admin listener could not listen on ${cfg.admin.listen}: ${(err as Error).message}`)
     }
+  }
+
+  /** Stop serving admin requests and free its port for the next generation. */
+  async closeAdmin(): Promise<void> {
+    const a = this.#admin
+    this.#admin = null
+    await a?.close()
+  }
+
+  get workersUp(): number {
+    return this.#workers.filter((w) => w.listening).length
+  }
+
+  /** Requests each worker has started, summed (asks every worker; for status, not per request). */
+  async requests(): Promise<number> {
+    const counts = await Promise.all(
+      this.#workers.map(
+        (w) =>
+          new Promise<number>((resolve) => {
+            if (!w.listening) return resolve(0)
+            const on = (m: FromWorker) => {
+              if (m.type !== 'stats') return
+              w.worker.off('stats-result', on)
+              resolve(m.requests)
+            }
+            w.worker.on('stats-result', on)
+            w.worker.postMessage({ type: 'stats' } satisfies ToWorker)
+          }),
+      ),
+    )
+    return counts.reduce((a, b) => a + b, 0)
+  }
+
+  /** Test hook: make worker `index` throw an uncaught error, as a bug would. */
+  crashWorker(index: number): boolean {
+    const w = this.#workers[index]
+    if (w === undefined || !w.listening) return false
+    w.worker.postMessage({ type: 'crash' } satisfies ToWorker)
+    return true
   }
 
   #spawn(index: number, host: string, port: number): Promise<number> {
@@ -130,6 +197,8 @@ export class Generation {
           case 'reloaded':
           case 'reload-failed':
             return void worker.emit('reload-result', m)
+          case 'stats':
+            return void worker.emit('stats-result', m)
         }
       })
       worker.on('error', (err) => {
@@ -140,6 +209,7 @@ export class Generation {
         slot.listening = false
         onDrained(0)
         if (!this.draining) {
+          this.workerRestarts++
           this.metrics.workerRestarted()
           this.logger.error({ msg: 'worker exited unexpectedly; replacing it', worker: index, code })
           void this.#spawn(index, host, this.port).catch((err) => this.logger.error({ msg: 'worker replacement failed', worker: index, err: err.message }))
@@ -168,6 +238,7 @@ export class Generation {
     const failed = out.find((m) => m.type === 'reload-failed')
     this.metrics.configure(config, version)
     this.metrics.reloaded(failed === undefined)
+    this.buckets.setWhenFull(config.limits_table.when_full)
     this.config = config
     this.version = version
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)

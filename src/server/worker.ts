@@ -1,7 +1,7 @@
 // A worker thread: one uWS App listening on the shared port (SO_REUSEPORT), serving the pipeline with the current
 // plan. The generation's main thread sends it new configs (reload) and the drain order (stop, upgrade).
 import { parentPort, workerData, threadId } from 'node:worker_threads'
-import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js'
+import type { HttpResponse, RecognizedString, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
 import { compilePlan, closePlan, type WorkerPlan } from './plan.js'
 import { handleRequest } from './pipeline.js'
@@ -25,6 +25,9 @@ export interface WorkerData {
 export type ToWorker =
   | { type: 'config'; config: Config; version: number }
   | { type: 'drain'; timeoutMs: number }
+  | { type: 'stats' }
+  /** test hook (the supervisor sends it only with test hooks on): fail as an uncaught bug would */
+  | { type: 'crash' }
 
 export type FromWorker =
   | { type: 'listening'; port: number }
@@ -32,6 +35,7 @@ export type FromWorker =
   | { type: 'reloaded'; version: number }
   | { type: 'reload-failed'; version: number; message: string }
   | { type: 'drained'; cut: number }
+  | { type: 'stats'; requests: number }
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -47,9 +51,46 @@ metrics.startSampling(() => plan.upstreams.values())
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
 const app: TemplatedApp = uws.App()
-// the closure reads the current plan at request start; a reload replaces `plan` between requests
-app.any('/*', (res, req) => handleRequest(res, req, plan))
 let token: us_listen_socket | null = null
+/** requests started on this worker (for `leaky status`) */
+let requests = 0
+let draining = false
+/** when the last request arrived during a drain */
+let lastArrival = 0
+// the closure reads the current plan at request start; a reload replaces `plan` between requests
+app.any('/*', (res, req) => {
+  requests++
+  if (draining) closeAfter(res)
+  handleRequest(res, req, plan)
+})
+
+// During a drain every response must tell keep-alive clients to go: they reconnect and land on the next
+// generation's listeners. uWS writes `Connection: close` itself only from end(body, true), and in this uWS build
+// that call writes the header into the body of a response already streamed with write() (measured: "chunk1Connection:
+// close"), so the header goes out with the status line instead. uWS then keeps the socket open; the client closes it.
+let resProto: HttpResponse | null = null
+function closeAfter(res: HttpResponse): void {
+  lastArrival = performance.now()
+  resProto ??= Object.getPrototypeOf(res) as HttpResponse
+  ;(res as { writeStatus: HttpResponse['writeStatus'] }).writeStatus = writeStatusClosing
+}
+function writeStatusClosing(this: HttpResponse, status: RecognizedString): HttpResponse {
+  resProto!.writeStatus.call(this, status)
+  return resProto!.writeHeader.call(this, 'connection', 'close')
+}
+
+// A bug that throws out of a handler must cost this worker only: close uWS first (a thread that exits with uWS
+// open aborts the whole process, exit 134), give back the admit slots its requests held, and let the generation
+// start a replacement. The other workers' connections are untouched.
+process.on('uncaughtException', (err) => {
+  logger.fatal({ msg: 'worker crashed', err: err.message, stack: err.stack })
+  if (token !== null) uws.us_listen_socket_close(token)
+  token = null
+  ;(app as unknown as { close(): void }).close()
+  if (ctx.local > 0) Atomics.sub(ctx.inflight, 0, ctx.local)
+  flush()
+  process.exit(70)
+})
 
 function listen(p: number): void {
   app.listen(data.host, p, (t) => {
@@ -81,20 +122,39 @@ port.on('message', (m: ToWorker) => {
     }
     case 'drain':
       return drain(m.timeoutMs)
+    case 'stats':
+      return post({ type: 'stats', requests })
+    case 'crash':
+      setImmediate(crash)
+      return
   }
 })
 
-/** Stop accepting, let in-flight requests finish up to the deadline, then close what is left and report. */
+function crash(): never {
+  throw new Error('crash requested by the test hook')
+}
+
+/**
+ * Stop accepting, let in-flight requests finish up to the deadline, then close what is left and report.
+ * Requests that still arrive on open keep-alive connections are served (answered with Connection: close), not
+ * refused: during an upgrade the next generation is already listening, and a 503 would be a failed request. So
+ * ctx.draining (which makes admit answer 503) is not set. The drain ends once nothing is in flight and no request
+ * has arrived for QUIET_MS, so a client that reuses its connection right after a response is answered, not cut.
+ */
+const QUIET_MS = 100
 function drain(timeoutMs: number): void {
   metrics.stopSampling()
-  ctx.draining = true
+  draining = true
   if (token !== null) {
     uws.us_listen_socket_close(token)
     token = null
   }
-  const deadline = performance.now() + timeoutMs
+  const start = performance.now()
+  lastArrival = start
+  const deadline = start + timeoutMs
   const check = () => {
-    if (ctx.local > 0 && performance.now() < deadline) return void setTimeout(check, 25)
+    const now = performance.now()
+    if ((ctx.local > 0 || now - lastArrival < QUIET_MS) && now < deadline) return void setTimeout(check, 25)
     const cut = ctx.local
     // uWS must be closed before the thread exits, or the process aborts; closing fires onAborted for what is left
     ;(app as unknown as { close(): void }).close()

@@ -1,0 +1,104 @@
+// The messages between the master and a generation process (Node IPC, `serialization: 'advanced'`, so bucket
+// snapshots travel as Uint8Array without base64). The master runs the code it was started with for months while
+// each upgrade forks a generation from the code now on disk: PROTOCOL_VERSION is bumped on any change to these
+// shapes, and a generation refuses an init it does not understand (Envoy's HOT_RESTART_VERSION).
+
+export const PROTOCOL_VERSION = 1
+
+/** Counters the master keeps across generations; each generation shows them on /ready, /status and metrics. */
+export interface SupervisorInfo {
+  master_pid: number
+  /** generations started after one died */
+  restarts: number
+  /** deaths in a row without a stable generation in between; ≥ CRASH_LOOP_AT means a crash loop */
+  consecutive_crashes: number
+  crash_loop: boolean
+  /** delay before the next restart while backing off, else 0 */
+  backoff_ms: number
+  reloads_ok: number
+  reloads_failed: number
+  upgrades_ok: number
+  upgrades_failed: number
+}
+
+/** A bucket snapshot in flight between processes: the limiter's bytes plus when they were taken (wall clock). */
+export interface Snapshot {
+  taken_at_ms: number
+  bytes: Uint8Array
+}
+
+export interface GenerationInit {
+  type: 'init'
+  protocol: number
+  generation: number
+  config_file: string
+  /** upgrade: bind this port (the running generation's) instead of the configured one, which may be 0 */
+  port: number | null
+  /** upgrade: bind no admin listener and write no state file until promoted (the old generation still does) */
+  defer_admin: boolean
+  /** bucket state to start from (handoff or the last periodic snapshot); null: read the state file */
+  snapshot: Snapshot | null
+  info: SupervisorInfo
+  /** allows the crash-worker test hook */
+  test_hooks: boolean
+}
+
+export type ToGeneration =
+  | GenerationInit
+  | { type: 'reload'; id: number }
+  | { type: 'status'; id: number }
+  | { type: 'snapshot'; id: number }
+  /** upgrade: the old generation has let go; bind the admin listener and own the state file from now on */
+  | { type: 'promote'; id: number }
+  /** handoff: give up the admin port and the state file, drain, then send the final snapshot */
+  | { type: 'drain'; mode: 'stop' | 'handoff'; timeout_ms: number | null }
+  /** an older generation's charges made after its handoff snapshot, to add to this generation's buckets */
+  | { type: 'merge'; base: Snapshot; final: Snapshot }
+  | { type: 'info'; info: SupervisorInfo }
+  | { type: 'crash-worker'; index: number }
+
+export interface ReloadResult {
+  ok: boolean
+  /** config errors, formatted `file:line:col path: message` */
+  errors: string[]
+  /** top-level sections applied in place */
+  applied: string[]
+  /** changed settings that need `leaky upgrade` */
+  needs_upgrade: string[]
+  /** changed settings the master reads only at start (pid_file) */
+  needs_restart: string[]
+  config_version: number
+}
+
+export interface GenerationStatus {
+  generation: number
+  pid: number
+  started_at_ms: number
+  ready_at_ms: number
+  state: 'starting' | 'serving' | 'draining'
+  port: number
+  admin_port: number
+  workers: number
+  workers_up: number
+  worker_restarts: number
+  inflight: number
+  requests: number
+  config_version: number
+  buckets: { used: number; capacity: number } | null
+  state_file: string | null
+  last_state_write_ms: number | null
+}
+
+export type FromGeneration =
+  | { type: 'ready'; port: number; admin_port: number; workers: number; config_version: number }
+  /** start-up failed; `errors` are config errors when that was the cause */
+  | { type: 'failed'; message: string; errors: string[] }
+  | { type: 'reload-result'; id: number; result: ReloadResult }
+  | { type: 'status'; id: number; status: GenerationStatus }
+  | { type: 'snapshot'; id: number; snapshot: Snapshot | null }
+  | { type: 'admin'; id: number; port: number; error: string | null }
+  /** periodic copy of the buckets, so a generation killed with -9 restarts from at most this old */
+  | { type: 'snapshot-tick'; snapshot: Snapshot }
+  | { type: 'admin-released' }
+  | { type: 'final'; snapshot: Snapshot | null }
+  | { type: 'stopped'; cut: number }
