@@ -64,6 +64,8 @@ export interface MasterStatus {
   /** set while no generation serves: the next restart is due in this many ms */
   restart_in_ms: number | null
   tcp_migrate_req: 0 | 1 | null
+  /** when the master's latest copy of the serving generation's buckets was taken (ms since the epoch) */
+  last_snapshot_ms: number | null
   generations: GenerationEntry[]
 }
 
@@ -431,6 +433,7 @@ export class Master {
       supervisor: this.info(),
       restart_in_ms: this.#restartTimer === null ? null : Math.max(0, this.#restartAt - Date.now()),
       tcp_migrate_req: tcpMigrateReq(),
+      last_snapshot_ms: this.current?.lastSnapshot?.taken_at_ms ?? null,
       generations: entries.map(([role, g], i) => ({ role, number: g.number, pid: g.pid, status: statuses[i] })),
     }
   }
