@@ -32,6 +32,7 @@ export function statusPage(): StatusPage {
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>leaky-tokens status</title>
+<link rel="icon" href="data:,">
 <style>${style}</style>
 <script>${lib}</script>
 </head><body>
@@ -73,6 +74,8 @@ header .fact b { color: var(--text); font-weight: 600; }
 .panel h2.gap { margin-top: 14px; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
+.panel { overflow-x: auto; }
 th { color: var(--dim); font-weight: 500; }
 td.num, th.num { text-align: right; }
 .empty { color: var(--dim); font-style: italic; }
@@ -127,6 +130,13 @@ const SCRIPT = `
     if (s < 7200) return Math.round(s / 60) + ' min';
     return (s / 3600).toFixed(1) + ' h';
   }
+  function short(v) {
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + 'G';
+    if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + 'M';
+    if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + 'k';
+    return String(Math.round(v * 100) / 100);
+  }
   function fmt(n, d) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en', { maximumFractionDigits: d || 0 }); }
 
   function chart(id, key, series, t, cols) {
@@ -141,7 +151,8 @@ const SCRIPT = `
       width: Math.max(300, el.clientWidth), height: 220,
       scales: { x: { time: true } },
       axes: [{ stroke: '#8b98a5', grid: { stroke: '#2a333d' }, ticks: { stroke: '#2a333d' } },
-             { stroke: '#8b98a5', grid: { stroke: '#2a333d' }, ticks: { stroke: '#2a333d' }, size: 60 }],
+             { stroke: '#8b98a5', grid: { stroke: '#2a333d' }, ticks: { stroke: '#2a333d' }, size: 56,
+               values: function (u, vals) { return vals.map(short); } }],
       series: [{}].concat(series.map(function (s, i) {
         return { label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, points: { show: false },
                  value: function (u, v) { return v === null ? '–' : fmt(v, 2); } };

@@ -18,6 +18,8 @@ export interface Ops {
   reloadsFailed: number
   upgrades: number
   workerRestarts: number
+  /** generations that died and were restarted by the master */
+  generationRestarts: number
 }
 
 /** What the limiter can report from the main thread (wired with hub.setLimiterProbe; see tableProbe). */
@@ -175,8 +177,10 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
   gauge('leaky_generation', 'Number of the generation serving traffic (grows with each upgrade or restart).', [], (m) => m.set(src.ops.generation))
   gauge('leaky_config_version', 'Config version inside this generation (1 at start, +1 per reload).', [], (m) => m.set(src.ops.configVersion))
   gauge('leaky_workers', 'Worker threads of this generation.', [], (m) => m.set(src.ops.workers))
-  counter('leaky_upgrades_total', 'Zero-downtime upgrades since the master started.', [], (m) => m.inc(src.ops.upgrades))
+  counter('leaky_upgrades_total', 'Zero-downtime upgrades completed since the master started.', [], (m) => m.inc(src.ops.upgrades))
   counter('leaky_worker_restarts_total', 'Worker threads that died and were replaced.', [], (m) => m.inc(src.ops.workerRestarts))
+  counter('leaky_generation_restarts_total', 'Generations (child processes) that died and were restarted by the master.', [],
+    (m) => m.inc(src.ops.generationRestarts))
   gauge('leaky_build_info', 'Build information; the value is always 1.', ['version', 'node', 'uws'], (m) => m.set({ ...src.build }, 1))
 
   collectDefaultMetrics({ register: registry })

@@ -36,7 +36,9 @@ export class MetricsHub implements ExpositionSource {
   readonly sab: SharedArrayBuffer | null
   readonly reader: MetricsReader | null
   readonly registry = new Registry()
-  readonly ops: Ops
+  readonly #ops: Ops
+  /** the master's counters when a supervisor runs this generation (Generation.supervisor) */
+  supervisor: (() => Record<string, unknown> | null) | null = null
   readonly build: BuildInfo = buildInfo()
   limiter: LimiterProbe | null = null
   readonly #inflight: Int32Array
@@ -51,9 +53,9 @@ export class MetricsHub implements ExpositionSource {
     this.sab = metricsEnabled(config) ? createMetricsBuffer(opts.workers) : null
     this.reader = this.sab === null ? null : new MetricsReader(openMetrics(this.sab))
     this.#inflight = new Int32Array(opts.inflight)
-    this.ops = {
+    this.#ops = {
       generation: opts.generation, configVersion: 1, workers: opts.workers,
-      reloadsOk: 0, reloadsFailed: 0, upgrades: 0, workerRestarts: 0,
+      reloadsOk: 0, reloadsFailed: 0, upgrades: 0, workerRestarts: 0, generationRestarts: 0,
     }
     this.configure(config, 1)
     registerMetrics(this.registry, this)
@@ -77,7 +79,7 @@ export class MetricsHub implements ExpositionSource {
    * low slots and every worker finds them; providers and metrics_label marks are remembered for the exposition.
    */
   configure(config: Config, version: number): void {
-    this.ops.configVersion = version
+    this.#ops.configVersion = version
     this.#upstreams = Object.keys(config.upstreams)
     for (const [name, u] of Object.entries(config.upstreams)) this.#providers.set(name, u.provider)
     const marked = new Set<string>()
@@ -93,19 +95,36 @@ export class MetricsHub implements ExpositionSource {
     for (const k of config.keys) v.keys.intern(k.id)
   }
 
+  /**
+   * The counters of operations. Under a supervisor its counts win: they include reloads whose config failed to
+   * parse (the generation never sees those) and survive upgrades, as a counter should.
+   */
+  get ops(): Ops {
+    const s = this.supervisor?.() ?? null
+    if (s === null) return this.#ops
+    const n = (k: string, d: number) => (typeof s[k] === 'number' ? (s[k] as number) : d)
+    return {
+      ...this.#ops,
+      reloadsOk: n('reloads_ok', this.#ops.reloadsOk),
+      reloadsFailed: n('reloads_failed', this.#ops.reloadsFailed),
+      upgrades: n('upgrades_ok', this.#ops.upgrades),
+      generationRestarts: n('restarts', this.#ops.generationRestarts),
+    }
+  }
+
   /** Count a reload (the CLI reports a config that failed to parse with reloaded(false) too). */
   reloaded(ok: boolean): void {
-    if (ok) this.ops.reloadsOk++
-    else this.ops.reloadsFailed++
+    if (ok) this.#ops.reloadsOk++
+    else this.#ops.reloadsFailed++
   }
 
   workerRestarted(): void {
-    this.ops.workerRestarts++
+    this.#ops.workerRestarts++
   }
 
   /** Upgrades since the master started: the supervisor knows, a generation does not. */
   setUpgrades(n: number): void {
-    this.ops.upgrades = n
+    this.#ops.upgrades = n
   }
 
   /** Report the bucket table (and per-limit fill) from now on; see tableProbe for the adapter. */

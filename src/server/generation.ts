@@ -12,6 +12,7 @@ import { StubServer } from '../stub/server.js'
 import { LeakyError } from '../errors.js'
 import { createShared, type SharedBuffers } from './shared.js'
 import { MetricsHub } from '../observability/hub.js'
+import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
 
@@ -70,6 +71,8 @@ export class Generation {
     this.#opts = opts
     this.buckets = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
     this.shared.buckets = this.buckets.sab
+    this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now()))
+    this.metrics.supervisor = () => this.supervisor
   }
 
   get workerCount(): number {
