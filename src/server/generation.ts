@@ -71,7 +71,7 @@ export class Generation {
     this.#opts = opts
     this.buckets = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
     this.shared.buckets = this.buckets.sab
-    this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now()))
+    this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
   }
 

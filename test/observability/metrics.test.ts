@@ -226,7 +226,7 @@ t.test('limiter probe: table occupancy, capacity and events', async (t) => {
   const h = hub()
   let walks = 0
   const { tableProbe } = await import('../../src/observability/table-probe.js')
-  h.setLimiterProbe(tableProbe({ capacity: 1024, stats: () => ({ evicted: 3, full: 2 }), occupancy: () => (walks++, { live: 17 }) }))
+  h.setLimiterProbe(tableProbe({ capacity: 1024, stats: () => ({ evicted: 3, full: 2 }), occupancy: () => (walks++, { live: 17 }), peek: () => 0, afterNs: 0 }, () => 0n))
   const f = parseExposition((await h.metrics()).body)
   t.equal(sampleSum(f, 'leaky_limiter_table_used_slots'), 17)
   t.equal(sampleSum(f, 'leaky_limiter_table_capacity_slots'), 1024)
