@@ -1,6 +1,7 @@
 // What a worker thread shares across all its requests, set once when the worker starts: its logger and the
 // SharedArrayBuffer counters every worker of the generation updates (in-flight requests for the admit gate).
 import type { Logger } from '../observability/logger.js'
+import type { BucketTable } from '../limiter/table.js'
 
 export interface WorkerContext {
   logger: Logger
@@ -10,6 +11,8 @@ export interface WorkerContext {
   draining: boolean
   /** requests in flight on this worker: the drain waits for 0 */
   local: number
+  /** the generation's bucket table, attached in this thread */
+  table: BucketTable | null
 }
 
 export const ctx: WorkerContext = {
@@ -17,4 +20,5 @@ export const ctx: WorkerContext = {
   inflight: new Int32Array(new SharedArrayBuffer(8)),
   draining: false,
   local: 0,
+  table: null,
 }

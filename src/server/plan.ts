@@ -6,6 +6,7 @@ import { Upstream, type Provider } from '../upstream/upstream.js'
 import { compileRoutes, type RouteTable } from './stages/route.js'
 import { compileTrust, type TrustPlan } from './stages/accept.js'
 import { compileKeys, type KeyIdentity } from './stages/identify.js'
+import { compileLimits, type LimitPlan } from './stages/limit.js'
 
 export interface CompiledRoute {
   index: number
@@ -31,6 +32,7 @@ export interface WorkerPlan {
   accessLog: boolean
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
+  limits: LimitPlan
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -46,6 +48,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     trust: compileTrust(config.server.trusted_proxies),
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
+    limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
   }
 }
 

@@ -71,6 +71,10 @@ export class RequestState {
   stream = false
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
   stripUsage = false
+  /** the limit stage charged the buckets: account reconciles the token estimate */
+  charged = false
+  /** name of the limit that denied the request, for logs and metrics */
+  limitDenied = ''
   /** reads token usage from the response on its way to the client (LLM routes, 2xx) */
   meter: UsageMeter | null = null
   inflightTaken = false

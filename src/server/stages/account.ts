@@ -5,6 +5,7 @@ import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import { metrics } from '../../observability/metrics.js'
+import { reconcile } from './limit.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -22,6 +23,8 @@ export function account(s: RequestState): void {
   }
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
+  // tokens really used: the meter's (reported or counted on a cut); none when the upstream answered no success
+  if (s.charged && s.costTokens > 0) reconcile(s, usage === null ? 0 : usage.prompt + usage.completion)
   const end = performance.now()
   metrics.request(s, status, end)
   if (usage !== null && s.upstream !== null) {
@@ -40,6 +43,8 @@ export function account(s: RequestState): void {
     upstream: s.upstream === null ? null : s.upstream.name,
     status,
     error: s.errorCode,
+    limit: s.limitDenied === '' ? undefined : s.limitDenied,
+    key_id: s.keyId === '' ? undefined : s.keyId,
     detail: s.errorDetail === '' ? undefined : s.errorDetail,
     duration_ms: round(end - s.startMs),
     ttfb_ms: s.ttfbMs < 0 ? null : round(s.ttfbMs),
