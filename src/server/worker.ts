@@ -3,6 +3,7 @@
 import { parentPort, workerData, threadId } from 'node:worker_threads'
 import type { HttpResponse, RecognizedString, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
+import { BucketTable } from '../limiter/table.js'
 import { compilePlan, closePlan, type WorkerPlan } from './plan.js'
 import { handleRequest } from './pipeline.js'
 import { ctx } from './context.js'
@@ -43,6 +44,7 @@ const uws = loadUws()
 const { logger, flush } = createLogger({ level: data.config.log.level, bindings: { worker: data.index, gen: data.generation, tid: threadId } })
 ctx.logger = logger
 ctx.inflight = new Int32Array(data.shared.inflight)
+ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared.buckets)
 
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
