@@ -2,7 +2,13 @@
 // follow Prometheus conventions (leaky_ prefix, base units, _total/_seconds/_bytes); every label value comes from
 // config (route paths, upstream, limit names, key ids marked metrics_label) or from a closed set (method, status
 // class, kind, result) — never a raw key, a full path or a client address. Model names are normalised and capped.
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+//
+// Each buffer-backed metric is written once, as a walk that emits (label fragment, labels, value). prom-client's
+// collect() uses the labels (getMetricsAsJSON, get()); the text exposition uses the fragment — label pairs
+// rendered and escaped once per slot and cached — because prom-client's generic formatter builds and escapes every
+// label of every line on every scrape, which with 1,000 request series and their histograms took most of a 50 ms
+// scrape budget (test/fixtures/observability/overhead.mjs measures it).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { MetricsReader } from './reader.js'
 import {
   DURATION_BUCKETS, FLOW, GAUGE, HIST_CELLS, LIMIT_RESULTS, METHODS, RATIO_BUCKETS, RATIO_HIST_CELLS, STATUS_CLASSES,
@@ -57,131 +63,250 @@ export interface ExpositionSource {
 }
 
 type Labels = Record<string, string>
+/** one sample: its label pairs rendered (`a="x",b="y"`, '' for none), the same as an object, and the value */
+type Emit = (frag: string, labels: Labels, value: number) => void
+type EmitHist = (frag: string, labels: Labels, counts: Float64Array) => void
 
-interface HistSeries {
-  labels: Labels
-  counts: Float64Array
+/** A metric whose text the registry takes from render() instead of formatting prom-client's values. */
+interface Rendered {
+  render(): string
 }
+
+/** prom-client's Registry, with a fast path for the buffer-backed metrics (see the top of this file). */
+export class SharedRegistry extends Registry {
+  getMetricsAsString(metric: Metric): Promise<string> {
+    const r = (metric as unknown as Partial<Rendered>).render
+    if (r !== undefined) return Promise.resolve(r.call(metric))
+    return (Registry.prototype as unknown as { getMetricsAsString(m: Metric): Promise<string> }).getMetricsAsString.call(this, metric)
+  }
+}
+
+/** Label pairs rendered once per slot and name: `name="value"` with the exposition's escapes. */
+class Fragments {
+  readonly #cache = new Map<string, string>()
+
+  pair(name: string, value: string): string {
+    const k = `${name}\0${value}`
+    let f = this.#cache.get(k)
+    if (f === undefined) {
+      f = `${name}="${value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`
+      if (this.#cache.size < 100_000) this.#cache.set(k, f)
+    }
+    return f
+  }
+}
+
+const METHOD_STATUS = METHODS.flatMap((m) => STATUS_CLASSES.map((c) => `method="${m}",status_class="${c}"`))
 
 export function registerMetrics(registry: Registry, src: ExpositionSource): void {
   const registers = [registry]
-  const counter = (name: string, help: string, labelNames: string[], collect: (m: Counter<string>) => void) =>
-    new Counter({ name, help, labelNames, registers, collect(this: Counter<string>) {
+  const frags = new Fragments()
+  const join = (a: string, b: string) => (a === '' ? b : b === '' ? a : `${a},${b}`)
+
+  const counter = (name: string, help: string, labelNames: string[], each: (emit: Emit) => void) =>
+    shared(new Counter({ name, help, labelNames, registers, collect(this: Counter<string>) {
       this.reset()
-      collect(this)
-    } })
-  const gauge = (name: string, help: string, labelNames: string[], collect: (m: Gauge<string>) => void) =>
-    new Gauge({ name, help, labelNames, registers, collect(this: Gauge<string>) {
+      each((_f, labels, v) => this.inc(labels, v))
+    } }), 'counter', help, each)
+  const gauge = (name: string, help: string, labelNames: string[], each: (emit: Emit) => void) =>
+    shared(new Gauge({ name, help, labelNames, registers, collect(this: Gauge<string>) {
       this.reset()
-      collect(this)
+      each((_f, labels, v) => this.set(labels, v))
+    } }), 'gauge', help, each)
+  const histogram = (name: string, help: string, labelNames: string[], buckets: readonly number[], each: (emit: EmitHist) => void) => {
+    const h = new Histogram({ name, help, labelNames, buckets: [...buckets], registers, collect(this: Histogram<string>) {
+      fillHistogram(this, buckets, merged(each))
     } })
-  const histogram = (name: string, help: string, labelNames: string[], buckets: readonly number[], collect: () => HistSeries[]) =>
-    new Histogram({ name, help, labelNames, buckets: [...buckets], registers, collect(this: Histogram<string>) {
-      fillHistogram(this, buckets, collect())
-    } })
+    const le = buckets.map((b) => `le="${b}"`).concat('le="+Inf"')
+    ;(h as unknown as Rendered).render = () => {
+      const out = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`]
+      for (const { frag, counts } of merged(each)) {
+        let acc = 0
+        for (let i = 0; i <= buckets.length; i++) {
+          acc += counts[i]
+          out.push(`${name}_bucket{${join(frag, le[i])}} ${acc}`)
+        }
+        const braces = frag === '' ? '' : `{${frag}}`
+        out.push(`${name}_sum${braces} ${counts[buckets.length + 1]}`, `${name}_count${braces} ${acc}`)
+      }
+      return out.join('\n')
+    }
+    return h
+  }
+
+  // ---- walks over the buffer ----
+
+  /** every (route, upstream) flow with its label fragment */
+  const flows = (fn: (frag: string, labels: Labels, base: number, r: MetricsReader) => void) => {
+    const r = src.reader
+    if (r === null) return
+    const v = r.v
+    for (let f = 0; f < v.flows.used; f++) {
+      const p = v.flows.pair(f)
+      if (p === null) continue
+      const route = v.routes.name(p[0]) ?? OTHER
+      const upstream = v.upstreams.name(p[1]) ?? OTHER
+      fn(join(frags.pair('route', route), frags.pair('upstream', upstream)), { route, upstream }, STRIPE.flows + f * FLOW.size, r)
+    }
+  }
+  const upstreams = (fn: (frag: string, labels: Labels, slot: number, r: MetricsReader) => void) => {
+    const r = src.reader
+    if (r === null) return
+    for (let u = 0; u < r.v.upstreams.used; u++) {
+      const name = r.v.upstreams.name(u)
+      if (name !== null && name !== 'none') fn(frags.pair('upstream', name), { upstream: name }, u, r)
+    }
+  }
+  const limits = (fn: (limit: string, slot: number, r: MetricsReader) => void) => {
+    const r = src.reader
+    if (r === null) return
+    for (let l = 0; l < r.v.limits.used; l++) {
+      const name = r.v.limits.name(l)
+      if (name !== null) fn(name, l, r)
+    }
+  }
+  /** keys summed by their label (marked ids, everything else "other") */
+  const keys = (cell: number, emit: Emit) => {
+    const r = src.reader
+    if (r === null) return
+    const by = new Map<string, number>()
+    for (let k = 0; k < r.v.keys.used; k++) {
+      const name = r.v.keys.name(k)
+      if (name === null) continue
+      const label = k === 0 ? OTHER : src.keyLabel(name)
+      by.set(label, (by.get(label) ?? 0) + r.counter(STRIPE.keys + k * 2 + cell))
+    }
+    for (const [key_id, n] of by) if (n > 0) emit(frags.pair('key_id', key_id), { key_id }, n)
+  }
+  const flowCell = (cell: number) => (emit: Emit) => flows((frag, labels, base, r) => {
+    const n = r.counter(base + cell)
+    if (n > 0) emit(frag, labels, n)
+  })
+  const flowHist = (cell: number) => (emit: EmitHist) => flows((frag, labels, base, r) => {
+    const counts = r.counters(base + cell, HIST_CELLS, new Float64Array(HIST_CELLS))
+    if (observations(counts) > 0) emit(frag, labels, scaleSum(counts, 1e6))
+  })
 
   // ---- requests ----
   counter('leaky_requests_total', 'Requests answered, by route (config path prefix), upstream, method and status class.',
-    ['route', 'upstream', 'method', 'status_class'], (m) => forFlows(src, (labels, base, r) => {
-      for (let mi = 0; mi < METHODS.length; mi++) {
-        for (let ci = 0; ci < STATUS_CLASSES.length; ci++) {
-          const n = r.counter(base + mi * STATUS_CLASSES.length + ci)
-          if (n > 0) m.inc({ ...labels, method: METHODS[mi], status_class: STATUS_CLASSES[ci] }, n)
+    ['route', 'upstream', 'method', 'status_class'], (emit) => flows((frag, labels, base, r) => {
+      for (let i = 0; i < METHOD_STATUS.length; i++) {
+        const n = r.counter(base + i)
+        if (n > 0) {
+          const mi = (i / STATUS_CLASSES.length) | 0
+          emit(`${frag},${METHOD_STATUS[i]}`, { ...labels, method: METHODS[mi], status_class: STATUS_CLASSES[i - mi * STATUS_CLASSES.length] }, n)
         }
       }
     }))
   counter('leaky_rate_limited_requests_total', 'Requests the proxy answered 429 because a limit denied them.',
-    ['route', 'upstream'], (m) => forFlows(src, (labels, base, r) => addIf(m, labels, r.counter(base + FLOW.limited))))
-  counter('leaky_request_bytes_total', 'Request body bytes received from clients.',
-    ['route', 'upstream'], (m) => forFlows(src, (labels, base, r) => addIf(m, labels, r.counter(base + FLOW.bytesIn))))
-  counter('leaky_response_bytes_total', 'Response body bytes sent to clients.',
-    ['route', 'upstream'], (m) => forFlows(src, (labels, base, r) => addIf(m, labels, r.counter(base + FLOW.bytesOut))))
+    ['route', 'upstream'], flowCell(FLOW.limited))
+  counter('leaky_request_bytes_total', 'Request body bytes received from clients.', ['route', 'upstream'], flowCell(FLOW.bytesIn))
+  counter('leaky_response_bytes_total', 'Response body bytes sent to clients.', ['route', 'upstream'], flowCell(FLOW.bytesOut))
   histogram('leaky_request_duration_seconds', 'Time from request accepted to response complete.',
-    ['route', 'upstream'], DURATION_BUCKETS, () => flowHistograms(src, FLOW.duration))
+    ['route', 'upstream'], DURATION_BUCKETS, flowHist(FLOW.duration))
   histogram('leaky_time_to_first_byte_seconds', 'Time from request accepted to the upstream response headers.',
-    ['route', 'upstream'], DURATION_BUCKETS, () => flowHistograms(src, FLOW.ttfb))
-  gauge('leaky_requests_in_flight', 'Requests admitted and not yet finished, across all workers.', [], (m) => m.set(src.inflight()))
-  counter('leaky_worker_requests_total', 'Requests answered by each worker thread.', ['worker'], (m) => {
+    ['route', 'upstream'], DURATION_BUCKETS, flowHist(FLOW.ttfb))
+  gauge('leaky_requests_in_flight', 'Requests admitted and not yet finished, across all workers.', [], (emit) => emit('', {}, src.inflight()))
+  counter('leaky_worker_requests_total', 'Requests answered by each worker thread.', ['worker'], (emit) => {
     const r = src.reader
-    if (r !== null) for (let s = 0; s < r.stripes; s++) m.inc({ worker: String(s) }, r.stripeCounter(s, STRIPE.requests))
+    if (r !== null) for (let s = 0; s < r.stripes; s++) emit(`worker="${s}"`, { worker: String(s) }, r.stripeCounter(s, STRIPE.requests))
   })
 
   // ---- upstreams ----
   counter('leaky_upstream_attempts_total', 'Requests sent to an upstream (each retry is an attempt).', ['upstream'],
-    (m) => forUpstreams(src, (labels, slot, r) => addIf(m, labels, r.counter(STRIPE.upstreams + slot * UPSTREAM_RESULTS.length))))
+    (emit) => upstreams((frag, labels, slot, r) => {
+      const n = r.counter(STRIPE.upstreams + slot * UPSTREAM_RESULTS.length)
+      if (n > 0) emit(frag, labels, n)
+    }))
   counter('leaky_upstream_errors_total', 'Failed upstream attempts by kind: connect, timeout, reset, invalid (unparsable response), 5xx.',
-    ['upstream', 'kind'], (m) => forUpstreams(src, (labels, slot, r) => {
+    ['upstream', 'kind'], (emit) => upstreams((frag, labels, slot, r) => {
       for (let k = 1; k < UPSTREAM_RESULTS.length; k++) {
         const n = r.counter(STRIPE.upstreams + slot * UPSTREAM_RESULTS.length + k)
-        if (n > 0) m.inc({ ...labels, kind: UPSTREAM_RESULTS[k] }, n)
+        if (n > 0) emit(`${frag},kind="${UPSTREAM_RESULTS[k]}"`, { ...labels, kind: UPSTREAM_RESULTS[k] }, n)
       }
     }))
   gauge('leaky_upstream_connections', 'Upstream pool connections, open and in use (sampled every second).',
-    ['upstream', 'state'], (m) => forUpstreams(src, (labels, slot, r) => {
-      m.set({ ...labels, state: 'open' }, r.gauge(slot, GAUGE.open))
-      m.set({ ...labels, state: 'in_use' }, r.gauge(slot, GAUGE.inUse))
+    ['upstream', 'state'], (emit) => upstreams((frag, labels, slot, r) => {
+      emit(`${frag},state="open"`, { ...labels, state: 'open' }, r.gauge(slot, GAUGE.open))
+      emit(`${frag},state="in_use"`, { ...labels, state: 'in_use' }, r.gauge(slot, GAUGE.inUse))
     }))
   gauge('leaky_upstream_breaker_open', '1 while the circuit breaker of an upstream is open on any worker.', ['upstream'],
-    (m) => forUpstreams(src, (labels, slot, r) => {
-      if (r.counter(STRIPE.upstreams + slot * UPSTREAM_RESULTS.length) > 0 || r.gauge(slot, GAUGE.breaker, true) > 0) {
-        m.set(labels, r.gauge(slot, GAUGE.breaker, true))
-      }
-    }))
+    (emit) => upstreams((frag, labels, slot, r) => emit(frag, labels, r.gauge(slot, GAUGE.breaker, true))))
 
   // ---- LLM ----
   counter('leaky_llm_tokens_total', 'Tokens reported by upstreams, by upstream, provider, model (normalised) and kind.',
-    ['upstream', 'provider', 'model', 'kind'], (m) => forLlmPairs(src, (labels, slot, r) => {
-      for (let k = 0; k < TOKEN_KINDS.length; k++) {
-        const n = r.counter(STRIPE.tokens + slot * TOKEN_KINDS.length + k)
-        if (n > 0) m.inc({ ...labels, kind: TOKEN_KINDS[k] }, n)
+    ['upstream', 'provider', 'model', 'kind'], (emit) => {
+      const r = src.reader
+      if (r === null) return
+      const v = r.v
+      for (let p = 0; p < v.llmPairs.used; p++) {
+        const pair = v.llmPairs.pair(p)
+        if (pair === null) continue
+        const upstream = v.upstreams.name(pair[0]) ?? OTHER
+        const provider = src.providerOf(upstream)
+        const model = v.models.name(pair[1]) ?? OTHER
+        const frag = `${frags.pair('upstream', upstream)},${frags.pair('provider', provider)},${frags.pair('model', model)}`
+        for (let k = 0; k < TOKEN_KINDS.length; k++) {
+          const n = r.counter(STRIPE.tokens + p * TOKEN_KINDS.length + k)
+          if (n > 0) emit(`${frag},kind="${TOKEN_KINDS[k]}"`, { upstream, provider, model, kind: TOKEN_KINDS[k] }, n)
+        }
       }
-    }))
-  histogram('leaky_llm_estimate_ratio', 'Estimated ÷ reported tokens per request (1 = exact, < 1 = underestimate).',
-    ['upstream'], RATIO_BUCKETS, () => {
-      const out: HistSeries[] = []
-      forUpstreams(src, (labels, slot, r) => {
-        const counts = r.counters(STRIPE.estimate + slot * RATIO_HIST_CELLS, RATIO_HIST_CELLS, new Float64Array(RATIO_HIST_CELLS))
-        if (sumCounts(counts) > 0) out.push({ labels, counts: scaleSum(counts, 1e-6) })
-      })
-      return mergeSeries(out)
     })
+  histogram('leaky_llm_estimate_ratio', 'Estimated ÷ reported tokens per request (1 = exact, < 1 = underestimate).',
+    ['upstream'], RATIO_BUCKETS, (emit) => upstreams((frag, labels, slot, r) => {
+      const counts = r.counters(STRIPE.estimate + slot * RATIO_HIST_CELLS, RATIO_HIST_CELLS, new Float64Array(RATIO_HIST_CELLS))
+      if (observations(counts) > 0) emit(frag, labels, scaleSum(counts, 1e6))
+    }))
 
   // ---- limiter ----
   counter('leaky_limiter_decisions_total', 'Limit checks by limit and result.', ['limit', 'result'],
-    (m) => forLimits(src, (limit, slot, r) => {
+    (emit) => limits((limit, slot, r) => {
       const base = STRIPE.limits + slot * LIMIT_RESULTS.length
       const allowed = r.counter(base)
       let denied = 0
       for (let k = 1; k < LIMIT_RESULTS.length; k++) denied += r.counter(base + k)
-      if (allowed > 0) m.inc({ limit, result: 'allowed' }, allowed)
-      if (denied > 0) m.inc({ limit, result: 'denied' }, denied)
+      const f = frags.pair('limit', limit)
+      if (allowed > 0) emit(`${f},result="allowed"`, { limit, result: 'allowed' }, allowed)
+      if (denied > 0) emit(`${f},result="denied"`, { limit, result: 'denied' }, denied)
     }))
   counter('leaky_limiter_denied_total', 'Denials by limit and reason: rate, over_burst (larger than the burst), table_full, backend (redis).',
-    ['limit', 'reason'], (m) => forLimits(src, (limit, slot, r) => {
+    ['limit', 'reason'], (emit) => limits((limit, slot, r) => {
       const base = STRIPE.limits + slot * LIMIT_RESULTS.length
       for (let k = 1; k < LIMIT_RESULTS.length; k++) {
         const n = r.counter(base + k)
-        if (n > 0) m.inc({ limit, reason: LIMIT_RESULTS[k] }, n)
+        if (n > 0) emit(`${frags.pair('limit', limit)},reason="${LIMIT_RESULTS[k]}"`, { limit, reason: LIMIT_RESULTS[k] }, n)
       }
     }))
   counter('leaky_key_requests_total', 'Requests by virtual key id (keys marked metrics_label; all others under "other").',
-    ['key_id'], (m) => forKeys(src, (key_id, slot, r) => addIf(m, { key_id }, r.counter(STRIPE.keys + slot * 2))))
+    ['key_id'], (emit) => keys(0, emit))
   counter('leaky_key_rate_limited_total', 'Requests answered 429 by virtual key id (metrics_label keys; others under "other").',
-    ['key_id'], (m) => forKeys(src, (key_id, slot, r) => addIf(m, { key_id }, r.counter(STRIPE.keys + slot * 2 + 1))))
+    ['key_id'], (emit) => keys(1, emit))
 
-  // ---- operations ----
-  counter('leaky_config_reloads_total', 'Config reloads by result.', ['result'], (m) => {
-    m.inc({ result: 'success' }, src.ops.reloadsOk)
-    m.inc({ result: 'failure' }, src.ops.reloadsFailed)
-  })
-  gauge('leaky_generation', 'Number of the generation serving traffic (grows with each upgrade or restart).', [], (m) => m.set(src.ops.generation))
-  gauge('leaky_config_version', 'Config version inside this generation (1 at start, +1 per reload).', [], (m) => m.set(src.ops.configVersion))
-  gauge('leaky_workers', 'Worker threads of this generation.', [], (m) => m.set(src.ops.workers))
-  counter('leaky_upgrades_total', 'Zero-downtime upgrades completed since the master started.', [], (m) => m.inc(src.ops.upgrades))
-  counter('leaky_worker_restarts_total', 'Worker threads that died and were replaced.', [], (m) => m.inc(src.ops.workerRestarts))
-  counter('leaky_generation_restarts_total', 'Generations (child processes) that died and were restarted by the master.', [],
-    (m) => m.inc(src.ops.generationRestarts))
-  gauge('leaky_build_info', 'Build information; the value is always 1.', ['version', 'node', 'uws'], (m) => m.set({ ...src.build }, 1))
+  // ---- operations (main thread only: prom-client formats them) ----
+  new Counter({ name: 'leaky_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers,
+    collect(this: Counter<string>) {
+      this.reset()
+      this.inc({ result: 'success' }, src.ops.reloadsOk)
+      this.inc({ result: 'failure' }, src.ops.reloadsFailed)
+    } })
+  const value = (name: string, help: string, type: 'counter' | 'gauge', get: () => number) => {
+    if (type === 'gauge') new Gauge({ name, help, registers, collect(this: Gauge) { this.set(get()) } })
+    else new Counter({ name, help, registers, collect(this: Counter) {
+      this.reset()
+      this.inc(get())
+    } })
+  }
+  value('leaky_generation', 'Number of the generation serving traffic (grows with each upgrade or restart).', 'gauge', () => src.ops.generation)
+  value('leaky_config_version', 'Config version inside this generation (1 at start, +1 per reload).', 'gauge', () => src.ops.configVersion)
+  value('leaky_workers', 'Worker threads of this generation.', 'gauge', () => src.ops.workers)
+  value('leaky_upgrades_total', 'Zero-downtime upgrades completed since the master started.', 'counter', () => src.ops.upgrades)
+  value('leaky_worker_restarts_total', 'Worker threads that died and were replaced.', 'counter', () => src.ops.workerRestarts)
+  value('leaky_generation_restarts_total', 'Generations (child processes) that died and were restarted by the master.', 'counter',
+    () => src.ops.generationRestarts)
+  new Gauge({ name: 'leaky_build_info', help: 'Build information; the value is always 1.', labelNames: ['version', 'node', 'uws'], registers,
+    collect(this: Gauge<string>) {
+      this.set({ ...src.build }, 1)
+    } })
 
   collectDefaultMetrics({ register: registry })
   // prom-client names three gauges *_total, which promtool rejects (a _total suffix promises a counter); the same
@@ -189,6 +314,19 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(name)
   }
+}
+
+/** Give a counter or gauge its fast text rendering from the same walk its collect() uses. */
+function shared<M extends Counter<string> | Gauge<string>>(m: M, type: 'counter' | 'gauge', help: string, each: (emit: Emit) => void): M {
+  const name = (m as unknown as { name: string }).name
+  ;(m as unknown as Rendered).render = () => {
+    const out = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`]
+    const by = new Map<string, number>()
+    each((frag, _labels, v) => by.set(frag, (by.get(frag) ?? 0) + v))
+    for (const [frag, v] of by) out.push(frag === '' ? `${name} ${v}` : `${name}{${frag}} ${v}`)
+    return out.join('\n')
+  }
+  return m
 }
 
 /**
@@ -220,103 +358,40 @@ export function registerLimiterMetrics(registry: Registry, src: ExpositionSource
     } })
 }
 
-function addIf(m: Counter<string>, labels: Labels, n: number): void {
-  if (n > 0) m.inc(labels, n)
-}
-
-function forFlows(src: ExpositionSource, fn: (labels: Labels, base: number, r: MetricsReader) => void): void {
-  const r = src.reader
-  if (r === null) return
-  const v = r.v
-  for (let f = 0; f < v.flows.used; f++) {
-    const p = v.flows.pair(f)
-    if (p === null) continue
-    fn({ route: v.routes.name(p[0]) ?? OTHER, upstream: v.upstreams.name(p[1]) ?? OTHER }, STRIPE.flows + f * FLOW.size, r)
-  }
-}
-
-function forUpstreams(src: ExpositionSource, fn: (labels: Labels, slot: number, r: MetricsReader) => void): void {
-  const r = src.reader
-  if (r === null) return
-  for (let u = 0; u < r.v.upstreams.used; u++) {
-    const name = r.v.upstreams.name(u)
-    if (name !== null && name !== 'none') fn({ upstream: name }, u, r)
-  }
-}
-
-function forLlmPairs(src: ExpositionSource, fn: (labels: Labels, slot: number, r: MetricsReader) => void): void {
-  const r = src.reader
-  if (r === null) return
-  const v = r.v
-  for (let p = 0; p < v.llmPairs.used; p++) {
-    const pair = v.llmPairs.pair(p)
-    if (pair === null) continue
-    const upstream = v.upstreams.name(pair[0]) ?? OTHER
-    fn({ upstream, provider: src.providerOf(upstream), model: v.models.name(pair[1]) ?? OTHER }, p, r)
-  }
-}
-
-function forLimits(src: ExpositionSource, fn: (limit: string, slot: number, r: MetricsReader) => void): void {
-  const r = src.reader
-  if (r === null) return
-  for (let l = 0; l < r.v.limits.used; l++) {
-    const name = r.v.limits.name(l)
-    if (name !== null) fn(name, l, r)
-  }
-}
-
-function forKeys(src: ExpositionSource, fn: (keyId: string, slot: number, r: MetricsReader) => void): void {
-  const r = src.reader
-  if (r === null) return
-  for (let k = 0; k < r.v.keys.used; k++) {
-    const name = r.v.keys.name(k)
-    if (name !== null) fn(k === 0 ? OTHER : src.keyLabel(name), k, r)
-  }
-}
-
-/** Duration/TTFB histograms of every flow, seconds, merged by label (two slots may carry the same names). */
-export function flowHistograms(src: ExpositionSource, cell: number): HistSeries[] {
-  const out: HistSeries[] = []
-  forFlows(src, (labels, base, r) => {
-    const counts = r.counters(base + cell, HIST_CELLS, new Float64Array(HIST_CELLS))
-    if (sumCounts(counts) > 0) out.push({ labels, counts: scaleSum(counts, 1e-6) })
-  })
-  return mergeSeries(out)
-}
-
 /** observations in a histogram's cells: every bucket and +Inf, not the trailing sum */
-function sumCounts(c: Float64Array): number {
+function observations(c: Float64Array): number {
   let n = 0
   for (let i = 0; i < c.length - 1; i++) n += c[i]
   return n
 }
 
-function scaleSum(c: Float64Array, k: number): Float64Array {
-  c[c.length - 1] *= k
+/** The trailing sum from integer µs (or ppm) to base units; division keeps 23000 µs an exact-looking 0.023. */
+function scaleSum(c: Float64Array, per: number): Float64Array {
+  c[c.length - 1] /= per
   return c
 }
 
-function mergeSeries(list: HistSeries[]): HistSeries[] {
-  const by = new Map<string, HistSeries>()
-  for (const s of list) {
-    const key = JSON.stringify(s.labels)
-    const had = by.get(key)
-    if (had === undefined) by.set(key, s)
-    else for (let i = 0; i < had.counts.length; i++) had.counts[i] += s.counts[i]
-  }
+/** A histogram walk's series, merged by label fragment (two slots may carry the same names). */
+function merged(each: (emit: EmitHist) => void): Array<{ frag: string; labels: Labels; counts: Float64Array }> {
+  const by = new Map<string, { frag: string; labels: Labels; counts: Float64Array }>()
+  each((frag, labels, counts) => {
+    const had = by.get(frag)
+    if (had === undefined) by.set(frag, { frag, labels, counts })
+    else for (let i = 0; i < had.counts.length; i++) had.counts[i] += counts[i]
+  })
   return [...by.values()]
 }
 
-// prom-client's Histogram only offers observe(); a scrape-time histogram sets the per-series state observe() would
-// have built ({ labels, bucketValues by bound (not cumulative), sum, count } in `hashMap`, prom-client 15). The
-// exposition test parses the output, so a change of that internal shape fails loudly.
-function fillHistogram(h: Histogram<string>, bounds: readonly number[], series: HistSeries[]): void {
+// prom-client's Histogram only offers observe(); for getMetricsAsJSON a scrape-time histogram sets the per-series
+// state observe() would have built ({ labels, bucketValues by bound (not cumulative), sum, count } in `hashMap`,
+// prom-client 15). The text exposition does not go through it (render above).
+function fillHistogram(h: Histogram<string>, bounds: readonly number[], series: Array<{ labels: Labels; counts: Float64Array }>): void {
   const map: Record<string, unknown> = {}
   for (let i = 0; i < series.length; i++) {
     const { labels, counts } = series[i]
     const bucketValues: Record<number, number> = {}
     for (let b = 0; b < bounds.length; b++) bucketValues[bounds[b]] = counts[b]
-    map[String(i)] = { labels, bucketValues, sum: counts[bounds.length + 1], count: sumCounts(counts) }
+    map[String(i)] = { labels, bucketValues, sum: counts[bounds.length + 1], count: observations(counts) }
   }
   ;(h as unknown as { hashMap: Record<string, unknown> }).hashMap = map
 }

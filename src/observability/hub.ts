@@ -4,11 +4,10 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { Registry } from 'prom-client'
 import type { Config } from '../config/index.js'
 import { createMetricsBuffer, openMetrics } from './buffer.js'
 import { MetricsReader } from './reader.js'
-import { registerLimiterMetrics, registerMetrics, type BuildInfo, type ExpositionSource, type LimiterProbe, type Ops } from './exposition.js'
+import { SharedRegistry, registerLimiterMetrics, registerMetrics, type BuildInfo, type ExpositionSource, type LimiterProbe, type Ops } from './exposition.js'
 import { StatusSampler } from './status.js'
 import { OTHER } from './label-table.js'
 
@@ -35,7 +34,7 @@ export class MetricsHub implements ExpositionSource {
   /** the buffer workers write (SharedBuffers.metrics); null when metrics are off */
   readonly sab: SharedArrayBuffer | null
   readonly reader: MetricsReader | null
-  readonly registry = new Registry()
+  readonly registry = new SharedRegistry()
   readonly #ops: Ops
   /** the master's counters when a supervisor runs this generation (Generation.supervisor) */
   supervisor: (() => Record<string, unknown> | null) | null = null

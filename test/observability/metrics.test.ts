@@ -79,6 +79,23 @@ t.test('requests are counted exactly by route, upstream, method and status class
   t.notOk(/^leaky_upstream_\w+\{[^}]*upstream="none"/m.test(text), 'no upstream series for requests that never reached one')
 })
 
+t.test('prom-client values (getMetricsAsJSON) and the text exposition agree', async (t) => {
+  const h = hub()
+  const w = worker(h, 0)
+  for (let i = 0; i < 3; i++) w.request(req({ bytesOut: 7 }), 200, 2)
+  w.request(req({ method: 'GET', route: { path: '/plain/' }, upstream: { name: 'plain' } }), 404, 0.3)
+  const text = parseExposition((await h.metrics()).body)
+  const json = (await h.registry.getMetricsAsJSON()) as Array<{ name: string; values: Array<{ labels: Record<string, string>; value: number; metricName?: string }> }>
+  for (const name of ['leaky_requests_total', 'leaky_response_bytes_total', 'leaky_worker_requests_total']) {
+    const j = json.find((m) => m.name === name)!
+    for (const v of j.values) t.equal(sampleSum(text, name, v.labels), v.value, `${name} ${JSON.stringify(v.labels)}`)
+    t.equal(j.values.length, text.find((m) => m.name === name)!.metrics.length)
+  }
+  const hist = json.find((m) => m.name === 'leaky_request_duration_seconds')!
+  const count = hist.values.find((v) => v.metricName === 'leaky_request_duration_seconds_count' && v.labels.route === '/v1/')!
+  t.equal(count.value, 3)
+})
+
 t.test('TTFB is observed only when the upstream answered', async (t) => {
   const h = hub()
   const w = worker(h, 0)
