@@ -1,11 +1,11 @@
 // The bucket table: GCRA buckets in one SharedArrayBuffer, shared by every worker thread of a generation. Fixed
 // capacity (memory is a config number, not a leak), open addressing with a bounded probe window, lock-free charges
 // by compare-and-swap on one int64 word per bucket. Create it on the main thread, send `table.sab` to each worker,
-// `BucketTable.attach(sab)` there. A BucketTable object is per thread (it holds the thread's scratch key and the
-// results of the last call); the SharedArrayBuffer is what is shared.
+// `BucketTable.attach(sab)` there. A BucketTable object is per thread (it holds the thread's scratch key, its pin
+// word and the results of the last call); the SharedArrayBuffer is what is shared.
 //
-// Layout: a 128-byte header (int64 words: magic, layout version, capacity, when_full, clock anchor, counters), then
-// `capacity` slots of SLOT_BYTES = 80 bytes:
+// Layout: a header (int64 words: magic, layout version, capacity, when_full, clock anchor, handle count, counters;
+// then one int32 pin word per handle, MAX_HANDLES of them), then `capacity` slots of SLOT_BYTES = 80 bytes:
 //   +0  int32 ctl   state (2 bits: EMPTY BUSY LIVE TOMB) | tag (14 hash bits) << 2 | generation (16 bits) << 16
 //   +4  int32 key length code (see key.ts)
 //   +8  int64 TAT   ns since the epoch; SENTINEL while the slot is claimed for (re)use or is a tombstone
@@ -14,22 +14,28 @@
 // re-created; a deleted bucket becomes TOMB, which probes step over and inserts reuse.
 //
 // Why concurrent use is safe:
-// - Charging. A charger reads ctl (LIVE, generation g), compares the key, then loads TAT and re-reads ctl: still g
-//   means no one claimed the slot in between, so the key compare was not torn and the TAT belongs to this key (a
-//   seqlock on the key bytes). It then CASes TAT from the value it read. The CAS is the linearisation point.
-// - Reclaiming and evicting claim a slot by CAS on that same TAT word (drained or idle value -> SENTINEL), so a
-//   charger and a reclaimer can never both win: if the charge lands first, TAT is no longer the value the reclaimer
-//   read and its CAS fails; if the reclaim lands first, the charger's CAS fails, it sees SENTINEL and probes again.
-//   Only the SENTINEL owner may change a LIVE slot's ctl, so after the claim it owns the slot outright. A reclaimer
-//   that finds ctl changed after its CAS (the TAT it read belonged to a newer key) writes the TAT back and retries.
-//   Remaining ABA: a charger's CAS could hit a reused slot only if the new key's TAT equalled, to the nanosecond, the
-//   value the charger read after its ctl re-check; we accept that.
-// - Inserting. An inserter claims a free slot (EMPTY or TOMB by CAS on ctl; a drained/idle LIVE slot by the TAT
-//   CAS above), marks it BUSY with its tag, writes the key, then scans the window again for the same key. Two
-//   inserters of one key that picked different slots both see each other (each claims before it checks, and all
-//   Atomics are sequentially consistent): a published copy wins; between two BUSY claims the one later in probe
-//   order yields (releases to TOMB and retries) while the earlier one waits for it. So a key has at most one slot.
-//   Waiting is bounded (WAIT_MS): a thread that died mid-insert makes same-tag inserts answer BUSY, never hang.
+// - Charging. A charger finds the slot (ctl LIVE, generation g, same key), pins it (stores the slot index in its
+//   own pin word), loads TAT, re-reads ctl: still g means no one claimed the slot in between, so the key compare was
+//   not torn and the TAT is this key's (a seqlock on the key bytes). It then CASes TAT from the value it read; the
+//   CAS is the linearisation point. On CAS failure it re-reads ctl before using the new value.
+// - Reclaiming (a drained bucket) and evicting (evict_idle) claim a LIVE slot by CAS on that same TAT word (the
+//   drained/idle value -> SENTINEL), so a charger and a reclaimer never both win: if the charge lands first, TAT is
+//   no longer the value the reclaimer read and its CAS fails; if the reclaim lands first, the charger's CAS fails,
+//   it sees SENTINEL and probes again. Only the SENTINEL owner changes a LIVE slot's ctl. A reclaimer that finds
+//   ctl changed after its CAS (the TAT belonged to a newer key) writes the TAT back and retries.
+// - No ABA. A single-word CAS cannot tell the old key's TAT from a new key's equal TAT (with frozen or coarse
+//   clocks equal values are common: every fresh bucket starts at `now`). So a slot that held a key is reused only
+//   after checking every other handle's pin word, *after* marking the slot BUSY (a hazard pointer): a charger that
+//   pinned before the BUSY store is seen and the slot is left as TOMB (the reuser picks another); a charger that
+//   pins after it fails its ctl re-check. A pinned slot is therefore never given a new key while a charger may
+//   still CAS it with the old key's value. A pin stays until its handle works on another slot (one store per change
+//   of slot, none for a hot key); an idle thread holds at most one slot unreusable.
+// - Inserting. An inserter claims a free slot (EMPTY or TOMB by CAS on ctl; a drained/idle LIVE slot as above),
+//   marks it BUSY with its tag, writes the key, then scans the window again for the same key. Two inserters of one
+//   key that picked different slots both see each other (each claims before it checks, and all Atomics are
+//   sequentially consistent): a published copy wins; between two BUSY claims the one later in probe order yields
+//   (releases to TOMB and retries) while the earlier one waits for it. So a key has at most one slot. Waiting is
+//   bounded (WAIT_MS): a thread that died mid-insert makes same-tag inserts answer BUSY, never hang.
 // - Different keys never merge: the full key bytes (or the SHA-256 of a long key) are stored and compared.
 import { LeakyError } from '../errors.js'
 import { Clock, measureAnchorNs } from './clock.js'
@@ -48,7 +54,7 @@ export const Status = {
   OVER_BURST: 2,
   /** no free slot in the key's probe window and when_full is deny_new (or nothing to evict) */
   FULL: 3,
-  /** the key's slot stayed claimed by another thread for WAIT_MS (that thread died mid-insert?) */
+  /** the key's slot stayed claimed or kept changing for ~1 s (WAIT_MS): a thread died mid-insert? */
   BUSY: 4,
 } as const
 export type Status = (typeof Status)[keyof typeof Status]
@@ -95,7 +101,10 @@ export type RestoreResult =
 export const PROBE = 32
 /** Bytes of one slot. */
 export const SLOT_BYTES = 80
-const HEADER_BYTES = 128
+/** Handles (threads) that may attach one table: each owns one pin word. */
+export const MAX_HANDLES = 256
+const HEADER_BYTES = 128 + MAX_HANDLES * 4
+const PIN_I32 = 128 / 4
 const SLOT_I32 = SLOT_BYTES / 4
 const SLOT_I64 = SLOT_BYTES / 8
 const FIRST_I32 = HEADER_BYTES / 4
@@ -108,6 +117,7 @@ const H_LAYOUT = 1
 const H_CAPACITY = 2
 const H_WHEN_FULL = 3
 const H_ANCHOR = 4
+const H_HANDLES = 5
 const C_INSERTED = 8
 const C_RECLAIMED = 9
 const C_EVICTED = 10
@@ -124,9 +134,12 @@ const SENTINEL = -0x8000000000000000n
 const NOT_FOUND = 5
 /** internal: the slot changed under us, probe again */
 const AGAIN = -1
-const MAX_ATTEMPTS = 2000
-const WAIT_MS = 100
-// a slot we keep finding mid-reclaim: after this many quick retries, nap 50 µs between tries (~100 ms in all)
+// How long a thread may wait for a slot another thread holds BUSY (mid-insert) or keeps changing, before the call
+// answers BUSY. Generous because on an overloaded machine a descheduled inserter can hold its slot for tens of ms;
+// only a thread that died mid-insert makes anyone wait this long.
+const WAIT_MS = 1000
+// retries of a slot that keeps changing under us: quick at first, then 0.5 ms naps (~1 s in all)
+const MAX_ATTEMPTS = 2064
 const QUICK_ATTEMPTS = 64
 const NAP = new Int32Array(new SharedArrayBuffer(4))
 
@@ -149,6 +162,9 @@ export class BucketTable {
   private readonly probe: number
   /** ctl word of the slot locate() returned */
   private ctl = 0
+  /** this handle's pin word (index into i32) and the slot it pins (-1: none) */
+  private readonly pin: number
+  private pinned = -1
 
   private constructor(sab: SharedArrayBuffer, opts: TableOptions) {
     this.sab = sab
@@ -159,6 +175,9 @@ export class BucketTable {
     this.probe = Math.min(PROBE, this.capacity)
     this.clock = new Clock(this.i64[H_ANCHOR])
     this.key = new KeyBuffer(opts.hash ?? null)
+    const handle = Number(Atomics.add(this.i64, H_HANDLES, 1n))
+    if (handle >= MAX_HANDLES) throw new LeakyError('LEAKY_INTERNAL', `more than ${MAX_HANDLES} handles on one bucket table`)
+    this.pin = PIN_I32 + handle
   }
 
   /** Bytes of shared memory a table of `capacity` slots takes. */
@@ -172,23 +191,25 @@ export class BucketTable {
       throw new LeakyError('LEAKY_CONFIG_INVALID', `limits_table.capacity must be an integer from 1 to 100M, got ${capacity}`)
     }
     const sab = new SharedArrayBuffer(BucketTable.bytesFor(capacity))
-    const h = new BigInt64Array(sab, 0, FIRST_I64)
+    const h = new BigInt64Array(sab, 0, 8)
     h[H_MAGIC] = TABLE_MAGIC
     h[H_LAYOUT] = LAYOUT_VERSION
     h[H_CAPACITY] = BigInt(capacity)
     h[H_WHEN_FULL] = whenFull === 'evict_idle' ? 1n : 0n
     h[H_ANCHOR] = opts.anchorNs ?? measureAnchorNs()
+    new Int32Array(sab, 0, HEADER_BYTES / 4).fill(-1, PIN_I32)
     return new BucketTable(sab, opts)
   }
 
   /** This thread's handle on a table created elsewhere. Throws LeakyError LEAKY_INTERNAL if `sab` is not one. */
   static attach(sab: SharedArrayBuffer, opts: TableOptions = {}): BucketTable {
     const ok = sab.byteLength >= HEADER_BYTES && (() => {
-      const h = new BigInt64Array(sab, 0, FIRST_I64)
+      const h = new BigInt64Array(sab, 0, 8)
       return h[H_MAGIC] === TABLE_MAGIC && h[H_LAYOUT] === LAYOUT_VERSION &&
         sab.byteLength === BucketTable.bytesFor(Number(h[H_CAPACITY]))
     })()
     if (!ok) throw new LeakyError('LEAKY_INTERNAL', 'not a bucket table (bad magic, layout version or size)')
+    // Throws LEAKY_INTERNAL beyond MAX_HANDLES attachments (a handle is never released: attach once per thread).
     return new BucketTable(sab, opts)
   }
 
@@ -256,6 +277,7 @@ export class BucketTable {
       const ci = FIRST_I32 + s * SLOT_I32
       const ti = FIRST_I64 + s * SLOT_I64 + 1
       const g = this.ctl
+      this.pinSlot(s)
       let tat = Atomics.load(this.i64, ti)
       for (;;) {
         if (tat === SENTINEL || Atomics.load(this.i32, ci) !== g) break
@@ -355,6 +377,7 @@ export class BucketTable {
       if (s < 0) return false
       const ci = FIRST_I32 + s * SLOT_I32
       const ti = FIRST_I64 + s * SLOT_I64 + 1
+      this.pinSlot(s)
       let cur = Atomics.load(this.i64, ti)
       for (;;) {
         if (cur === SENTINEL || Atomics.load(this.i32, ci) !== this.ctl) break
@@ -372,6 +395,7 @@ export class BucketTable {
     const ci = FIRST_I32 + s * SLOT_I32
     const ti = FIRST_I64 + s * SLOT_I64 + 1
     const g = this.ctl
+    this.pinSlot(s)
     let tat = Atomics.load(this.i64, ti)
     for (;;) {
       // ctl re-read after each TAT read: the seqlock check that the TAT is this key's (see the header comment)
@@ -455,7 +479,7 @@ export class BucketTable {
           break
         }
         if (st === TOMB) {
-          if (free < 0) {
+          if (free < 0 && !this.pinnedByOther(s)) {
             free = s
             freePos = p
             freeCtl = ctl
@@ -473,13 +497,13 @@ export class BucketTable {
             const tat = Atomics.load(i64, FIRST_I64 + s * SLOT_I64 + 1)
             if (tat !== SENTINEL) {
               if (tat <= now) {
-                if (free < 0) {
+                if (free < 0 && !this.pinnedByOther(s)) {
                   free = s
                   freePos = p
                   freeCtl = ctl
                   freeTat = tat
                 }
-              } else if (idle < 0 || tat < idleTat) {
+              } else if ((idle < 0 || tat < idleTat) && !this.pinnedByOther(s)) {
                 idle = s
                 idlePos = p
                 idleCtl = ctl
@@ -533,6 +557,12 @@ export class BucketTable {
       if (Atomics.compareExchange(i32, ci, seen, gen | BUSY) !== seen) return AGAIN
       Atomics.store(i64, ti, SENTINEL)
     }
+    // a slot that held a key may still be pinned by a charger that validated it before our ctl store: leave it
+    if ((seen & 3) !== EMPTY && this.pinnedByOther(s)) {
+      Atomics.store(i32, ci, gen | TOMB)
+      return AGAIN
+    }
+    this.pinSlot(s)
     const key = this.key
     i32[ci + 1] = key.code
     const n = keyWords(key.code)
@@ -573,6 +603,24 @@ export class BucketTable {
     return 0
   }
 
+  // Publish "I may CAS slot s" before validating it (hazard pointer; see the header comment). The pin stays until this
+  // handle works on another slot, so a hot key costs no store at all.
+  private pinSlot(s: number): void {
+    if (this.pinned !== s) {
+      Atomics.store(this.i32, this.pin, s)
+      this.pinned = s
+    }
+  }
+
+  private pinnedByOther(s: number): boolean {
+    const n = Math.min(Number(Atomics.load(this.i64, H_HANDLES)), MAX_HANDLES)
+    for (let i = 0; i < n; i++) {
+      const p = PIN_I32 + i
+      if (p !== this.pin && Atomics.load(this.i32, p) === s) return true
+    }
+    return false
+  }
+
   private keyEquals(ci: number): boolean {
     const i32 = this.i32
     const key = this.key
@@ -596,7 +644,7 @@ export class BucketTable {
 }
 
 function backoff(attempt: number): void {
-  if (attempt >= QUICK_ATTEMPTS) Atomics.wait(NAP, 0, 0, 0.05)
+  if (attempt >= QUICK_ATTEMPTS) Atomics.wait(NAP, 0, 0, 0.5)
 }
 
 // cost as a safe integer: rounded, NaN -> 0, clamped to +-2^53 (BigInt() of a non-integer would throw)
