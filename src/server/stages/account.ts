@@ -4,8 +4,8 @@ import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
-import { metrics } from '../../observability/metrics.js'
-import { reconcile } from './limit.js'
+import { metrics, DenyReason } from '../../observability/metrics.js'
+import { reconcile, scopeOf } from './limit.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -27,6 +27,7 @@ export function account(s: RequestState): void {
   if (s.charged && s.costTokens > 0) reconcile(s, usage === null ? 0 : usage.prompt + usage.completion)
   const end = performance.now()
   metrics.request(s, status, end)
+  if (metrics.enabled && (s.charged || s.limitDenied !== '')) limitDecisions(s)
   if (usage !== null && s.upstream !== null) {
     metrics.usage(s.upstream.name, usage.model || s.model, usage.prompt, usage.completion, usage.thoughts, usage.cached)
     if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
@@ -61,4 +62,19 @@ export function account(s: RequestState): void {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
+}
+
+// Limiter decisions for metrics, from what the limit stage left on the request: all or nothing, so either every
+// limit it charged allowed the request, or one denied it (the others were rolled back, not decided).
+function limitDecisions(s: RequestState): void {
+  if (!s.charged) {
+    const reason = s.errorCode === 'LEAKY_OVER_BURST' ? DenyReason.OVER_BURST : s.errorCode === 'LEAKY_TABLE_FULL' ? DenyReason.TABLE_FULL : DenyReason.RATE
+    return metrics.limitDecision(metrics.limitSlot(s.limitDenied), false, reason)
+  }
+  const list = s.plan.limits.byRoute[s.route!.index]
+  for (let i = 0; i < list.length; i++) {
+    const l = list[i]
+    // the limit stage skips a limit without a subject (a key with no org) or without a cost (no tokens estimated)
+    if (scopeOf(l, s) !== null && (l.unit === 'requests' || s.costTokens > 0)) metrics.limitDecision(metrics.limitSlot(l.name), true)
+  }
 }
