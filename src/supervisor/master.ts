@@ -230,6 +230,8 @@ export class Master {
     if (this.draining.delete(g)) {
       if (code !== 0) {
         this.logger.warn({ msg: 'a draining generation died; what it charged since the hand-over is lost', generation: g.number, code, signal })
+      } else {
+        this.logger.info({ msg: 'previous generation drained and exited', generation: g.number, cut: g.cut })
       }
       return
     }
