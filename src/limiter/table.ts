@@ -129,6 +129,7 @@ const BUSY = 1
 const LIVE = 2
 const TOMB = 3
 const TAG_MASK = 0xfffc
+// the only negative TAT (real TATs are ns since the epoch): tests are `tat < 0n`, cheaper than bigint equality
 const SENTINEL = -0x8000000000000000n
 /** internal locate() result: key absent and not inserted */
 const NOT_FOUND = 5
@@ -280,7 +281,7 @@ export class BucketTable {
       this.pinSlot(s)
       let tat = Atomics.load(this.i64, ti)
       for (;;) {
-        if (tat === SENTINEL || Atomics.load(this.i32, ci) !== g) break
+        if (tat < 0n || Atomics.load(this.i32, ci) !== g) break
         const next = up ? force(tat, now, inc, MAX_TAU_NS) : refund(tat, now, inc)
         const prev = Atomics.compareExchange(this.i64, ti, tat, next)
         if (prev === tat) {
@@ -339,7 +340,7 @@ export class BucketTable {
       const ctl = Atomics.load(this.i32, ci)
       if ((ctl & 3) !== LIVE) continue
       const tat = Atomics.load(this.i64, FIRST_I64 + s * SLOT_I64 + 1)
-      if (tat === SENTINEL || tat <= now) continue
+      if (tat < 0n || tat <= now) continue
       const code = this.i32[ci + 1]
       // copy first, then check ctl: a slot re-claimed while we copied is skipped (it is a new, nearly empty bucket)
       w.add(tat, code, this.u8, (ci + 4) * 4)
@@ -380,7 +381,7 @@ export class BucketTable {
       this.pinSlot(s)
       let cur = Atomics.load(this.i64, ti)
       for (;;) {
-        if (cur === SENTINEL || Atomics.load(this.i32, ci) !== this.ctl) break
+        if (cur < 0n || Atomics.load(this.i32, ci) !== this.ctl) break
         if (cur >= tat) return true
         const prev = Atomics.compareExchange(this.i64, ti, cur, tat)
         if (prev === cur) return true
@@ -399,7 +400,7 @@ export class BucketTable {
     let tat = Atomics.load(this.i64, ti)
     for (;;) {
       // ctl re-read after each TAT read: the seqlock check that the TAT is this key's (see the header comment)
-      if (tat === SENTINEL || Atomics.load(this.i32, ci) !== g) return AGAIN
+      if (tat < 0n || Atomics.load(this.i32, ci) !== g) return AGAIN
       const next = admit(tat, now, inc, tau)
       if (next === NONCONFORMING) {
         this.tat = tat
@@ -429,7 +430,7 @@ export class BucketTable {
       if (s < 0) return -s as Status
       const ci = FIRST_I32 + s * SLOT_I32
       const tat = Atomics.load(this.i64, FIRST_I64 + s * SLOT_I64 + 1)
-      if (tat !== SENTINEL && Atomics.load(this.i32, ci) === this.ctl) {
+      if (tat >= 0n && Atomics.load(this.i32, ci) === this.ctl) {
         this.tat = tat
         this.at = now
         return Status.OK
@@ -495,7 +496,7 @@ export class BucketTable {
           }
           if (insert && st === LIVE) {
             const tat = Atomics.load(i64, FIRST_I64 + s * SLOT_I64 + 1)
-            if (tat !== SENTINEL) {
+            if (tat >= 0n) {
               if (tat <= now) {
                 if (free < 0 && !this.pinnedByOther(s)) {
                   free = s
