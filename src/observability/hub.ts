@@ -102,10 +102,12 @@ export class MetricsHub implements ExpositionSource {
     const s = this.supervisor?.() ?? null
     if (s === null) return this.#ops
     const n = (k: string, d: number) => (typeof s[k] === 'number' ? (s[k] as number) : d)
+    // the master's info arrives a moment after a reload has been applied here: never report less than this
+    // generation has seen itself
     return {
       ...this.#ops,
-      reloadsOk: n('reloads_ok', this.#ops.reloadsOk),
-      reloadsFailed: n('reloads_failed', this.#ops.reloadsFailed),
+      reloadsOk: Math.max(n('reloads_ok', 0), this.#ops.reloadsOk),
+      reloadsFailed: Math.max(n('reloads_failed', 0), this.#ops.reloadsFailed),
       upgrades: n('upgrades_ok', this.#ops.upgrades),
       generationRestarts: n('restarts', this.#ops.generationRestarts),
     }

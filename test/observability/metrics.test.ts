@@ -239,6 +239,22 @@ t.test('operations: generation, reloads, restarts, build info, in-flight', async
   t.notOk(f.some((x) => x.name.startsWith('leaky_limiter_table')), 'no table metrics until a limiter probe exists')
 })
 
+t.test('under a supervisor its counters win, but never below what this generation saw', async (t) => {
+  const h = hub()
+  let info: Record<string, unknown> = { reloads_ok: 5, reloads_failed: 2, upgrades_ok: 3, restarts: 1 }
+  h.supervisor = () => info
+  let f = parseExposition((await h.metrics()).body)
+  t.equal(sampleSum(f, 'leaky_config_reloads_total', { result: 'success' }), 5)
+  t.equal(sampleSum(f, 'leaky_config_reloads_total', { result: 'failure' }), 2, 'includes configs that failed to parse in the master')
+  t.equal(sampleSum(f, 'leaky_upgrades_total'), 3)
+  t.equal(sampleSum(f, 'leaky_generation_restarts_total'), 1)
+  // a reload applied here before the master's next info message
+  info = { reloads_ok: 0, reloads_failed: 0, upgrades_ok: 0, restarts: 0 }
+  h.reloaded(true)
+  f = parseExposition((await h.metrics()).body)
+  t.equal(sampleSum(f, 'leaky_config_reloads_total', { result: 'success' }), 1)
+})
+
 t.test('limiter probe: table occupancy, capacity and events', async (t) => {
   const h = hub()
   let walks = 0
