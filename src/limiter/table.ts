@@ -202,7 +202,10 @@ export class BucketTable {
     return new BucketTable(sab, opts)
   }
 
-  /** This thread's handle on a table created elsewhere. Throws LeakyError LEAKY_INTERNAL if `sab` is not one. */
+  /**
+   * This thread's handle on a table created elsewhere (attach once per thread: a handle owns a pin word for good).
+   * Throws LeakyError LEAKY_INTERNAL if `sab` is not a table, or beyond MAX_HANDLES handles.
+   */
   static attach(sab: SharedArrayBuffer, opts: TableOptions = {}): BucketTable {
     const ok = sab.byteLength >= HEADER_BYTES && (() => {
       const h = new BigInt64Array(sab, 0, 8)
@@ -210,7 +213,6 @@ export class BucketTable {
         sab.byteLength === BucketTable.bytesFor(Number(h[H_CAPACITY]))
     })()
     if (!ok) throw new LeakyError('LEAKY_INTERNAL', 'not a bucket table (bad magic, layout version or size)')
-    // Throws LEAKY_INTERNAL beyond MAX_HANDLES attachments (a handle is never released: attach once per thread).
     return new BucketTable(sab, opts)
   }
 
