@@ -18,7 +18,7 @@ export const RETRY_CONDITIONS = ['connect', 'timeout', 'reset'] as const
 
 const limitsTable = z.strictObject({
   capacity: count(1024, 16_000_000).prefault(65536)
-    .describe('bucket slots in the shared table (count: 65536, "1M"); fixed memory, ~32 bytes a slot; from 1024 to 16M'),
+    .describe('bucket slots in the shared table (count: 65536, "1M"); fixed memory, 80 bytes a slot plus a 1152-byte header; from 1024 to 16M'),
   when_full: oneOf(['deny_new', 'evict_idle']).default('deny_new')
     .describe('table full: deny_new answers 503 for new subjects; evict_idle reclaims the slot idle longest'),
 })
@@ -192,6 +192,10 @@ export const configSchema = z.strictObject({
   admin: admin.prefault({}),
   server: server.prefault({}),
   log: log.prefault({}),
+  metrics: z.strictObject({
+    enabled: bool().default(true).describe('count requests, latencies, tokens and limiter decisions for /metrics and /status'),
+  }).prefault({}).describe('Prometheus metrics on the admin listener'),
+  watch: bool().default(false).describe('reload the config when this file changes (debounced; same rules as SIGHUP)'),
   limits: z.record(name(), limitEntry).default({})
     .transform((m) => {
       const out: Record<string, { name: string } & z.output<typeof limitEntry>> = {}

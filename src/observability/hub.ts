@@ -14,13 +14,9 @@ import { OTHER } from './label-table.js'
 /** At most this many keys marked metrics_label get their own key_id label; the rest count under "other". */
 export const KEY_LABELS_MAX = 100
 
-/**
- * `metrics: { enabled }` in the config; on by default. Read defensively: the key belongs to the config schema
- * (src/config), which may not define it yet.
- */
+/** `metrics: { enabled }` in the config; on by default. */
 export function metricsEnabled(config: Config): boolean {
-  const m = (config as unknown as { metrics?: { enabled?: unknown } }).metrics
-  return m?.enabled !== false
+  return config.metrics.enabled
 }
 
 export interface HubOptions {
