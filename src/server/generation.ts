@@ -36,6 +36,8 @@ export interface GenerationOptions {
   port?: number | null
   /** bind the admin listener in start(); false when an older generation still holds it (see listenAdmin) */
   admin?: boolean
+  /** workers listen as soon as they start; false: they wait for listen() (an upgrade restores buckets first) */
+  listen?: boolean
 }
 
 export class Generation {
@@ -94,9 +96,11 @@ export class Generation {
     const fixed = this.#opts.port ?? port
     const chosen = fixed === 0 ? await freePort(host) : fixed
     // all workers start at once: a restart after a crash must be serving again within a second
+    const now = this.#opts.listen !== false
     const all: Promise<number>[] = []
-    for (let i = 0; i < this.workerCount; i++) all.push(this.#spawn(i, host, chosen))
-    this.port = (await Promise.all(all))[0]
+    for (let i = 0; i < this.workerCount; i++) all.push(this.#spawn(i, host, chosen, now))
+    const ports = await Promise.all(all)
+    this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
   }
 
@@ -131,6 +135,21 @@ export class Generation {
       this.#admin = null
       throw new LeakyError('LEAKY_LISTEN', `admin listener could not listen on ${cfg.admin.listen}: ${(err as Error).message}`)
     }
+  }
+
+  /** Workers started with `listen: false` begin accepting connections. */
+  async listen(): Promise<void> {
+    await Promise.all(
+      this.#workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.worker.once('listen-result', (m: FromWorker) =>
+              m.type === 'listening' ? resolve() : reject(new LeakyError('LEAKY_LISTEN', m.type === 'listen-failed' ? m.message : 'listen failed')),
+            )
+            w.worker.postMessage({ type: 'listen' } satisfies ToWorker)
+          }),
+      ),
+    )
   }
 
   /** Stop serving admin requests and free its port for the next generation. */
@@ -172,7 +191,7 @@ export class Generation {
     return true
   }
 
-  #spawn(index: number, host: string, port: number): Promise<number> {
+  #spawn(index: number, host: string, port: number, listenAtStart = true): Promise<number> {
     const data: WorkerData = {
       index,
       generation: this.number,
@@ -182,6 +201,7 @@ export class Generation {
       port,
       embeddedSocket: this.#stubSocket,
       shared: this.shared,
+      listenAtStart,
     }
     const worker = new Worker(WORKER_URL, { workerData: data })
     let onDrained: (cut: number) => void = () => {}
@@ -190,10 +210,14 @@ export class Generation {
     return new Promise<number>((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
         switch (m.type) {
+          case 'started':
+            return resolve(0)
           case 'listening':
             slot.listening = true
+            worker.emit('listen-result', m)
             return resolve(m.port)
           case 'listen-failed':
+            worker.emit('listen-result', m)
             return reject(new LeakyError('LEAKY_LISTEN', `${m.message} (port in use by a non-SO_REUSEPORT process, or not allowed)`))
           case 'drained':
             return onDrained(m.cut)

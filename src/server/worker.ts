@@ -21,16 +21,21 @@ export interface WorkerData {
   port: number
   embeddedSocket: string | null
   shared: SharedBuffers
+  /** false: start everything but wait for a `listen` message (an upgrade restores the buckets first) */
+  listenAtStart: boolean
 }
 
 export type ToWorker =
   | { type: 'config'; config: Config; version: number }
   | { type: 'drain'; timeoutMs: number }
   | { type: 'stats' }
+  | { type: 'listen' }
   /** test hook (the supervisor sends it only with test hooks on): fail as an uncaught bug would */
   | { type: 'crash' }
 
 export type FromWorker =
+  /** ready to listen (listenAtStart: false) */
+  | { type: 'started' }
   | { type: 'listening'; port: number }
   | { type: 'listen-failed'; message: string }
   | { type: 'reloaded'; version: number }
@@ -126,6 +131,8 @@ port.on('message', (m: ToWorker) => {
       return drain(m.timeoutMs)
     case 'stats':
       return post({ type: 'stats', requests })
+    case 'listen':
+      return listen(data.port)
     case 'crash':
       setImmediate(crash)
       return
@@ -170,4 +177,5 @@ function drain(timeoutMs: number): void {
   check()
 }
 
-listen(data.port)
+if (data.listenAtStart) listen(data.port)
+else post({ type: 'started' })

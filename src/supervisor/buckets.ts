@@ -1,15 +1,19 @@
 // Bucket state across generations: take and restore snapshots of a generation's bucket table, and merge what an
-// old generation charged after it handed its snapshot over (the "final delta").
+// old generation charged after it handed its buckets over (deltas).
 //
-// Upgrade hand-over, as built: at t0 the master takes snapshot B of G and gives it to G+1, which restores it before
-// its workers listen. G and G+1 then both serve for a while (G finishes its in-flight requests and streams, and
-// charges their token usage). When G has drained it sends its final snapshot F; G+1 adds, for every bucket,
-// delta = TAT_F - max(TAT_B, t0) to its own level. Buckets were continuously non-empty (daily and monthly budgets,
-// busy keys): delta is exactly what G charged. A bucket that was empty at t0: delta also counts the time between t0
-// and G's first charge on it, so the merge errs on the full side (never lets a client above its limit), by at most
-// the length of the overlap. The merge goes through the table's restore (max of two levels); a charge G+1 makes on
-// the same bucket in the few milliseconds between reading its level and writing the merged one is absorbed by the
-// max, so that charge is under-counted by at most min(delta, that charge).
+// Upgrade hand-over, as built. The new generation G+1 starts everything but does not listen yet. Then, at t0, the
+// master takes snapshot B of the old generation G and gives it to G+1, which restores it and starts listening; G
+// stops accepting right after. G keeps serving what it has in flight (streams, requests on kept-alive connections)
+// and charging their usage: while it drains it sends, every DELTA_MS and once at the end, the delta between its
+// previous snapshot and a new one, which the master hands to the serving generation. For each bucket,
+// delta = TAT_new - max(TAT_prev, t_prev) is added to the receiver's level. So during the overlap each generation
+// enforces limits on its own view (B plus its own charges, plus G's charges up to the last delta): a limit can be
+// exceeded by what the other generation charged in the last DELTA_MS, and the sum is exact once the deltas are in.
+// Buckets that stayed non-empty (daily and monthly budgets, busy keys) merge exactly. A bucket that was empty at
+// t_prev: the delta also counts the time between t_prev and G's first charge on it, so the merge errs on the full
+// side (never lets a client above its limit), by at most DELTA_MS. The merge goes through the table's restore (max
+// of two levels): a charge the receiver makes on the same bucket in the instant between reading its level and
+// writing the merged one is absorbed by the max, i.e. under-counted by at most min(delta, that charge).
 //
 // Time: TATs are nanoseconds since the Unix epoch, so a snapshot restored after downtime has drained by exactly
 // the time spent down (buckets empty by then are dropped by restore).
@@ -71,4 +75,17 @@ export function fresher(a: Snapshot | null, b: Snapshot | null): Snapshot | null
   if (a === null) return b
   if (b === null) return a
   return b.taken_at_ms > a.taken_at_ms ? b : a
+}
+
+/** Same buckets at the same levels (the headers, with their times, may differ): no delta worth sending. */
+export function sameBuckets(a: Snapshot, b: Snapshot): boolean {
+  const x = SnapshotReader.open(a.bytes)
+  const y = SnapshotReader.open(b.bytes)
+  if (typeof x === 'string' || typeof y === 'string' || x.count !== y.count) return false
+  while (x.next() && y.next()) {
+    if (x.tat !== y.tat || x.code !== y.code) return false
+    const n = x.code & 0xff
+    if (x.bytes.compare(y.bytes, y.offset, y.offset + n, x.offset, x.offset + n) !== 0) return false
+  }
+  return true
 }

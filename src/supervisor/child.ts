@@ -8,7 +8,7 @@ import { loadConfigFile, formatIssue } from '../config/index.js'
 import { Generation } from '../server/generation.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { PROTOCOL_VERSION, type FromGeneration, type GenerationInit, type GenerationStatus, type Snapshot, type ToGeneration } from './protocol.js'
-import { fresher, mergeDelta, restoreSnapshot, takeSnapshot } from './buckets.js'
+import { fresher, mergeDelta, restoreSnapshot, sameBuckets, takeSnapshot } from './buckets.js'
 import { loadStateFile, moveAside, writeStateFile } from './state-file.js'
 import { planReload } from './reload.js'
 
@@ -16,6 +16,8 @@ import { planReload } from './reload.js'
 export const SNAPSHOT_TICK_MS = 1_000
 /** How often the state file is rewritten while serving (and always at stop). */
 export const STATE_WRITE_MS = 10_000
+/** While draining after a hand-over, how often the charges made since the last delta go to the next generation. */
+export const DELTA_MS = 200
 
 let gen: Generation | null = null
 let logger: Logger | null = null
@@ -27,6 +29,9 @@ let readyAt = 0
 let lastStateWrite: number | null = null
 let tick: NodeJS.Timeout | null = null
 let stateTimer: NodeJS.Timeout | null = null
+/** after a hand-over snapshot: the snapshot the next delta is measured from */
+let deltaBase: Snapshot | null = null
+let onHandoff: ((s: Snapshot | null) => void) | null = null
 
 /** Resolves once the message is handed to the channel, so an exit right after it does not lose it. */
 function send(m: FromGeneration): Promise<void> {
@@ -62,8 +67,14 @@ async function handle(m: ToGeneration): Promise<void> {
       return reload(m.id)
     case 'status':
       return send({ type: 'status', id: m.id, status: await status() })
-    case 'snapshot':
-      return send({ type: 'snapshot', id: m.id, snapshot: gen === null ? null : takeSnapshot(gen.buckets) })
+    case 'snapshot': {
+      const snap = gen === null ? null : takeSnapshot(gen.buckets)
+      if (m.handoff) deltaBase = snap
+      return send({ type: 'snapshot', id: m.id, snapshot: snap })
+    }
+    case 'handoff':
+      onHandoff?.(m.snapshot)
+      return
     case 'promote':
       return promote(m.id)
     case 'drain':
@@ -100,28 +111,42 @@ async function start(m: GenerationInit): Promise<void> {
   const made = createLogger({ level: r.config.log.level, bindings: { gen: m.generation, role: 'main' } })
   logger = made.logger
   flush = made.flush
-  const g = new Generation(r.config, logger, m.generation, { port: m.port, admin: !m.defer_admin })
+  const g = new Generation(r.config, logger, m.generation, { port: m.port, admin: !m.handoff, listen: !m.handoff })
   gen = g
   g.supervisor = { ...m.info }
-  await restoreBuckets(g, m)
+  if (!m.handoff) await restoreBuckets(g, m)
   try {
     await g.start()
+    if (m.handoff) {
+      // everything slow (threads, modules, stub) is done: now take the old generation's buckets, as late as possible
+      const handed = new Promise<Snapshot | null>((resolve) => (onHandoff = resolve))
+      await send({ type: 'prepared' })
+      const s = await handed
+      if (s !== null) report(restoreSnapshot(g.buckets, s), 'handoff', s)
+      await g.listen()
+    }
   } catch (err) {
     await g.stop(0).catch(() => 0)
     return fail((err as Error).message)
   }
   readyAt = Date.now()
-  stateOwner = !m.defer_admin
+  stateOwner = !m.handoff
   tick = setInterval(sendTick, SNAPSHOT_TICK_MS)
   if (stateOwner) startStateWrites()
   await send({ type: 'ready', port: g.port, admin_port: g.adminPort, workers: g.workerCount, config_version: g.version })
+}
+
+function report(r: ReturnType<typeof restoreSnapshot>, source: string, s: Snapshot): boolean {
+  if (r.ok) logger!.info({ msg: 'buckets restored', source, restored: r.restored, dropped: r.dropped, full: r.full, age_ms: Date.now() - s.taken_at_ms })
+  else logger!.warn({ msg: 'bucket snapshot rejected; starting with empty buckets', source, reason: r.error })
+  return r.ok
 }
 
 /** Before any worker serves: the master's snapshot or the state file, whichever is fresher. */
 async function restoreBuckets(g: Generation, m: GenerationInit): Promise<void> {
   const file = g.config.state_file
   let fromFile: Snapshot | null = null
-  if (file !== undefined && !m.defer_admin) {
+  if (file !== undefined) {
     const r = await loadStateFile(file)
     if (r.kind === 'loaded') fromFile = r.snapshot
     else if (r.kind === 'moved-aside') {
@@ -130,18 +155,24 @@ async function restoreBuckets(g: Generation, m: GenerationInit): Promise<void> {
   }
   const s = fresher(m.snapshot, fromFile)
   if (s === null) return
-  const source = s === m.snapshot ? (m.defer_admin ? 'handoff' : 'last snapshot') : 'state file'
+  const source = s === m.snapshot ? 'last snapshot' : 'state file'
   const r = restoreSnapshot(g.buckets, s)
-  if (r.ok) {
-    logger!.info({ msg: 'buckets restored', source, restored: r.restored, dropped: r.dropped, full: r.full, age_ms: Date.now() - s.taken_at_ms })
+  if (r.ok || source !== 'state file') {
+    report(r, source, s)
     return
   }
-  if (source === 'state file') {
-    const aside = moveAside(file!)
-    logger!.warn({ msg: 'state file unusable, moved aside; starting with empty buckets', state_file: file, reason: r.error, moved_to: aside })
-  } else {
-    logger!.warn({ msg: 'bucket snapshot rejected; starting with empty buckets', source, reason: r.error })
-  }
+  const aside = moveAside(file!)
+  logger!.warn({ msg: 'state file unusable, moved aside; starting with empty buckets', state_file: file, reason: r.error, moved_to: aside })
+}
+
+/** What this draining generation charged since the last delta, for the serving one. */
+async function sendDelta(): Promise<void> {
+  if (gen === null || deltaBase === null) return
+  const now = takeSnapshot(gen.buckets)
+  if (sameBuckets(deltaBase, now)) return
+  const base = deltaBase
+  deltaBase = now
+  await send({ type: 'delta', base, final: now })
 }
 
 function sendTick(): void {
@@ -211,8 +242,8 @@ async function promote(id: number): Promise<void> {
 async function merge(base: Snapshot, final: Snapshot): Promise<void> {
   if (gen === null) return
   const r = mergeDelta(gen.buckets, base, final)
-  if (r.ok) logger!.info({ msg: 'merged the previous generation\'s final charges', buckets: r.merged })
-  else logger!.warn({ msg: 'could not merge the previous generation\'s final charges', reason: r.error })
+  if (r.ok) logger!.debug({ msg: 'merged charges of a draining generation', buckets: r.merged })
+  else logger!.warn({ msg: 'could not merge charges of a draining generation', reason: r.error })
 }
 
 async function status(): Promise<GenerationStatus> {
@@ -249,14 +280,17 @@ async function drain(mode: 'stop' | 'handoff', timeoutMs: number | null): Promis
   if (stateTimer !== null) clearInterval(stateTimer)
   const g = gen
   if (g === null) return exit(0)
+  let deltas: NodeJS.Timeout | null = null
   if (mode === 'handoff') {
     stateOwner = false
     await g.closeAdmin()
     await send({ type: 'admin-released' })
+    deltas = setInterval(() => void sendDelta(), DELTA_MS)
   }
   logger!.info({ msg: 'generation draining', mode, drain_timeout_ms: timeoutMs ?? g.config.drain_timeout })
   const cut = await g.stop(timeoutMs ?? g.config.drain_timeout)
-  if (mode === 'handoff') await send({ type: 'final', snapshot: takeSnapshot(g.buckets) })
+  if (deltas !== null) clearInterval(deltas)
+  if (mode === 'handoff') await sendDelta()
   else await writeState()
   await send({ type: 'stopped', cut })
   return exit(0)

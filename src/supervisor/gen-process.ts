@@ -14,6 +14,10 @@ export type ReadyResult =
 
 type Answer = Extract<FromGeneration, { id: number }>
 
+function isAnswer(m: FromGeneration): m is Answer {
+  return 'id' in m
+}
+
 export class GenerationProcess extends EventEmitter {
   readonly number: number
   readonly child: ChildProcess
@@ -24,8 +28,6 @@ export class GenerationProcess extends EventEmitter {
   port = 0
   adminPort = 0
   workers = 0
-  /** the snapshot taken from this generation for its successor: the base its final delta is measured from */
-  handoffBase: Snapshot | null = null
   /** the latest periodic copy of its buckets */
   lastSnapshot: Snapshot | null
   /** a drain was asked for: its exit is expected */
@@ -35,6 +37,7 @@ export class GenerationProcess extends EventEmitter {
   readonly #pending = new Map<number, (m: Answer | null) => void>()
   #nextId = 1
   #ready: Promise<ReadyResult>
+  #prepared: Promise<ReadyResult>
 
   constructor(init: GenerationInit, env: NodeJS.ProcessEnv) {
     super()
@@ -51,10 +54,14 @@ export class GenerationProcess extends EventEmitter {
         resolve({ code, signal })
       })
     })
+    let prepared: (r: ReadyResult) => void = () => {}
+    this.#prepared = new Promise<ReadyResult>((resolve) => (prepared = resolve))
     this.#ready = new Promise<ReadyResult>((resolve) => {
       let failed: ReadyResult | null = null
       this.child.on('message', (m: FromGeneration) => {
         switch (m.type) {
+          case 'prepared':
+            return prepared({ ok: true })
           case 'ready':
             this.state = 'serving'
             this.readyAt = Date.now()
@@ -72,22 +79,25 @@ export class GenerationProcess extends EventEmitter {
             this.cut = m.cut
             this.emit('stopped', m.cut)
             return
-          case 'final':
-            this.emit('final', m.snapshot)
+          case 'delta':
+            this.emit('delta', m.base, m.final)
             return
           case 'admin-released':
             this.emit('admin-released')
             return
           default: {
+            if (!isAnswer(m)) return
             const r = this.#pending.get(m.id)
             this.#pending.delete(m.id)
             r?.(m)
           }
         }
       })
-      void this.exited.then(({ code, signal }) =>
-        resolve(failed ?? { ok: false, message: `generation ${this.number} exited before it was ready (${signal ?? `code ${code}`})`, errors: [] }),
-      )
+      void this.exited.then(({ code, signal }) => {
+        const r = failed ?? { ok: false, message: `generation ${this.number} exited before it was ready (${signal ?? `code ${code}`})`, errors: [] }
+        prepared(r)
+        resolve(r)
+      })
     })
     this.child.on('error', () => undefined)
     this.send(init)
@@ -95,11 +105,20 @@ export class GenerationProcess extends EventEmitter {
 
   /** Ready, or why not (start-up error, config errors, exit, or no answer within timeoutMs). */
   ready(timeoutMs: number): Promise<ReadyResult> {
+    return this.#within(this.#ready, timeoutMs, 'ready')
+  }
+
+  /** A hand-over generation: started, waiting for the buckets (or why not). */
+  prepared(timeoutMs: number): Promise<ReadyResult> {
+    return this.#within(this.#prepared, timeoutMs, 'prepared')
+  }
+
+  #within(p: Promise<ReadyResult>, timeoutMs: number, what: string): Promise<ReadyResult> {
     let timer: NodeJS.Timeout
     const timeout = new Promise<ReadyResult>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, message: `generation ${this.number} was not ready within ${timeoutMs} ms`, errors: [] }), timeoutMs)
+      timer = setTimeout(() => resolve({ ok: false, message: `generation ${this.number} was not ${what} within ${timeoutMs} ms`, errors: [] }), timeoutMs)
     })
-    return Promise.race([this.#ready, timeout]).finally(() => clearTimeout(timer))
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
   }
 
   get alive(): boolean {
@@ -135,8 +154,9 @@ export class GenerationProcess extends EventEmitter {
     return this.#ask((id) => ({ type: 'status', id }), (m) => (m.type === 'status' ? m.status : null), timeoutMs)
   }
 
-  snapshot(timeoutMs = 10_000): Promise<Snapshot | null> {
-    return this.#ask((id) => ({ type: 'snapshot', id }), (m) => (m.type === 'snapshot' ? m.snapshot : null), timeoutMs)
+  /** `handoff`: the snapshot goes to a successor; the generation measures its deltas from it. */
+  snapshot(handoff: boolean, timeoutMs = 10_000): Promise<Snapshot | null> {
+    return this.#ask((id) => ({ type: 'snapshot', id, handoff }), (m) => (m.type === 'snapshot' ? m.snapshot : null), timeoutMs)
   }
 
   promote(timeoutMs = 10_000): Promise<{ port: number; error: string | null } | null> {

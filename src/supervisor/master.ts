@@ -158,7 +158,7 @@ export class Master {
     process.on('SIGUSR2', () => void this.upgrade('SIGUSR2'))
     process.on('SIGTERM', () => void this.stop('SIGTERM'))
     process.on('SIGINT', () => void this.stop('SIGINT'))
-    if (this.opts.watch || (this.config as { watch?: unknown }).watch === true) {
+    if (this.opts.watch || this.config.watch) {
       this.#watcher = new ConfigWatcher(this.opts.configFile, () => void this.reload('watch'))
     }
     this.logger.info({
@@ -176,7 +176,7 @@ export class Master {
     void this.#notify(['READY=1', `STATUS=serving, generation ${g.number}`])
   }
 
-  #spawn(snapshot: Snapshot | null, port: number | null, deferAdmin: boolean): GenerationProcess {
+  #spawn(snapshot: Snapshot | null, port: number | null, handoff: boolean): GenerationProcess {
     const g = new GenerationProcess(
       {
         type: 'init',
@@ -184,7 +184,7 @@ export class Master {
         generation: this.#nextGeneration++,
         config_file: this.opts.configFile,
         port,
-        defer_admin: deferAdmin,
+        handoff,
         snapshot,
         info: this.info(),
         test_hooks: this.opts.testHooks,
@@ -329,30 +329,34 @@ export class Master {
   }
 
   async #upgrade(source: string): Promise<UpgradeReply> {
-    const old = this.current
     if (this.#stopping) return { ok: false, reason: 'the proxy is stopping', errors: [] }
-    if (old === null) return { ok: false, reason: 'no generation is serving right now (restarting)', errors: [] }
-    const base = await old.snapshot()
-    const g = this.#spawn(base, old.port, true)
+    if (this.current === null) return { ok: false, reason: 'no generation is serving right now (restarting)', errors: [] }
+    const g = this.#spawn(null, this.current.port, true)
     this.pending = g
-    this.logger.info({ msg: 'upgrade: starting a new generation', source, generation: g.number, pid: g.pid, previous: old.number })
-    const r = await g.ready(START_TIMEOUT_MS)
+    this.logger.info({ msg: 'upgrade: starting a new generation', source, generation: g.number, pid: g.pid, previous: this.current.number })
+    let r = await g.prepared(START_TIMEOUT_MS)
+    // the old generation's buckets are taken only now, when the new one is a moment from listening, so the
+    // charges the new one does not know of are those of the last instant (and they follow as deltas)
+    const old = this.current
+    if (r.ok && old !== null && !this.#stopping) {
+      g.send({ type: 'handoff', snapshot: await old.snapshot(true) })
+      r = await g.ready(START_TIMEOUT_MS)
+    }
     this.pending = null
-    if (!r.ok || this.#stopping) {
-      const reason = r.ok ? 'the proxy is stopping' : r.message
+    if (!r.ok || this.#stopping || old === null) {
+      const reason = !r.ok ? r.message : this.#stopping ? 'the proxy is stopping' : 'the running generation died'
       const errors = r.ok ? [] : r.errors
       this.upgradesFailed++
       this.logger.error({ msg: 'upgrade failed; the running generation keeps serving', source, generation: g.number, reason, errors: errors.length > 0 ? errors : undefined })
       void this.#discard(g)
-      if (!old.alive && this.current === null) this.#scheduleRestart(0, `generation ${old.number} died during a failed upgrade`)
+      if (this.current === null && !this.#stopping) this.#scheduleRestart(0, 'the serving generation died during a failed upgrade')
       this.#pushInfo()
       return { ok: false, reason, errors }
     }
     this.#adopt(g)
     if (old.alive) {
-      old.handoffBase = base
       this.draining.add(old)
-      old.once('final', (final: Snapshot | null) => this.#merge(old, final))
+      old.on('delta', (base: Snapshot, final: Snapshot) => this.#merge(old, base, final))
       const released = new Promise<void>((resolve) => {
         old.once('admin-released', resolve)
         void old.exited.then(() => resolve())
@@ -373,11 +377,14 @@ export class Master {
     return { ok: true, generation: g.number, previous: old.number, pid: g.pid, admin_port: g.adminPort }
   }
 
-  /** The old generation's charges since the hand-over go to whichever generation serves now. */
-  #merge(old: GenerationProcess, final: Snapshot | null): void {
+  /** What a draining generation still charges goes to whichever generation serves now. */
+  #merge(old: GenerationProcess, base: Snapshot, final: Snapshot): void {
     const target = this.current
-    if (final === null || old.handoffBase === null || target === null || target === old || !target.alive) return
-    target.send({ type: 'merge', base: old.handoffBase, final })
+    if (target === null || target === old || !target.alive) {
+      this.logger.warn({ msg: 'no serving generation to take the charges of a draining one; they are lost', generation: old.number })
+      return
+    }
+    target.send({ type: 'merge', base, final })
   }
 
   /** A generation that never took over: drain it quickly (it may have accepted connections), then kill it. */

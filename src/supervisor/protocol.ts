@@ -32,11 +32,14 @@ export interface GenerationInit {
   protocol: number
   generation: number
   config_file: string
-  /** upgrade: bind this port (the running generation's) instead of the configured one, which may be 0 */
+  /** upgrade or restart: bind this port (the running one) instead of the configured one, which may be 0 */
   port: number | null
-  /** upgrade: bind no admin listener and write no state file until promoted (the old generation still does) */
-  defer_admin: boolean
-  /** bucket state to start from (handoff or the last periodic snapshot); null: read the state file */
+  /**
+   * upgrade: start everything but do not listen; say `prepared`, then wait for the old generation's buckets
+   * (`handoff`), restore them and listen. No admin listener and no state file until promoted.
+   */
+  handoff: boolean
+  /** not a hand-over: bucket state to start from (the dead generation's last copy); null: the state file */
   snapshot: Snapshot | null
   info: SupervisorInfo
   /** allows the crash-worker test hook */
@@ -47,12 +50,15 @@ export type ToGeneration =
   | GenerationInit
   | { type: 'reload'; id: number }
   | { type: 'status'; id: number }
-  | { type: 'snapshot'; id: number }
+  /** handoff: this snapshot goes to the next generation; remember it as the base of the deltas sent while draining */
+  | { type: 'snapshot'; id: number; handoff: boolean }
+  /** the old generation's buckets, taken just now: restore them, then listen */
+  | { type: 'handoff'; snapshot: Snapshot | null }
   /** upgrade: the old generation has let go; bind the admin listener and own the state file from now on */
   | { type: 'promote'; id: number }
-  /** handoff: give up the admin port and the state file, drain, then send the final snapshot */
+  /** handoff: give up the admin port and the state file, drain, and send deltas of what is still charged */
   | { type: 'drain'; mode: 'stop' | 'handoff'; timeout_ms: number | null }
-  /** an older generation's charges made after its handoff snapshot, to add to this generation's buckets */
+  /** an older generation's charges between two of its snapshots, to add to this generation's buckets */
   | { type: 'merge'; base: Snapshot; final: Snapshot }
   | { type: 'info'; info: SupervisorInfo }
   | { type: 'crash-worker'; index: number }
@@ -90,6 +96,8 @@ export interface GenerationStatus {
 }
 
 export type FromGeneration =
+  /** handoff: workers started, not listening; waiting for the buckets */
+  | { type: 'prepared' }
   | { type: 'ready'; port: number; admin_port: number; workers: number; config_version: number }
   /** start-up failed; `errors` are config errors when that was the cause */
   | { type: 'failed'; message: string; errors: string[] }
@@ -100,5 +108,6 @@ export type FromGeneration =
   /** periodic copy of the buckets, so a generation killed with -9 restarts from at most this old */
   | { type: 'snapshot-tick'; snapshot: Snapshot }
   | { type: 'admin-released' }
-  | { type: 'final'; snapshot: Snapshot | null }
+  /** while draining after a hand-over, every DELTA_MS and at the end: what was charged between base and final */
+  | { type: 'delta'; base: Snapshot; final: Snapshot }
   | { type: 'stopped'; cut: number }
