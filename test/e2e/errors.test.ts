@@ -201,3 +201,11 @@ t.test('every error above was one access line and the workers still serve', asyn
   for (const c of ['LEAKY_NO_ROUTE', 'LEAKY_BODY_TOO_LARGE', 'LEAKY_HEADERS_TOO_LARGE', 'LEAKY_UPSTREAM_CONNECT', 'LEAKY_UPSTREAM_TIMEOUT']) t.ok(codes.has(c), c)
   t.notMatch(JSON.stringify(proxy.lines), /client-secret|upstream-secret/)
 })
+
+t.test('HEAD gets the headers and no body', async (t) => {
+  const r = await rawExchange(proxy.port, 'HEAD /plain/__stub/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 1500)
+  t.match(r.data, /^HTTP\/1\.1 200 OK\r\n/)
+  t.match(r.data, /\r\n\r\n$/, 'the response ends right after its headers')
+  t.match(r.data, /x-request-id: /)
+  t.match(r.data, /content-length: \d+\r\n/i, 'the length a GET would have')
+})
