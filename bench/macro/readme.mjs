@@ -22,8 +22,9 @@ const section = [
   START,
   `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\` (results: \`bench/results/${file.split('/').at(-1)}\`).`,
   '',
-  `Machine: ${m.nproc} vCPU ${m.cpu}, ${m.memory_gb} GB, ${m.kernel}, Node ${m.node}; load average ${m.loadavg_at_start.join(' ')} at start` +
-    ` (shared with other work: see "others %"). Commit ${m.commit ?? 'unknown'}.`,
+  `Machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory_gb} GB, ${m.kernel}, Node ${m.node}; load average ${m.loadavg_at_start.join(' ')} at start` +
+    ` (shared with other work: see "others %"). Commit ${m.commit ?? 'unknown'}` +
+    `${s.proxy_built ? `, proxy build (dist/) of ${s.proxy_built.slice(0, 16).replace('T', ' ')} UTC` : ''}.`,
   `Settings: ${s.connections} connections, pipelining ${s.pipelining}, ${s.warmup_s} s warm-up + ${s.duration_s} s per row;` +
     ` proxy \`workers: ${s.proxy_workers}\`, nginx ${s.nginx ?? '(not installed)'} \`worker_processes ${s.nginx_worker_processes}\`;` +
     ` client + stub on CPU ${s.load_cpus ?? 'any'}, proxy / nginx on CPU ${s.server_cpus ?? 'any'};` +

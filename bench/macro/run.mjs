@@ -4,7 +4,7 @@
 // the CPU each server spends per request (from /proc); prints one table and writes it as JSON to bench/results/.
 // Knobs (env): DURATION WARMUP CONNECTIONS SCENARIOS TARGETS TOOL WORKERS WRK_THREADS LOAD_CPUS SERVER_CPUS
 // NGINX WRK RESULTS PROXY_NODE_ARGS — see bench/README.md.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,6 +69,8 @@ if (TARGETS.includes('nginx') && nginxBin === null) notes.push('nginx not found:
 if (!hasProc) notes.push('no /proc: CPU µs/request not measured')
 const tools = (TOOL === 'both' ? ['autocannon', 'wrk'] : [TOOL]).filter((t) => t !== 'wrk' || wrkBin !== null)
 
+// before pinning: afterwards this process sees only the load cores
+const host = machine()
 const cpus = allowedCpus()
 let loadCpus = env.LOAD_CPUS ?? null
 let serverCpus = env.SERVER_CPUS ?? null
@@ -110,7 +112,7 @@ const results = {
   version: 1,
   date: new Date().toISOString(),
   command: 'npm run bench',
-  machine: machine(),
+  machine: host,
   settings: {
     duration_s: DURATION,
     rounds: ROUNDS,
@@ -119,6 +121,8 @@ const results = {
     pipelining: 1,
     proxy_workers: WORKERS,
     proxy_cli: CLI,
+    // dist/ is whatever was last built, possibly from an uncommitted tree: when, tells which build was measured
+    proxy_built: statSync(CLI).mtime.toISOString(),
     compare_cli: COMPARE,
     nginx_worker_processes: WORKERS,
     wrk_threads: WRK_THREADS,
