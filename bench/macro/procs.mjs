@@ -6,19 +6,21 @@ import { delimiter, join } from 'node:path'
 
 const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin']
 
-/** Absolute path of an executable, or null. `override` (an env var's value) wins when set. */
+function executable(p) {
+  try {
+    accessSync(p, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Absolute path of an executable, or null. `override` (an env var's value) wins when set: then only it is tried. */
 export function which(name, override) {
-  if (override) return override
+  if (override) return executable(override) ? override : null
   const dirs = (process.env.PATH ?? '').split(delimiter).concat(EXTRA_DIRS)
   for (const d of dirs) {
-    if (d === '') continue
-    const p = join(d, name)
-    try {
-      accessSync(p, constants.X_OK)
-      return p
-    } catch {
-      // not here
-    }
+    if (d !== '' && executable(join(d, name))) return join(d, name)
   }
   return null
 }

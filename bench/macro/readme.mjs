@@ -13,7 +13,8 @@ const RESULTS = fileURLToPath(new URL('../results', import.meta.url))
 const START = '<!-- results:start (written by bench/macro/readme.mjs) -->'
 const END = '<!-- results:end -->'
 
-const file = process.argv[2] ?? join(RESULTS, readdirSync(RESULTS).filter((f) => f.endsWith('.json')).sort().at(-1) ?? '')
+// macro results are named by their date; other benches (limiter.json, upgrade.json) share the directory
+const file = process.argv[2] ?? join(RESULTS, readdirSync(RESULTS).filter((f) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(f)).sort().at(-1) ?? '')
 const r = addRatios(JSON.parse(readFileSync(file, 'utf8')))
 const m = r.machine
 const s = r.settings
