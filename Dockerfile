@@ -1,0 +1,44 @@
+# leaky-tokens in a container (README, "Operations").
+#   docker build -t leaky-tokens .
+#   docker run --rm -p 8080:8080 leaky-tokens          # the shipped config: built-in stub upstreams, no API key
+#   docker run --rm -p 8080:8080 -v "$PWD/leaky.yaml:/etc/leaky/leaky.yaml:ro" -e OPENAI_API_KEY leaky-tokens
+# Config: /etc/leaky/leaky.yaml ($LEAKY_CONFIG). The image's default config takes LEAKY_LISTEN, LEAKY_ADMIN_LISTEN
+# and LEAKY_LOG_LEVEL from the environment; a config of your own can use ${env:NAME} in any value. Bucket state
+# survives restarts with `state_file: /var/lib/leaky/buckets.snap` and a volume on /var/lib/leaky.
+
+# build: TypeScript, with the dev dependencies
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# runtime: production dependencies only (none needs an install script), not root
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    LEAKY_CONFIG=/etc/leaky/leaky.yaml \
+    LEAKY_LISTEN=0.0.0.0:8080 \
+    LEAKY_ADMIN_LISTEN=127.0.0.1:9090
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY config ./config
+# the shipped config, with its listen addresses and log level taken from the environment
+RUN mkdir -p /etc/leaky /var/lib/leaky /run/leaky \
+ && sed -e 's|^listen: 0.0.0.0:8080|listen: "${env:LEAKY_LISTEN:-0.0.0.0:8080}"|' \
+        -e 's|^  listen: 127.0.0.1:9090|  listen: "${env:LEAKY_ADMIN_LISTEN:-127.0.0.1:9090}"|' \
+        -e 's|^  level: info |  level: "${env:LEAKY_LOG_LEVEL:-info}" |' \
+        config/leaky.yaml > /etc/leaky/leaky.yaml \
+ && chown node:node /var/lib/leaky /run/leaky
+# uid 1000 of the base image; /run/leaky holds the pid file and control socket (`leaky status` via docker exec)
+USER node
+EXPOSE 8080 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "const a = (process.env.LEAKY_ADMIN_LISTEN || '127.0.0.1:9090').replace('0.0.0.0', '127.0.0.1'); fetch(`http://${a}/live`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# the master drains (up to drain_timeout) on SIGTERM; give it time: docker stop -t 40, k8s terminationGracePeriodSeconds
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/cli/main.js"]
+CMD ["start"]
