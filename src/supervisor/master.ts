@@ -339,7 +339,9 @@ export class Master {
     // charges the new one does not know of are those of the last instant (and they follow as deltas)
     const old = this.current
     if (r.ok && old !== null && !this.#stopping) {
-      g.send({ type: 'handoff', snapshot: await old.snapshot(true) })
+      // no answer (the old generation is stuck or just died): its last periodic copy is the best there is
+      const snap = (await old.snapshot(true)) ?? old.lastSnapshot
+      g.send({ type: 'handoff', snapshot: snap })
       r = await g.ready(START_TIMEOUT_MS)
     }
     this.pending = null
