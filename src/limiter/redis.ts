@@ -38,6 +38,8 @@ export const Via = {
   CLOSED: 2,
   /** Redis failed: the on_error local charges went to the local table (limits / expected_instances) */
   LOCAL: 3,
+  /** lease mode: taken from this proxy's leased credit (redis-lease.ts) */
+  LEASE: 4,
 } as const
 export type Via = (typeof Via)[keyof typeof Via]
 
@@ -92,6 +94,7 @@ export class RedisLimiter {
   private readonly clock = new Clock()
   private readonly onTransition: (up: boolean, reason: string) => void
   private readonly prefixes = new Map<CompiledLimit, string>()
+  private readonly shas = new Map<string, string>()
   private readonly divided = new Map<CompiledLimit, CompiledLimit>()
   // local fallback scratch: decisions there are synchronous, so one per limiter is enough
   private readonly scratch = new Charges()
@@ -170,6 +173,9 @@ export class RedisLimiter {
       case Via.OPEN:
       case Via.CLOSED:
         return Promise.resolve(true)
+      case Via.LEASE:
+        // usage beyond (or below) the estimate goes straight to the cluster bucket
+        return this.adjust(sub, deltas)
       default: {
         const never: never = req.via
         return never
@@ -258,16 +264,41 @@ export class RedisLimiter {
     )
   }
 
-  private failed(e: Error): false {
+  /**
+   * EVALSHA of `lua` (a script of redis-scripts.ts), EVAL on NOSCRIPT. Rejects when the call fails: the caller counts
+   * it with failed(). Marks Redis up when it answers.
+   */
+  script(lua: string, numKeys: number, args: Array<string | number>): Promise<unknown> {
+    let sha = this.shas.get(lua)
+    if (sha === undefined) {
+      sha = sha1(lua)
+      this.shas.set(lua, sha)
+    }
+    return this.client.evalsha(sha, numKeys, ...args).then((r) => this.answered(r), (e: Error) => {
+      if (!e.message.startsWith('NOSCRIPT')) throw e
+      this.noscript++
+      return this.client.eval(lua, numKeys, ...args).then((r) => this.answered(r))
+    })
+  }
+
+  /** Count a failed call and mark Redis down (once per transition). */
+  failed(e: Error): false {
     this.errors++
     if (e.message === TIMEOUT_MESSAGE) this.timeouts++
     this.mark(false, e.message)
     return false
   }
 
-  // decide without Redis: closed wins over local, local over open
   private fallback(req: RedisCharges, e: Error): Status {
     this.failed(e)
+    return this.decideWithout(req)
+  }
+
+  /**
+   * Decide `req` by the on_error policies alone, as when Redis fails (counted as a fallback decision): closed wins
+   * over local, local over open. Synchronous. Lease mode uses it when its credit is short and Redis is down.
+   */
+  decideWithout(req: RedisCharges): Status {
     const n = req.length
     let closed = -1
     const sub = this.scratch
@@ -325,6 +356,11 @@ export class RedisLimiter {
       this.divided.set(l, d)
     }
     return d
+  }
+
+  private answered<T>(r: T): T {
+    if (!this.up) this.mark(true, 'answering')
+    return r
   }
 
   private mark(up: boolean, reason: string): void {

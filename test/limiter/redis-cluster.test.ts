@@ -121,3 +121,23 @@ t.test('Redis killed mid-load and restarted: each on_error policy, bounded waits
     t.ok(Math.abs(after.length - want) <= want * 0.02, `${name}: admitted ${after.length} after recovery, want ${want.toFixed(1)} ± 2%`)
   }
 })
+
+t.test('lease mode: 3 proxies on one 300/s burst-30 cluster limit stay within 300·T + 30 + N·L (L = 30/3)', async (t) => {
+  const cfg = section({ mode: 'lease', expected_instances: 3 })
+  const rs = await proxies(3, { redis: cfg, limits: [r300], mode: 'lease', seconds: 3, concurrency: 4 })
+  const ok = sum(rs.map((r) => r.per[0].okByVia[Via.LEASE]))
+  const first = Math.min(...rs.map((r) => r.per[0].first))
+  const last = Math.max(...rs.map((r) => r.per[0].last))
+  const elapsed = (last - first) / 1000
+  const exact = 300 * elapsed + 30
+  const bound = exact + 3 * 10
+  const leased = rs.map((r) => r.leased as unknown as Record<string, number>)
+  t.ok(elapsed > 2.7, `ran ${elapsed.toFixed(3)} s`)
+  t.ok(ok <= bound, `admitted ${ok} <= bound ${bound.toFixed(1)} (exact would be ${exact.toFixed(1)}; overshoot ${(ok - exact).toFixed(1)})`)
+  t.ok(ok >= 300 * elapsed * 0.95, `admitted ${ok} >= 95% of the rate (${(300 * elapsed).toFixed(0)})`)
+  t.ok(rs.every((r) => r.per[0].okByVia[Via.LEASE] > 0), 'every proxy got some')
+  t.ok(leased.every((x) => x.closed === (true as unknown)), 'unused credit given back on close')
+  // every unit Redis granted was either spent or given back
+  t.same(leased.map((x) => x.leased), rs.map((r, i) => r.per[0].okByVia[Via.LEASE] + leased[i].returned),
+    `leased = spent + returned: ${JSON.stringify(leased)}`)
+})
