@@ -32,6 +32,8 @@ t.test('three deaths in a row: back-off grows, crash loop reported', async (t) =
   const ready = await request(`http://127.0.0.1:${st.generations[0].status!.admin_port}/ready`)
   const body = (await ready.body.json()) as { supervisor: { crash_loop: boolean; restarts: number } }
   t.match(body.supervisor, { crash_loop: true, restarts: 3 })
+  const metrics = await request(`http://127.0.0.1:${st.generations[0].status!.admin_port}/metrics`)
+  t.match(await metrics.body.text(), /^leaky_generation_restarts_total 3$/m, 'and /metrics')
   const res = await request(m.proxy.url('/v1/models'))
   await res.body.text()
   t.equal(res.statusCode, 200, 'serving again')

@@ -65,6 +65,8 @@ t.test('invalid reload: old config keeps serving; exit 1 with line:col; one erro
   const ready = await request(`http://127.0.0.1:${m.proxy.adminPort}/ready`)
   const body = (await ready.body.json()) as { supervisor: { reloads_failed: number } }
   t.equal(body.supervisor.reloads_failed, 1, '/ready shows the failure count')
+  const metrics = await request(`http://127.0.0.1:${m.proxy.adminPort}/metrics`)
+  t.match(await metrics.body.text(), /^leaky_config_reloads_total\{result="failure"\} 1$/m, 'and /metrics')
   m.rewrite(good)
 })
 
