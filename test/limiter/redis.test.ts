@@ -179,3 +179,30 @@ t.test('Redis killed and restarted: fail fast while down, automatic recovery, ex
   t.equal(ok, 3)
   t.equal(rl.fallbackClosed, 20)
 })
+
+t.test('lease mode worst case: credit held through an idle spell is spent on top of a refilled bucket, within N·L', async (t) => {
+  const { RedisLease } = await import('../../src/limiter/redis-lease.js')
+  const rl = await limiter(t, { mode: 'lease', expected_instances: 3, on_error: 'closed' })
+  const l = compileLimit(def('r300', 300, 30))
+  const leases = [0, 1, 2].map(() => new RedisLease(rl))
+  for (const ls of leases) t.equal(await ls.prefetch(l, 'all'), 10, 'a full lease: burst / expected_instances')
+  // idle until the cluster bucket has drained: Redis would now admit a full burst, and 30 units are held as credit
+  // (no event says "drained": poll the level, ~10 times over the 100 ms it takes)
+  while ((await rl.level(l, 'all')) > 0) await new Promise((r) => setTimeout(r, 10))
+  const t0 = performance.now()
+  let ok = 0
+  const c = new RedisCharges()
+  while (performance.now() - t0 < 1000) {
+    for (const ls of leases) {
+      c.clear()
+      c.add(l, 'all', 1)
+      if (ls.take(c) === Status.OK) ok++
+    }
+    await new Promise(setImmediate)
+  }
+  const T = (performance.now() - t0) / 1000
+  const exact = 300 * T + 30
+  t.ok(ok <= exact + 3 * 10 + 3, `admitted ${ok} in ${T.toFixed(3)} s: exact ${exact.toFixed(1)}, bound ${(exact + 30).toFixed(1)}`)
+  t.ok(ok > exact + 10, `the held credit does overshoot (by ${(ok - exact).toFixed(1)})`)
+  for (const ls of leases) await ls.close()
+})
