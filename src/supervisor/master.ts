@@ -146,18 +146,22 @@ export class Master {
         msg: `${MIGRATE_REQ} is 0: an upgrade resets connections still in the old generation's accept queues; install systemd/99-leaky.conf (sysctl net.ipv4.tcp_migrate_req=1)`,
       })
     }
+    // handlers first: a signal's default action would kill the master during start-up (SIGHUP, SIGUSR2 terminate)
+    process.on('SIGHUP', () => void this.reload('SIGHUP'))
+    process.on('SIGUSR2', () => void this.upgrade('SIGUSR2'))
+    process.on('SIGTERM', () => void this.stop('SIGTERM'))
+    process.on('SIGINT', () => void this.stop('SIGINT'))
     const g = this.#spawn(null, null, false)
+    this.pending = g
     const r = await g.ready(START_TIMEOUT_MS)
+    this.pending = null
+    if (this.#stopping) return
     if (!r.ok) {
       g.kill()
       this.#cleanup()
       throw new StartError(r.message, r.errors)
     }
     this.#adopt(g)
-    process.on('SIGHUP', () => void this.reload('SIGHUP'))
-    process.on('SIGUSR2', () => void this.upgrade('SIGUSR2'))
-    process.on('SIGTERM', () => void this.stop('SIGTERM'))
-    process.on('SIGINT', () => void this.stop('SIGINT'))
     if (this.opts.watch || this.config.watch) {
       this.#watcher = new ConfigWatcher(this.opts.configFile, () => void this.reload('watch'))
     }
