@@ -1,6 +1,6 @@
 // The Redis backend against a real redis-server (test/helpers/redis.ts): exact-mode GCRA in Lua, all-or-nothing,
 // reconcile, key expiry, NOSCRIPT recovery, and each on_error policy while Redis is dead or stalled.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { rateLimitHeaders } from '../../src/limiter/headers.js'
 import { compileLimit, type LimitDef } from '../../src/limiter/limit.js'
@@ -19,7 +19,7 @@ function section(over: Partial<RedisSection> = {}): RedisSection {
     url: redis.url, key_prefix: `t${++seq}:`, timeout: 50, mode: 'exact', on_error: 'local', expected_instances: 1, ...over,
   } as RedisSection
 }
-async function limiter(t: Tap.Test, over: Partial<RedisSection> = {}, opts = {}): Promise<RedisLimiter> {
+async function limiter(t: Test, over: Partial<RedisSection> = {}, opts = {}): Promise<RedisLimiter> {
   const l = new RedisLimiter(section(over), opts)
   t.teardown(() => l.close())
   await l.ready()
