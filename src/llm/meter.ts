@@ -47,8 +47,9 @@ export abstract class ResponseMeter implements UsageMeter {
   /**
    * Data of events that carry no usage object, not parsed yet. Parsing every event was a third of the proxy's CPU on
    * an SSE stream (bench/README.md); when the upstream reports usage at the end, their text is never needed. They
-   * are parsed, in order, only to count a cut stream, before an event that does carry usage, or when they grow
-   * past DEFER_MAX characters (memory stays bounded).
+   * are parsed only to count a cut stream, or when they grow past DEFER_MAX characters (memory stays bounded), and
+   * dropped once the upstream's usage is final. (A usage-bearing event is parsed at once; when a stream mixes both
+   * kinds and is then cut, its text is counted out of order: a segment-boundary difference of a token at most.)
    */
   private deferred: string[] = []
   private deferredChars = 0
@@ -163,8 +164,13 @@ export abstract class ResponseMeter implements UsageMeter {
       if (this.deferredChars > DEFER_MAX) this.parseDeferred()
       return false
     }
-    this.parseDeferred()
-    return this.parse(data)
+    const usageOnly = this.parse(data)
+    // the upstream's final count makes the deferred text moot: drop it unparsed
+    if (this.final && this.deferred.length > 0) {
+      this.deferred = []
+      this.deferredChars = 0
+    }
+    return usageOnly
   }
 
   private parse(data: string): boolean {
