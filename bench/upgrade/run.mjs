@@ -4,7 +4,9 @@
 // requests, failed responses, connection errors (by code), cut streams, and how long each upgrade took (from the
 // command to the new generation serving). Writes the figures to bench/results/upgrade.json.
 // Toggling the sysctl needs root; without it only the current setting is measured. The original value is restored.
-// Knobs (env): UPGRADES (default 5), WORKERS (2), KEEPALIVE (4), FRESH (4), SSE (2), SETTINGS ("0,1").
+// Knobs (env): UPGRADES (default 5), WORKERS (2), KEEPALIVE (4), FRESH (4), SSE (2), SETTINGS ("0,1"), BURN (0):
+// BURN=n runs n busy-loop processes meanwhile, a machine whose CPUs are taken, where connections wait in accept
+// queues long enough for the setting to matter.
 // Build first: npx tsc -p tsconfig.build.json
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -76,6 +78,7 @@ async function startMaster(dir) {
 async function measure(setting) {
   const dir = mkdtempSync(join(tmpdir(), 'leaky-bench-upgrade-'))
   const m = await startMaster(dir)
+  const burners = Array.from({ length: Number(env.BURN ?? 0) }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }))
   const load = new Load({
     origin: `http://127.0.0.1:${m.port}`,
     keepalive: Number(env.KEEPALIVE ?? 4),
@@ -94,12 +97,14 @@ async function measure(setting) {
     await new Promise((res) => setTimeout(res, 500))
   }
   const stats = await load.stop()
+  for (const b of burners) b.kill('SIGKILL')
   m.child.kill('SIGTERM')
   await new Promise((r) => m.child.on('exit', r))
   const byCode = {}
   for (const e of stats.errors) byCode[e.code] = (byCode[e.code] ?? 0) + 1
   return {
     tcp_migrate_req: setting,
+    busy_loops: burners.length,
     upgrades: UPGRADES,
     requests: stats.requests,
     ok: stats.ok,
@@ -139,4 +144,5 @@ const table = [head, ...rows.map((r) => [r.tcp_migrate_req, r.requests, r.failed
 const w = head.map((_, i) => Math.max(...table.map((r) => r[i].length)))
 for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i])).join('  ')}\n`)
 mkdirSync(RESULTS, { recursive: true })
-writeFileSync(join(RESULTS, 'upgrade.json'), `${JSON.stringify({ when: new Date().toISOString(), workers: WORKERS, rows }, null, 2)}\n`)
+const name = Number(env.BURN ?? 0) > 0 ? 'upgrade-busy.json' : 'upgrade.json'
+writeFileSync(join(RESULTS, name), `${JSON.stringify({ when: new Date().toISOString(), workers: WORKERS, rows }, null, 2)}\n`)

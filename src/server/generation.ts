@@ -271,10 +271,14 @@ export class Generation {
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
   }
 
-  /** Stop accepting, let in-flight requests finish up to drain_timeout, then stop. Returns how many were cut. */
-  async stop(timeoutMs = this.config.drain_timeout): Promise<number> {
+  /**
+   * Stop accepting, let in-flight requests finish up to drain_timeout, then stop. Returns how many were cut.
+   * `quietMs`: idle keep-alive connections are closed once no request has arrived for that long (an upgrade's old
+   * generation waits longer, so clients that are slow to send their next request still get Connection: close).
+   */
+  async stop(timeoutMs = this.config.drain_timeout, quietMs = 100): Promise<number> {
     this.draining = true
-    for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker)
+    for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs, quietMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
     this.metrics.stop()

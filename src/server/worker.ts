@@ -27,7 +27,8 @@ export interface WorkerData {
 
 export type ToWorker =
   | { type: 'config'; config: Config; version: number }
-  | { type: 'drain'; timeoutMs: number }
+  /** quietMs: how long no request may have arrived before idle connections are closed (see drain) */
+  | { type: 'drain'; timeoutMs: number; quietMs: number }
   | { type: 'stats' }
   | { type: 'listen' }
   /** test hook (the supervisor sends it only with test hooks on): fail as an uncaught bug would */
@@ -128,7 +129,7 @@ port.on('message', (m: ToWorker) => {
       return post({ type: 'reloaded', version: m.version })
     }
     case 'drain':
-      return drain(m.timeoutMs)
+      return drain(m.timeoutMs, m.quietMs)
     case 'stats':
       return post({ type: 'stats', requests })
     case 'listen':
@@ -148,10 +149,12 @@ function crash(): never {
  * Requests that still arrive on open keep-alive connections are served (answered with Connection: close), not
  * refused: during an upgrade the next generation is already listening, and a 503 would be a failed request. So
  * ctx.draining (which makes admit answer 503) is not set. The drain ends once nothing is in flight and no request
- * has arrived for QUIET_MS, so a client that reuses its connection right after a response is answered, not cut.
+ * has arrived for `quietMs`: closing the idle connections is a race with a client that sends on one at that very
+ * moment (its request is lost: uWS offers no graceful close of an idle HTTP connection), and a client that reuses
+ * its connection within quietMs of a response is answered instead. A hand-over waits longer (the client then
+ * reconnects to the next generation) than a stop (nothing would answer it anyway).
  */
-const QUIET_MS = 100
-function drain(timeoutMs: number): void {
+function drain(timeoutMs: number, quietMs: number): void {
   metrics.stopSampling()
   draining = true
   if (token !== null) {
@@ -163,7 +166,7 @@ function drain(timeoutMs: number): void {
   const deadline = start + timeoutMs
   const check = () => {
     const now = performance.now()
-    if ((ctx.local > 0 || now - lastArrival < QUIET_MS) && now < deadline) return void setTimeout(check, 25)
+    if ((ctx.local > 0 || now - lastArrival < quietMs) && now < deadline) return void setTimeout(check, 25)
     const cut = ctx.local
     // uWS must be closed before the thread exits, or the process aborts; closing fires onAborted for what is left
     ;(app as unknown as { close(): void }).close()

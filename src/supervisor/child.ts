@@ -18,6 +18,12 @@ export const SNAPSHOT_TICK_MS = 1_000
 export const STATE_WRITE_MS = 10_000
 /** While draining after a hand-over, how often the charges made since the last delta go to the next generation. */
 export const DELTA_MS = 200
+/**
+ * After a hand-over, how long no request may have arrived before the old generation closes its idle keep-alive
+ * connections: a client on a busy machine can take hundreds of milliseconds to send its next request, and one that
+ * sends it as the connection closes loses it (bench/upgrade with busy CPUs saw it at 100 ms).
+ */
+export const HANDOFF_QUIET_MS = 1_000
 
 let gen: Generation | null = null
 let logger: Logger | null = null
@@ -288,7 +294,7 @@ async function drain(mode: 'stop' | 'handoff', timeoutMs: number | null): Promis
     deltas = setInterval(() => void sendDelta(), DELTA_MS)
   }
   logger!.info({ msg: 'generation draining', mode, drain_timeout_ms: timeoutMs ?? g.config.drain_timeout })
-  const cut = await g.stop(timeoutMs ?? g.config.drain_timeout)
+  const cut = await g.stop(timeoutMs ?? g.config.drain_timeout, mode === 'handoff' ? HANDOFF_QUIET_MS : 100)
   if (deltas !== null) clearInterval(deltas)
   if (mode === 'handoff') await sendDelta()
   else await writeState()

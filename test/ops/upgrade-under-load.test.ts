@@ -3,12 +3,38 @@
 // no stream cut, and the buckets are continuous: the small request budget admits its burst exactly once over
 // the whole run (a bucket reset by an upgrade would admit it again), and the token budget never jumps back up
 // across an upgrade.
+//
+// 0 connection errors needs net.ipv4.tcp_migrate_req=1 (systemd/99-leaky.conf): with 0, a connection that is still
+// in the accept queue of a listener the old generation closes is reset by the kernel; on a machine whose CPUs are
+// busy enough to leave connections queued, that happens. The test turns the setting on for its run when it may
+// (root, writable /proc/sys) and restores it; where it may not and the setting is 0, it allows a few resets, and
+// nothing else.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { Load } from '../../bench/upgrade/load.mjs'
 import { startMaster } from '../fixtures/supervisor/master.js'
 
 const BURST = 40
+const MIGRATE = '/proc/sys/net/ipv4/tcp_migrate_req'
+
+function migrateReq(): string | null {
+  try {
+    return readFileSync(MIGRATE, 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
+const migrateBefore = migrateReq()
+if (migrateBefore === '0') {
+  try {
+    writeFileSync(MIGRATE, '1')
+    t.teardown(() => writeFileSync(MIGRATE, '0'))
+  } catch {
+    // not root, or /proc/sys read-only (a container): measured as it is
+  }
+}
+const migrating = migrateReq() !== '0'
 const m = await startMaster(`drain_timeout: 20s
 log: { level: info, access: false }
 limits:
@@ -59,7 +85,11 @@ t.test('3 upgrades and 5 reloads under load: nothing failed, nothing cut, bucket
   const s = await load.stop()
   t.comment(`requests ${s.requests}, ok ${s.ok}, streams ${s.streams}, limited ${s.limitedOk} ok / ${s.limited429} × 429`)
 
-  t.same(s.errors, [], '0 connection errors')
+  if (migrating) t.same(s.errors, [], '0 connection errors')
+  else {
+    t.comment(`tcp_migrate_req=0 and not changeable here: ${s.errors.length} connection resets`)
+    t.ok(s.errors.length <= 5 && s.errors.every((e: { code: string }) => e.code === 'ECONNRESET'), 'only a few accept-queue resets')
+  }
   t.same(s.failed, [], '0 failed responses')
   t.same(s.cut, [], 'no stream cut')
   t.ok(s.streams >= 6, `long streams crossed the operations (${s.streams})`)
