@@ -1,7 +1,7 @@
 // `leaky reload | upgrade | stop | status`: find the running master (pid file or --pid), ask it over its control
 // socket, print the answer. Without a control socket (another user's master, an old one) reload, upgrade and stop
 // fall back to the signal, which works but cannot report a result.
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { loadConfigFile } from '../config/index.js'
 import { LeakyError } from '../errors.js'
 import { controlRequest } from './control.js'
@@ -26,12 +26,27 @@ function pidFileFromConfig(file: string): string | undefined {
   return r.ok ? r.config.pid_file : undefined
 }
 
+/**
+ * A pid file can outlive its master and the pid be reused: never signal a process whose command line is not a
+ * `leaky start` (when /proc cannot say, trust the pid file).
+ */
+export function looksLikeMaster(pid: number): boolean {
+  let argv: string[]
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  } catch {
+    return true
+  }
+  return argv.includes('start') && argv.some((a) => /leaky|cli\/main\.js$/.test(a))
+}
+
 /** The master to talk to; a LeakyError with a helpful message when there is none. */
 export function findMaster(opts: TargetOptions, env: NodeJS.ProcessEnv = process.env): MasterRef {
   if (opts.pid !== undefined) {
     const pid = Number(opts.pid)
     if (!Number.isInteger(pid) || pid <= 0) throw new LeakyError('LEAKY_CLI', `--pid: not a pid: ${opts.pid}`)
     if (!alive(pid)) throw new LeakyError('LEAKY_CLI', `no process ${pid}`)
+    if (!looksLikeMaster(pid)) throw new LeakyError('LEAKY_CLI', `process ${pid} is not a leaky master (\`leaky start\`)`)
     return { pid, socket: findControlSocket(pid, env), pidFile: null }
   }
   const cfg = opts.config ?? env.LEAKY_CONFIG
@@ -42,7 +57,9 @@ export function findMaster(opts: TargetOptions, env: NodeJS.ProcessEnv = process
   }
   const pid = readPidFile(pidFile)
   if (pid === null) throw new LeakyError('LEAKY_CLI', `no running master: ${pidFile} is missing or holds no pid`)
-  if (!alive(pid)) throw new LeakyError('LEAKY_CLI', `no running master: ${pidFile} names pid ${pid}, which is not running (stale pid file)`)
+  if (!alive(pid) || !looksLikeMaster(pid)) {
+    throw new LeakyError('LEAKY_CLI', `no running master: ${pidFile} names pid ${pid}, which is not a running leaky master (stale pid file)`)
+  }
   const sock = controlSocketPath(pidFile, pid)
   return { pid, socket: existsSync(sock) ? sock : findControlSocket(pid, env), pidFile }
 }

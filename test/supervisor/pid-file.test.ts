@@ -46,3 +46,13 @@ t.test('control socket: beside the pid file, named by pid; found from the pid al
   t.equal(findControlSocket(process.pid, {}), sock, 'found through /proc/self/fd and /proc/net/unix')
   t.equal(findControlSocket(process.pid + 1_000_000, {}), null, 'no such process: null, not a throw')
 })
+
+t.test('a stale pid file naming a reused pid is refused, never signalled', async (t) => {
+  const { findMaster, looksLikeMaster } = await import('../../src/supervisor/commands.js')
+  t.notOk(looksLikeMaster(process.pid), 'this test process is not `leaky start`')
+  const dir = mkdtempSync(path.join(tmpdir(), 'leaky-pid-'))
+  const file = path.join(dir, 'leaky.pid')
+  writePidFile(file, process.pid)
+  t.throws(() => findMaster({ pidFile: file }), /not a running leaky master \(stale pid file\)/)
+  t.throws(() => findMaster({ pid: String(process.pid) }), /is not a leaky master/)
+})
