@@ -117,7 +117,12 @@ async function start(m: GenerationInit): Promise<void> {
   const made = createLogger({ level: r.config.log.level, bindings: { gen: m.generation, role: 'main' } })
   logger = made.logger
   flush = made.flush
-  const g = new Generation(r.config, logger, m.generation, { port: m.port, admin: !m.handoff, listen: !m.handoff })
+  let g: Generation
+  try {
+    g = new Generation(r.config, logger, m.generation, { port: m.port, admin: !m.handoff, listen: !m.handoff })
+  } catch (err) {
+    return fail((err as Error).message)
+  }
   gen = g
   g.supervisor = { ...m.info }
   if (!m.handoff) await restoreBuckets(g, m)
