@@ -162,9 +162,7 @@ export class Master {
       throw new StartError(r.message, r.errors)
     }
     this.#adopt(g)
-    if (this.opts.watch || this.config.watch) {
-      this.#watcher = new ConfigWatcher(this.opts.configFile, () => void this.reload('watch'))
-    }
+    this.#syncWatch()
     this.logger.info({
       msg: 'ready',
       port: g.port,
@@ -178,6 +176,16 @@ export class Master {
       pid_file: this.pidFile,
     })
     void this.#notify(['READY=1', `STATUS=serving, generation ${g.number}`])
+  }
+
+  /** Watch the config file while `--watch` or `watch: true` says so (a reload may turn it on or off). */
+  #syncWatch(): void {
+    const want = this.opts.watch || this.config.watch
+    if (want && this.#watcher === null) this.#watcher = new ConfigWatcher(this.opts.configFile, () => void this.reload('watch'))
+    if (!want && this.#watcher !== null) {
+      this.#watcher.close()
+      this.#watcher = null
+    }
   }
 
   #spawn(snapshot: Snapshot | null, port: number | null, handoff: boolean): GenerationProcess {
@@ -311,6 +319,7 @@ export class Master {
       if (mine.ok) {
         this.config = mine.config
         this.logger.level = mine.config.log.level
+        this.#syncWatch()
       }
       this.logger.info({ msg: 'reloaded', source, generation: g.number, config_version: r.config_version, applied: r.applied })
       if (r.needs_upgrade.length > 0) {
