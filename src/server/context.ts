@@ -7,8 +7,6 @@ export interface WorkerContext {
   logger: Logger
   /** [0] in-flight requests across all workers (the admit gate), [1] requests in flight in this generation */
   inflight: Int32Array
-  /** set while draining: keep-alive connections get Connection: close on their next response */
-  draining: boolean
   /** requests in flight on this worker: the drain waits for 0 */
   local: number
   /** the generation's bucket table, attached in this thread */
@@ -18,7 +16,6 @@ export interface WorkerContext {
 export const ctx: WorkerContext = {
   logger: null as unknown as Logger,
   inflight: new Int32Array(new SharedArrayBuffer(8)),
-  draining: false,
   local: 0,
   table: null,
 }

@@ -147,8 +147,7 @@ function crash(): never {
 /**
  * Stop accepting, let in-flight requests finish up to the deadline, then close what is left and report.
  * Requests that still arrive on open keep-alive connections are served (answered with Connection: close), not
- * refused: during an upgrade the next generation is already listening, and a 503 would be a failed request. So
- * ctx.draining (which makes admit answer 503) is not set. The drain ends once nothing is in flight and no request
+ * refused: during an upgrade the next generation is already listening, and a 503 would be a failed request. The drain ends once nothing is in flight and no request
  * has arrived for `quietMs`: closing the idle connections is a race with a client that sends on one at that very
  * moment (its request is lost: uWS offers no graceful close of an idle HTTP connection), and a client that reuses
  * its connection within quietMs of a response is answered instead. A hand-over waits longer (the client then

@@ -7,7 +7,6 @@ import { replyError } from '../reply.js'
 const RETRY_AFTER = ['retry-after', '1']
 
 export function admit(s: RequestState): Next {
-  if (ctx.draining) return replyError(s, 'LEAKY_DRAINING', true, RETRY_AFTER)
   if (Atomics.add(ctx.inflight, 0, 1) >= s.plan.maxInflight) {
     Atomics.sub(ctx.inflight, 0, 1)
     return replyError(s, 'LEAKY_OVERLOADED', false, RETRY_AFTER)
