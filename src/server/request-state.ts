@@ -68,7 +68,6 @@ export class RequestState {
   costTokens = 0
   promptTokens = 0
   model = ''
-  stream = false
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
   stripUsage = false
   /** the limit stage charged the buckets: account reconciles the token estimate */

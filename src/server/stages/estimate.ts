@@ -50,7 +50,6 @@ function apply(s: RequestState, e: TokenEstimate): void {
   s.costTokens = e.total
   s.promptTokens = e.prompt
   s.model = e.info.model
-  s.stream = e.info.stream
 }
 
 function headerValue(s: RequestState, name: string): string {
