@@ -16,6 +16,8 @@ export interface CompiledRoute {
   stripPrefix: boolean
   auth: 'key' | 'none'
   limits: string[]
+  /** the subject of `per: route` limits: host + path, stable across reloads that keep the route */
+  scope: string
   /** LLM route: the body is read whole (bounded by max_body) so the estimate can see the prompt */
   readsBody: boolean
   provider: Provider

@@ -37,7 +37,7 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
     case 'org':
       return s.org === '' ? null : s.org
     case 'route':
-      return s.route!.host + s.route!.path
+      return s.route!.scope
     case 'upstream':
       return s.upstream!.name
     case 'ip':

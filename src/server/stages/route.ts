@@ -31,6 +31,7 @@ export function compileRoutes(routes: RouteConfig[], upstreams: Map<string, Upst
       stripPrefix: r.strip_prefix,
       auth: r.auth,
       limits: r.limits,
+      scope: (r.host ? r.host.toLowerCase() : '') + r.path,
       readsBody: upstream.provider !== 'none',
       provider: upstream.provider,
     }
