@@ -30,11 +30,10 @@ export function checkRefs(raw: unknown): RefIssue[] {
   const limits = new Map(entries(raw.limits))
   const tiers = isObj(raw.tiers) ? Object.keys(raw.tiers) : []
 
-  // The Redis backend (src/limiter/redis.ts) exists but the request pipeline does not call it yet: a cluster limit
-  // would silently count per proxy, the very failure cluster scope is for. Refuse it until it is enforced.
-  for (const [name, l] of limits) {
-    if (l.scope === 'cluster') {
-      issues.push({ path: ['limits', name, 'scope'], message: 'scope: cluster is not enforced by this version yet (the Redis backend is not wired into the request path); use scope: local' })
+  // a cluster limit without a Redis to share it through would silently count per proxy: the very failure it is for
+  if (!isObj(raw.redis)) {
+    for (const [name, l] of limits) {
+      if (l.scope === 'cluster') issues.push({ path: ['limits', name, 'scope'], message: 'scope: cluster needs a redis section (url, sentinel or cluster) to share the bucket through' })
     }
   }
 

@@ -49,6 +49,8 @@ const limitEntry = z.strictObject({
   burst: count(1).optional()
     .describe('bucket size; default: tokens → one period\'s amount, requests → one second\'s worth (at least 1)'),
   scope: oneOf(['local', 'cluster']).default('local').describe('local: this proxy\'s buckets; cluster: shared through redis'),
+  on_error: oneOf(['open', 'closed', 'local']).optional()
+    .describe('scope: cluster only — when Redis fails: open admits, closed denies (503), local uses this proxy\'s share; default redis.on_error'),
 }).transform((v, ctx) => {
   const r = v.requests ?? v.tokens
   if (r === undefined || (v.requests !== undefined && v.tokens !== undefined)) {
@@ -57,7 +59,12 @@ const limitEntry = z.strictObject({
   }
   const unit = v.requests !== undefined ? 'requests' as const : 'tokens' as const
   const burst = v.burst ?? Math.max(1, Math.ceil(unit === 'tokens' ? r.amount : (r.amount * 1000) / r.period_ms))
-  return { per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope }
+  if (v.on_error !== undefined && v.scope !== 'cluster') {
+    ctx.addIssue({ code: 'custom', path: ['on_error'], message: 'on_error applies to scope: cluster limits only (a local limit never talks to Redis)' })
+    return z.NEVER
+  }
+  const out = { per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope }
+  return v.on_error === undefined ? out : { ...out, on_error: v.on_error }
 })
 
 const tierEntry = z.strictObject({

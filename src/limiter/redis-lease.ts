@@ -31,6 +31,8 @@ class Lease {
   used = 0
   since = 0
   inFlight = false
+  /** the renewal under way, resolved when it is granted or failed */
+  pending: Promise<void> | null = null
   /** performance.now ms before which no renewal is tried (the cluster bucket was full) */
   nextAt = 0
   constructor(readonly limit: CompiledLimit, readonly scope: string, readonly key: string, readonly max: number) {}
@@ -52,6 +54,12 @@ export class RedisLease {
   /** decisions answered from credit, and denied for lack of it (Redis up) */
   taken = 0
   short = 0
+  /**
+   * After take() answered DENIED for lack of credit: the renewal under way for the short bucket (null if none, e.g.
+   * the cluster bucket itself is full). A caller may await it once and take() again instead of denying a request
+   * only because its credit had not arrived yet.
+   */
+  shortWait: Promise<void> | null = null
   private readonly leases = new Map<string, Lease>()
 
   constructor(limiter: RedisLimiter, opts: LeaseOptions = {}) {
@@ -73,6 +81,7 @@ export class RedisLease {
     const n = req.length
     const now = performance.now()
     req.via = Via.LEASE
+    this.shortWait = null
     req.now = BigInt(Math.round((performance.timeOrigin + now) * 1e6))
     let short = -1
     for (let i = 0; i < n; i++) {
@@ -89,6 +98,7 @@ export class RedisLease {
       this.short++
       const l = req.limits[short]
       const e = this.entry(l, req.scopes[short])
+      this.shortWait = e.pending
       const waitMs = Math.max(e.nextAt - now, 0)
       const retry = Math.max(waitMs * 1e6, (req.costs[short] - e.credit) * l.tNs)
       for (let i = 0; i < n; i++) req.tats[i] = req.now + BigInt(req.limits[i].tauNs)
@@ -164,20 +174,23 @@ export class RedisLease {
     e.inFlight = true
     this.renewals++
     const l = e.limit
-    return this.limiter.script(LEASE_LUA, 1, [e.key, l.tNs / 1000, l.burst, want]).then(
+    e.pending = this.limiter.script(LEASE_LUA, 1, [e.key, l.tNs / 1000, l.burst, want]).then(
       (r) => this.granted(e, r as unknown[], want),
       (err: Error) => {
         e.inFlight = false
+        e.pending = null
         this.failures++
         this.limiter.failed(err)
       },
     )
+    return e.pending
   }
 
   private granted(e: Lease, r: unknown[], want: number): void {
     const now = performance.now()
     const g = Number(r[0])
     e.inFlight = false
+    e.pending = null
     e.credit += g
     e.used = 0
     e.since = now

@@ -62,6 +62,8 @@ export interface RedisLimiterOptions {
   fallback?: BucketTable
   /** ioredis options applied last (tests, bench: e.g. enableAutoPipelining) */
   client?: RedisOptions
+  /** Called for every failed call (metrics); `timeout`: it hit redis.timeout. */
+  onFailure?: (timeout: boolean) => void
 }
 
 // ioredis error text for a command that hit commandTimeout
@@ -89,10 +91,11 @@ export class RedisLimiter {
   private readonly decideSha = sha1(DECIDE_LUA)
   private readonly adjustSha = sha1(ADJUST_LUA)
   private readonly policy: OnError
-  private readonly policies: ReadonlyMap<string, OnError>
+  private policies: ReadonlyMap<string, OnError>
   private readonly table: BucketTable | null
   private readonly clock = new Clock()
   private readonly onTransition: (up: boolean, reason: string) => void
+  private readonly onFailure: (timeout: boolean) => void
   private readonly prefixes = new Map<CompiledLimit, string>()
   private readonly shas = new Map<string, string>()
   private readonly divided = new Map<CompiledLimit, CompiledLimit>()
@@ -108,6 +111,7 @@ export class RedisLimiter {
     this.policy = cfg.on_error
     this.policies = opts.onError ?? new Map()
     this.onTransition = opts.onTransition ?? noop
+    this.onFailure = opts.onFailure ?? noop
     const needsTable = this.policy === 'local' || [...this.policies.values()].includes('local')
     this.table = opts.fallback ?? (needsTable ? BucketTable.create(1 << 14) : null)
     this.client = connect(cfg, opts.client ?? {})
@@ -210,6 +214,11 @@ export class RedisLimiter {
     }
   }
 
+  /** Replace the per-limit policies (a reload changed a limit's on_error; the connection stays). */
+  setPolicies(policies: ReadonlyMap<string, OnError>): void {
+    this.policies = policies
+  }
+
   /** Policy of a limit when Redis fails. */
   onErrorOf(limit: CompiledLimit): OnError {
     return this.policies.get(limit.name) ?? this.policy
@@ -284,7 +293,9 @@ export class RedisLimiter {
   /** Count a failed call and mark Redis down (once per transition). */
   failed(e: Error): false {
     this.errors++
-    if (e.message === TIMEOUT_MESSAGE) this.timeouts++
+    const timeout = e.message === TIMEOUT_MESSAGE
+    if (timeout) this.timeouts++
+    this.onFailure(timeout)
     this.mark(false, e.message)
     return false
   }

@@ -15,6 +15,7 @@ import {
   STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS,
 } from './layout.js'
 import { OTHER } from './label-table.js'
+import { RedisCell } from './metrics.js'
 
 export interface Ops {
   generation: number
@@ -277,6 +278,27 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
         if (n > 0) emit(`${frags.pair('limit', limit)},reason="${LIMIT_RESULTS[k]}"`, { limit, reason: LIMIT_RESULTS[k] }, n)
       }
     }))
+  // ---- Redis (scope: cluster limits); absent while no worker uses Redis ----
+  const redisCells = (cells: ReadonlyArray<readonly [number, string]>, label: string) => (emit: Emit) => {
+    const r = src.reader
+    if (r === null || r.redisUp() < 0) return
+    for (const [cell, value] of cells) emit(frags.pair(label, value), { [label]: value }, r.counter(STRIPE.redis + cell))
+  }
+  gauge('leaky_redis_up', '1 while every worker\'s Redis connection answers, 0 while any is down (then on_error decides).', [], (emit) => {
+    const up = src.reader === null ? -1 : src.reader.redisUp()
+    if (up >= 0) emit('', {}, up)
+  })
+  counter('leaky_redis_decisions_total', 'Cluster-limit decisions Redis made, by mode (exact: a script call; lease: from leased credit).', ['mode'],
+    redisCells([[RedisCell.DECISION_EXACT, 'exact'], [RedisCell.DECISION_LEASE, 'lease']], 'mode'))
+  counter('leaky_redis_errors_total', 'Redis calls that failed, by kind (timeout: slower than redis.timeout).', ['kind'],
+    redisCells([[RedisCell.ERROR, 'error'], [RedisCell.TIMEOUT, 'timeout']], 'kind'))
+  counter('leaky_redis_fallback_total', 'Cluster-limit decisions made without Redis, by the on_error policy that made them.', ['policy'],
+    redisCells([[RedisCell.FALLBACK_OPEN, 'open'], [RedisCell.FALLBACK_CLOSED, 'closed'], [RedisCell.FALLBACK_LOCAL, 'local']], 'policy'))
+  counter('leaky_redis_lease_renewals_total', 'Lease calls made (lease mode): each takes a slice of a cluster bucket into local credit.', [],
+    (emit) => {
+      const r = src.reader
+      if (r !== null && r.redisUp() >= 0) emit('', {}, r.counter(STRIPE.redis + RedisCell.LEASE_RENEWALS))
+    })
   counter('leaky_key_requests_total', 'Requests by virtual key id (keys marked metrics_label; all others under "other").',
     ['key_id'], (emit) => keys(0, emit))
   counter('leaky_key_rate_limited_total', 'Requests answered 429 by virtual key id (metrics_label keys; others under "other").',

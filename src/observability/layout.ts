@@ -20,6 +20,10 @@ export const UPSTREAM_RESULTS = ['ok', 'connect', 'timeout', 'reset', 'invalid',
 export const TOKEN_KINDS = ['prompt', 'completion', 'thoughts', 'cached'] as const
 /** cells of a limit: allowed first, then one per denial reason */
 export const LIMIT_RESULTS = ['allowed', 'rate', 'over_burst', 'table_full', 'backend'] as const
+/** cells of the Redis backend (scope: cluster limits) of one worker */
+export const REDIS_CELLS = [
+  'decisions_exact', 'decisions_lease', 'errors', 'timeouts', 'fallback_open', 'fallback_closed', 'fallback_local', 'lease_renewals',
+] as const
 
 /**
  * Request duration and time to first byte, in seconds: from a 0.5 ms proxy hop to a 2 min LLM stream, roughly
@@ -86,13 +90,17 @@ export const STRIPE = (() => {
   const tokens = take(CAP.llmPairs * TOKEN_KINDS.length)
   const limits = take(CAP.limits * LIMIT_RESULTS.length)
   const keys = take(CAP.keys * 2)
+  const redis = take(REDIS_CELLS.length)
   const counters = at
-  return { requests, flows, upstreams, estimate, tokens, limits, keys, counters }
+  return { requests, flows, upstreams, estimate, tokens, limits, keys, redis, counters }
 })()
 
 /** gauge words (Int32, stored not added) after the counters: per upstream open / in-use connections, breaker open */
 export const GAUGE = { open: 0, inUse: 1, breaker: 2, size: 3 } as const
-export const STRIPE_WORDS = STRIPE.counters * 2 + CAP.upstreams * GAUGE.size
+/** one gauge word after the upstream gauges: this worker's Redis connection (RedisState) */
+export const REDIS_GAUGE = STRIPE.counters * 2 + CAP.upstreams * GAUGE.size
+export const RedisState = { NONE: 0, UP: 1, DOWN: 2 } as const
+export const STRIPE_WORDS = REDIS_GAUGE + 1
 
 // ---- the whole buffer, in 32-bit words ----
 

@@ -6,8 +6,8 @@
 // a stage may call it unconditionally.
 import { openMetrics, type MetricsViews } from './buffer.js'
 import {
-  CAP, DURATION_BOUNDS_US, FLOW, GAUGE, LIMIT_RESULTS, RATIO_BOUNDS_PPM, RATIO_HIST_CELLS, STRIPE, TOKEN_KINDS,
-  UPSTREAM_RESULTS, methodIndex, statusClass, stripeWords,
+  CAP, DURATION_BOUNDS_US, FLOW, GAUGE, LIMIT_RESULTS, RATIO_BOUNDS_PPM, RATIO_HIST_CELLS, REDIS_CELLS, REDIS_GAUGE,
+  RedisState, STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS, methodIndex, statusClass, stripeWords,
 } from './layout.js'
 
 /** Why a limit denied a request; the cell index of leaky_limiter_denied_total{reason}. */
@@ -17,6 +17,13 @@ export type DenyReason = (typeof DenyReason)[keyof typeof DenyReason]
 /** How one upstream attempt ended. */
 export const UpstreamResult = { OK: 0, CONNECT: 1, TIMEOUT: 2, RESET: 3, INVALID: 4, STATUS_5XX: 5 } as const
 export type UpstreamResult = (typeof UpstreamResult)[keyof typeof UpstreamResult]
+
+/** The cells of REDIS_CELLS, by name. */
+export const RedisCell = {
+  DECISION_EXACT: 0, DECISION_LEASE: 1, ERROR: 2, TIMEOUT: 3, FALLBACK_OPEN: 4, FALLBACK_CLOSED: 5, FALLBACK_LOCAL: 6,
+  LEASE_RENEWALS: 7,
+} as const
+export type RedisCell = (typeof RedisCell)[keyof typeof RedisCell]
 
 export const TokenKind = { PROMPT: 0, COMPLETION: 1, THOUGHTS: 2, CACHED: 3 } as const
 export type TokenKind = (typeof TokenKind)[keyof typeof TokenKind]
@@ -46,7 +53,7 @@ const MAX32 = 0xffffffff
 const NONE = 'none'
 
 // compile-time checks that the enums above match the layout's cell lists
-const _cells: [typeof LIMIT_RESULTS.length, typeof UPSTREAM_RESULTS.length, typeof TOKEN_KINDS.length] = [5, 6, 4]
+const _cells: [typeof LIMIT_RESULTS.length, typeof UPSTREAM_RESULTS.length, typeof TOKEN_KINDS.length, typeof REDIS_CELLS.length] = [5, 6, 4, 8]
 void _cells
 
 export class WorkerMetrics {
@@ -142,6 +149,18 @@ export class WorkerMetrics {
   limitDecision(limit: number, allowed: boolean, reason: DenyReason = DenyReason.RATE): void {
     if (!this.enabled) return
     this.#inc(this.#stripe + (STRIPE.limits + limit * LIMIT_RESULTS.length + (allowed ? 0 : reason)) * 2)
+  }
+
+  /** `n` events of one kind of the Redis backend. */
+  redis(cell: RedisCell, n = 1): void {
+    if (!this.enabled || n <= 0) return
+    this.#add(this.#stripe + (STRIPE.redis + cell) * 2, n)
+  }
+
+  /** This worker's Redis connection state (leaky_redis_up: 0 while any worker's is down). */
+  redisState(up: boolean | null): void {
+    if (!this.enabled) return
+    Atomics.store(this.#i32, this.#stripe + REDIS_GAUGE, up === null ? RedisState.NONE : up ? RedisState.UP : RedisState.DOWN)
   }
 
   /** `n` tokens of one kind for (upstream, model) — slots from upstreamSlot / modelSlot. */

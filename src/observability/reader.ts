@@ -1,7 +1,7 @@
 // The main thread's view of the workers' stripes: a counter's value is the sum of that counter over every stripe.
 // Reads only — workers keep writing meanwhile, and a scrape never waits for them.
 import type { MetricsViews } from './buffer.js'
-import { GAUGE, STRIPE, stripeWords } from './layout.js'
+import { GAUGE, REDIS_GAUGE, RedisState, STRIPE, stripeWords } from './layout.js'
 
 const TWO32 = 4294967296
 
@@ -53,6 +53,17 @@ export class MetricsReader {
       v = max ? Math.max(v, x) : v + x
     }
     return v
+  }
+
+  /** Redis as the workers see it: -1 no worker uses Redis, 0 some worker's connection is down, 1 all are up. */
+  redisUp(): number {
+    let seen = false
+    for (let s = 0; s < this.#stripes.length; s++) {
+      const x = Atomics.load(this.#i32, this.#stripes[s] + REDIS_GAUGE)
+      if (x === RedisState.DOWN) return 0
+      if (x === RedisState.UP) seen = true
+    }
+    return seen ? 1 : -1
   }
 
   // Plain reads: Uint32 element reads never tear, and order does not matter here. The high word is read on both

@@ -2,6 +2,7 @@
 // SharedArrayBuffer counters every worker of the generation updates (in-flight requests for the admit gate).
 import type { Logger } from '../observability/logger.js'
 import type { BucketTable } from '../limiter/table.js'
+import type { ClusterLimiter } from '../limiter/cluster.js'
 
 export interface WorkerContext {
   logger: Logger
@@ -11,6 +12,8 @@ export interface WorkerContext {
   local: number
   /** the generation's bucket table, attached in this thread */
   table: BucketTable | null
+  /** this thread's Redis backend for `scope: cluster` limits (null: no redis section) */
+  cluster: ClusterLimiter | null
 }
 
 export const ctx: WorkerContext = {
@@ -18,4 +21,5 @@ export const ctx: WorkerContext = {
   inflight: new Int32Array(new SharedArrayBuffer(8)),
   local: 0,
   table: null,
+  cluster: null,
 }

@@ -30,7 +30,11 @@ function afterBody(s: RequestState): void {
 }
 
 function afterEstimate(s: RequestState): void {
-  if (limit(s) !== Next.CONTINUE) return
+  if (limit(s, afterLimit) !== Next.CONTINUE) return
+  afterLimit(s)
+}
+
+function afterLimit(s: RequestState): void {
   if (admit(s) !== Next.CONTINUE) return
   forward(s) // → stages/stream.ts relays the response → stages/account.ts when it ends
 }

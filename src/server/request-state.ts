@@ -8,6 +8,9 @@ import type { WorkerPlan, CompiledRoute } from './plan.js'
 import type { Upstream } from '../upstream/upstream.js'
 import type { ApiShape } from '../llm/prompt.js'
 import type { UsageMeter } from '../llm/usage.js'
+import type { RedisCharges } from '../limiter/redis.js'
+import type { ClusterLimiter } from '../limiter/cluster.js'
+import type { StreamingBody } from './body.js'
 
 /** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
 export const enum Next {
@@ -72,6 +75,11 @@ export class RequestState {
   stripUsage = false
   /** the limit stage charged the buckets: account reconciles the token estimate */
   charged = false
+  /** the `scope: cluster` charges and who decided them (null: the route has none) */
+  cluster: RedisCharges | null = null
+  clusterBy: ClusterLimiter | null = null
+  /** a body taken from uWS while the limit stage waited for Redis; forward sends it */
+  streamBody: StreamingBody | null = null
   /** name of the limit that denied the request, for logs and metrics */
   limitDenied = ''
   /** reads token usage from the response on its way to the client (LLM routes, 2xx) */

@@ -11,6 +11,7 @@ import { createLogger } from '../observability/logger.js'
 import { metrics } from '../observability/metrics.js'
 import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
+import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
 
 export interface WorkerData {
   index: number
@@ -55,6 +56,7 @@ ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
 metrics.attach(data.shared.metrics, data.index)
+useRedis(data.config)
 metrics.startSampling(() => plan.upstreams.values())
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
@@ -100,7 +102,39 @@ process.on('uncaughtException', (err) => {
   process.exit(70)
 })
 
+/**
+ * Keep, replace or drop this thread's Redis backend for `config` (a reload keeps the connection, and lease credit,
+ * unless the redis section itself changed). The old backend closes after the replies it waits for.
+ */
+function useRedis(config: Config): void {
+  const old = ctx.cluster
+  const section = config.redis
+  if (old !== null && section !== undefined && old.section === JSON.stringify(section)) {
+    old.setPolicies(clusterPolicies(config.limits))
+    return
+  }
+  ctx.cluster = section === undefined ? null : new ClusterLimiter(section, clusterPolicies(config.limits), ctx.table!, logger)
+  if (old !== null) void old.close()
+}
+
+// A new thread waits (up to 2 s) for its first Redis connection before it listens, so the first requests are not
+// decided by on_error only because the connection was still being made; past that it listens and on_error applies.
 function listen(p: number): void {
+  const cluster = ctx.cluster
+  if (cluster === null || cluster.redis.up) return bind(p)
+  let done = false
+  const go = () => {
+    if (done) return
+    done = true
+    clearTimeout(timer)
+    if (!cluster.redis.up) logger.warn({ msg: 'listening before Redis answered; cluster limits follow on_error until it does' })
+    bind(p)
+  }
+  const timer = setTimeout(go, 2000)
+  void cluster.redis.ready().then(go)
+}
+
+function bind(p: number): void {
   app.listen(data.host, p, (t) => {
     if (!t) return post({ type: 'listen-failed', message: `could not listen on ${data.host}:${p}` })
     token = t
@@ -122,6 +156,7 @@ port.on('message', (m: ToWorker) => {
         return post({ type: 'reload-failed', version: m.version, message: (err as Error).message })
       }
       const old = plan
+      useRedis(m.config)
       plan = next
       logger.level = m.config.log.level
       // the old pools finish the requests that began on them, then close
@@ -169,7 +204,10 @@ function drain(timeoutMs: number, quietMs: number): void {
     const cut = ctx.local
     // uWS must be closed before the thread exits, or the process aborts; closing fires onAborted for what is left
     ;(app as unknown as { close(): void }).close()
-    void closePlan(plan).finally(() => {
+    // leased credit goes back to the cluster buckets before this thread ends (an upgrade's next generation leases anew)
+    const cluster = ctx.cluster
+    ctx.cluster = null
+    void Promise.allSettled([closePlan(plan), cluster?.close()]).finally(() => {
       for (const u of plan.upstreams.values()) u.destroy()
       flush()
       post({ type: 'drained', cut })

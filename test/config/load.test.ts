@@ -193,7 +193,8 @@ const cases: Case[] = [
       'c.yaml:2:28 limits_table.when_full: expected one of deny_new, evict_idle, got "evict"',
     ],
   },
-  { name: 'cluster scope is refused until enforced', yaml: 'limits:\n  a: { per: global, requests: 1/s, scope: cluster }\n', want: ['c.yaml:2:43 limits.a.scope: scope: cluster is not enforced by this version yet (the Redis backend is not wired into the request path); use scope: local'] },
+  { name: 'cluster scope needs redis', yaml: 'limits:\n  a: { per: global, requests: 1/s, scope: cluster }\n', want: ['c.yaml:2:43 limits.a.scope: scope: cluster needs a redis section (url, sentinel or cluster) to share the bucket through'] },
+  { name: 'on_error is for cluster limits', yaml: 'limits:\n  a: { per: global, requests: 1/s, on_error: open }\n', want: ['c.yaml:2:46 limits.a.on_error: on_error applies to scope: cluster limits only (a local limit never talks to Redis)'] },
   { name: 'redis needs an address', yaml: 'redis: { mode: lease }\n', want: ['c.yaml:1:8 redis: set url, sentinel or cluster'] },
   {
     name: 'redis defaults', yaml: 'redis: { url: "redis://127.0.0.1:6379" }\n', want: 'ok',

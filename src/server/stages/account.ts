@@ -6,6 +6,7 @@ import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import { metrics, DenyReason } from '../../observability/metrics.js'
 import { reconcile, scopeOf } from './limit.js'
+import type { CompiledLimit } from '../../limiter/limit.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -57,8 +58,12 @@ export function account(s: RequestState): void {
     tokens_prompt: usage?.prompt,
     tokens_completion: usage?.completion,
     tokens_source: usage?.source,
+    cluster: s.cluster === null ? undefined : VIA[s.cluster.via],
   })
 }
+
+/** who decided the cluster limits, by Via (src/limiter/redis.ts) */
+const VIA = ['redis', 'open', 'closed', 'local', 'lease'] as const
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
@@ -68,10 +73,15 @@ function round(ms: number): number {
 // limit it charged allowed the request, or one denied it (the others were rolled back, not decided).
 function limitDecisions(s: RequestState): void {
   if (!s.charged) {
-    const reason = s.errorCode === 'LEAKY_OVER_BURST' ? DenyReason.OVER_BURST : s.errorCode === 'LEAKY_TABLE_FULL' ? DenyReason.TABLE_FULL : DenyReason.RATE
+    const reason = s.errorCode === 'LEAKY_OVER_BURST' ? DenyReason.OVER_BURST : s.errorCode === 'LEAKY_TABLE_FULL' ? DenyReason.TABLE_FULL
+      : s.errorCode === 'LEAKY_REDIS_UNAVAILABLE' ? DenyReason.BACKEND : DenyReason.RATE
     return metrics.limitDecision(metrics.limitSlot(s.limitDenied), false, reason)
   }
-  const list = s.plan.limits.byRoute[s.route!.index]
+  allowed(s, s.plan.limits.byRoute[s.route!.index])
+  if (s.cluster !== null) allowed(s, s.plan.limits.clusterByRoute[s.route!.index])
+}
+
+function allowed(s: RequestState, list: CompiledLimit[]): void {
   for (let i = 0; i < list.length; i++) {
     const l = list[i]
     // the limit stage skips a limit without a subject (a key with no org) or without a cost (no tokens estimated)

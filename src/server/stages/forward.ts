@@ -30,7 +30,7 @@ export function forward(s: RequestState): void {
     body = s.body.length > 0 ? s.body : null
   } else if (hasBody(s)) {
     if (s.contentLength >= 0) h.push('content-length', String(s.contentLength))
-    body = new StreamingBody(s)
+    body = s.streamBody ?? new StreamingBody(s)
   }
 
   const handler = new ResponseStream(s)

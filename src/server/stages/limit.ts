@@ -1,7 +1,9 @@
-// Stage 5 — limit: where a request is limited. Every limit of the route is charged on the shared bucket table,
-// all or nothing (src/limiter/policy.ts): one clock read, one CAS per bucket, a refund of the ones charged before a
-// denial. A denial is a 429 in the provider's shape with Retry-After, RateLimit-Policy/RateLimit and x-ratelimit-*;
-// an admitted LLM request carries the x-ratelimit-* headers of its tightest limits on the response.
+// Stage 5 — limit: where a request is limited. Every local limit of the route is charged on the shared bucket
+// table, all or nothing (src/limiter/policy.ts): one clock read, one CAS per bucket, a refund of the ones charged
+// before a denial. `scope: cluster` limits are then charged through Redis (src/limiter/cluster.ts), all in one
+// call, and a denial there refunds the local charges. A denial is a 429 in the provider's shape with Retry-After,
+// RateLimit-Policy/RateLimit and x-ratelimit-*; an admitted LLM request carries the x-ratelimit-* headers of its
+// tightest limits on the response.
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
@@ -9,16 +11,20 @@ import { Charges, chargeAll } from '../../limiter/policy.js'
 import { rateLimitHeaders } from '../../limiter/headers.js'
 import { Status } from '../../limiter/table.js'
 import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
+import { RedisCharges, Via } from '../../limiter/redis.js'
+import { hasBody, StreamingBody } from '../body.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
-  /** by route index: the limits the route charges, in config order */
+  /** by route index: the local limits the route charges (this proxy's bucket table), in config order */
   byRoute: CompiledLimit[][]
+  /** by route index: its `scope: cluster` limits (Redis), in config order */
+  clusterByRoute: CompiledLimit[][]
   /** per-key limits scaled for a tier: `${name}@${scale}` */
   scaled: Map<string, CompiledLimit>
 }
 
-export function compileLimits(defs: Record<string, LimitDef>, routes: Array<{ limits: string[] }>, scales: number[]): LimitPlan {
+export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' | 'cluster' }>, routes: Array<{ limits: string[] }>, scales: number[]): LimitPlan {
   const base = new Map<string, CompiledLimit>()
   const scaled = new Map<string, CompiledLimit>()
   for (const [name, def] of Object.entries(defs)) {
@@ -26,7 +32,8 @@ export function compileLimits(defs: Record<string, LimitDef>, routes: Array<{ li
     if (def.per !== 'key') continue
     for (const sc of scales) if (sc !== 1) scaled.set(`${name}@${sc}`, compileLimit(def, sc))
   }
-  return { byRoute: routes.map((r) => r.limits.map((n) => base.get(n)!)), scaled }
+  const pick = (r: { limits: string[] }, scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
+  return { byRoute: routes.map((r) => pick(r, 'local')), clusterByRoute: routes.map((r) => pick(r, 'cluster')), scaled }
 }
 
 /** The bucket a limit charges for this request ('' = the limit does not apply: a key without an org). */
@@ -52,31 +59,113 @@ export function scaledFor(l: CompiledLimit, s: RequestState): CompiledLimit {
   return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(`${l.name}@${s.scale}`) ?? l)
 }
 
-// one per thread: a decision is made and rendered synchronously, never across an await
+// one per thread for routes with local limits only: that decision is made and rendered synchronously
 const charges = new Charges()
 
-export function limit(s: RequestState): Next {
-  const list = s.plan.limits.byRoute[s.route!.index]
-  if (list.length === 0) return Next.CONTINUE
-  const table = ctx.table!
-  charges.clear()
+/**
+ * Charge the route's limits: local ones on this proxy's table (synchronous), then — only if they admitted — the
+ * cluster ones through Redis (ctx.cluster), all or nothing across both. CONTINUE/REPLIED when decided now; PENDING
+ * when Redis is being asked, and `then(s)` runs once it admitted the request.
+ */
+export function limit(s: RequestState, then: (s: RequestState) => void): Next {
+  const i = s.route!.index
+  const local = s.plan.limits.byRoute[i]
+  const cluster = s.plan.limits.clusterByRoute[i]
+  if (local.length === 0 && cluster.length === 0) return Next.CONTINUE
+  // the local charges outlive this call when Redis is asked (a denial there refunds them): one object per request then
+  const lc = cluster.length === 0 ? charges : new Charges()
+  lc.clear()
+  collect(local, s, lc)
+  if (lc.length > 0) {
+    const table = ctx.table!
+    const st = chargeAll(table, lc, table.clock.now())
+    if (st !== Status.OK) return deny(s, lc, st)
+  }
+  if (cluster.length === 0) return admitted(s, lc)
+  const rc = new RedisCharges()
+  collect(cluster, s, rc)
+  if (rc.length === 0) return admitted(s, lc)
+  const backend = ctx.cluster!
+  s.clusterBy = backend
+  s.cluster = rc
+  const r = backend.decide(rc)
+  if (typeof r === 'number') return settle(s, lc)
+  // a body that streams to the upstream must be taken from uWS now (onData is only set in the handler's tick);
+  // StreamingBody pauses the client once 64 KiB wait, so nothing piles up while Redis decides
+  if (!s.route!.readsBody && hasBody(s)) s.streamBody = new StreamingBody(s)
+  r.then(() => {
+    if (settle(s, lc) === Next.CONTINUE) then(s)
+  })
+  return Next.PENDING
+}
+
+function collect(list: CompiledLimit[], s: RequestState, out: Charges): void {
   for (let i = 0; i < list.length; i++) {
     const l = scaledFor(list[i], s)
     const scope = scopeOf(l, s)
     if (scope === null) continue
     const cost = l.unit === 'requests' ? 1 : s.costTokens
-    if (cost > 0) charges.add(l, scope, cost)
+    if (cost > 0) out.add(l, scope, cost)
   }
-  if (charges.length === 0) return Next.CONTINUE
-  const st = chargeAll(table, charges, table.clock.now())
-  const headers: string[] = []
-  rateLimitHeaders(charges, headers)
-  if (st === Status.OK) {
+}
+
+/** Redis (or on_error) has decided s.cluster; the local charges `lc` already admitted. */
+function settle(s: RequestState, lc: Charges): Next {
+  const rc = s.cluster!
+  if (rc.status !== Status.OK) {
+    // all or nothing: the local buckets give back what this request took
+    refund(lc)
+    if (s.finished) return Next.REPLIED
+    return deny(s, merge(lc, rc), rc.status, rc.via === Via.CLOSED)
+  }
+  if (s.finished) {
+    // the client left while Redis decided: the request counts, its token estimate does not
     s.charged = true
-    s.responseHeaders = headers
-    return Next.CONTINUE
+    reconcile(s, 0)
+    return Next.REPLIED
   }
-  const l = charges.limits[charges.decider]
+  return admitted(s, merge(lc, rc))
+}
+
+function admitted(s: RequestState, c: Charges): Next {
+  s.charged = true
+  const headers: string[] = []
+  rateLimitHeaders(c, headers)
+  s.responseHeaders = headers
+  return Next.CONTINUE
+}
+
+function refund(lc: Charges): void {
+  if (lc.length === 0) return
+  const table = ctx.table!
+  const now = table.clock.now()
+  for (let i = 0; i < lc.length; i++) table.adjust(lc.limits[i], lc.scopes[i], -lc.costs[i], now)
+}
+
+// One Charges for the headers: every entry's drain time rebased to now = 0, since local and Redis clocks differ.
+function merge(lc: Charges, rc: Charges): Charges {
+  if (lc.length === 0) return rc
+  const m = new Charges()
+  for (let i = 0; i < lc.length; i++) {
+    m.add(lc.limits[i], lc.scopes[i], lc.costs[i])
+    m.tats[i] = BigInt(lc.afterNs(i))
+  }
+  for (let i = 0; i < rc.length; i++) {
+    const k = m.length
+    m.add(rc.limits[i], rc.scopes[i], rc.costs[i])
+    m.tats[k] = BigInt(rc.afterNs(i))
+  }
+  m.now = 0n
+  m.status = rc.status
+  m.decider = rc.decider < 0 ? -1 : lc.length + rc.decider
+  m.retryNs = rc.retryNs
+  return m
+}
+
+function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Next {
+  const headers: string[] = []
+  rateLimitHeaders(c, headers)
+  const l = c.limits[c.decider]
   s.limitDenied = l === undefined ? '' : l.name
   switch (st) {
     case Status.DENIED:
@@ -84,10 +173,14 @@ export function limit(s: RequestState): Next {
         `rate limit "${l.name}" exceeded (${l.limitValue} ${l.unit} per ${period(l.periodMs)}); retry after ${headers[1]} s`)
     case Status.OVER_BURST:
       return replyError(s, 'LEAKY_OVER_BURST', false, headers,
-        `this request costs ${charges.costs[charges.decider]} ${l.unit} but limit "${l.name}" holds at most ${l.burst}: it can never be admitted; lower max_tokens or the prompt`)
+        `this request costs ${c.costs[c.decider]} ${l.unit} but limit "${l.name}" holds at most ${l.burst}: it can never be admitted; lower max_tokens or the prompt`)
     case Status.FULL:
       return replyError(s, 'LEAKY_TABLE_FULL', false, headers)
     case Status.BUSY:
+      if (redisClosed) {
+        return replyError(s, 'LEAKY_REDIS_UNAVAILABLE', false, headers,
+          `cluster limit "${l.name}" cannot be checked: Redis is unavailable and its on_error is closed; try again later`)
+      }
       return replyError(s, 'LEAKY_TABLE_FULL', false, headers, 'rate-limit table slot busy; try again')
     default: {
       const never: never = st as never
@@ -98,7 +191,7 @@ export function limit(s: RequestState): Next {
 
 /**
  * Account's half of the token limits: replace the estimate pre-charged on every token bucket with the real usage
- * (a refund when the request used less, an extra charge when it used more).
+ * (a refund when the request used less, an extra charge when it used more), locally and on the cluster backend.
  */
 export function reconcile(s: RequestState, actual: number): void {
   const delta = actual - s.costTokens
@@ -112,6 +205,7 @@ export function reconcile(s: RequestState, actual: number): void {
     const scope = scopeOf(l, s)
     if (scope !== null) table.adjust(l, scope, delta, now)
   }
+  if (s.cluster !== null && s.cluster.status === Status.OK) s.clusterBy!.reconcile(s.cluster, delta)
 }
 
 function period(ms: number): string {
