@@ -81,6 +81,8 @@ t.test('pre-charge + reconcile: the bucket holds exactly the usage the stub repo
       const u = JSON.parse(text).usage
       used += u.prompt_tokens + u.completion_tokens
       t.equal(await accounted(`json-${i}`), u.prompt_tokens + u.completion_tokens, 'access log = reported usage')
+      // read from the body, not counted from its text (a JSON body leaves through tryEnd before undici's end)
+      t.equal((await proxy.waitLog((x) => x.msg === 'access' && x.req_id === `json-${i}`)).tokens_source, 'reported')
     }
     const p = await remainingAfterProbe('sk-json')
     t.equal(p.remaining, 100000 - used - p.estimate, 'estimate of 40+ output tokens refunded down to the 12 used')

@@ -157,7 +157,12 @@ export class ResponseStream implements DispatchHandler {
 
   onResponseEnd(): void {
     const s = this.s
-    if (this.ended) return account(s)
+    if (this.ended) {
+      // the body went out whole through tryEnd before undici's end: the meter still has to read what it kept (a
+      // JSON body's reported usage); nothing it returns can be sent any more, and a JSON meter returns nothing
+      if (this.meter !== null) this.meter.end()
+      return account(s)
+    }
     if (s.finished) return
     const tail = this.meter === null ? null : this.meter.end()
     const res = s.res
