@@ -375,7 +375,8 @@ export class RedisLimiter {
   }
 
   private mark(up: boolean, reason: string): void {
-    if (this.up === up || (this.closed && up)) return
+    // a close we asked for is not Redis going down: no transition is reported after close()
+    if (this.up === up || this.closed) return
     this.up = up
     this.onTransition(up, reason)
   }

@@ -7,6 +7,7 @@ import {
   CAP, DURATION_BUCKETS, FLOW, GAUGE, HIST_CELLS, STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS,
 } from './layout.js'
 import { OTHER } from './label-table.js'
+import { RedisCell } from './metrics.js'
 
 const RING = 300
 /** how many (provider, model) lines the tokens chart gets; the rest are summed into "other" */
@@ -143,8 +144,20 @@ export class StatusSampler {
       limited_keys: [] as unknown[],
       /** filled by the hub from the limiter's probe */
       table: null,
+      redis: null,
     }
     if (r === null) return body
+    const redisUp = r.redisUp()
+    if (redisUp >= 0) {
+      const c = (cell: number) => r.counter(STRIPE.redis + cell)
+      body.redis = {
+        up: redisUp === 1,
+        decisions: { exact: c(RedisCell.DECISION_EXACT), lease: c(RedisCell.DECISION_LEASE) },
+        errors: c(RedisCell.ERROR),
+        timeouts: c(RedisCell.TIMEOUT),
+        fallback: { open: c(RedisCell.FALLBACK_OPEN), closed: c(RedisCell.FALLBACK_CLOSED), local: c(RedisCell.FALLBACK_LOCAL) },
+      }
+    }
     // the tables are as of now (a fresh reading, not kept), against the ring's sample of a minute ago
     const last = this.#fill(this.#live, Date.now())
     if (samples.length === 0) samples.push(last)

@@ -78,6 +78,10 @@ t.test('a request the local limits deny makes no Redis call', async (t) => {
   t.same(codes, [200, 200, 429, 429])
   // counters reach /metrics from the worker's stripe at once (Atomics), no sampling delay for these
   t.equal(await decisions() - d0, 2, 'the two local denials never asked Redis')
+  const st = await request(`http://127.0.0.1:${proxy.adminPort}/status.json`)
+  const redisStatus = (await st.body.json() as { redis: { up: boolean; decisions: { exact: number } } }).redis
+  t.equal(redisStatus.up, true, '/status.json shows Redis up')
+  t.equal(redisStatus.decisions.exact, await decisions(), 'and the same decision count as /metrics')
 })
 
 t.test('a streamed body waits (paused) while Redis decides, then reaches the upstream whole', async (t) => {
