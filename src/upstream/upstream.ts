@@ -1,6 +1,10 @@
 // One configured upstream, compiled: an undici Pool per target (keep-alive, bounded connections), the headers it
-// injects pre-flattened, and round-robin target choice. Built once per plan; requests only pick and dispatch.
+// injects pre-flattened, round-robin target choice, its retry policy, breaker and fallback. Built once per plan;
+// requests only pick and dispatch.
 import { Pool } from 'undici'
+import { RetryPolicy, type RetryConfig } from './retry.js'
+import { Breaker, type BreakerConfig } from './breaker.js'
+import { metrics } from '../observability/metrics.js'
 
 export type Provider = 'openai' | 'gemini' | 'qwen' | 'none'
 
@@ -12,6 +16,9 @@ export interface UpstreamConfig {
   pool: { connections: number }
   timeouts: { connect: number; first_byte: number; idle: number }
   default_max_tokens: number
+  retry?: RetryConfig
+  breaker?: BreakerConfig
+  fallback?: string
 }
 
 /** Client headers that carry a credential: never forwarded when the upstream supplies its own. */
@@ -40,6 +47,12 @@ export class Upstream {
   readonly firstByteTimeout: number
   readonly idleTimeout: number
   readonly defaultMaxTokens: number
+  /** always set: without a `retry` section, 0 extra attempts and the default conditions (they decide failover) */
+  readonly retry: RetryPolicy
+  readonly breaker: Breaker | null
+  /** name of the upstream tried when this one fails or its breaker is open ('' for none); resolved in the
+   *  request's own plan, where validation has ruled out loops */
+  readonly fallback: string
   #next = 0
 
   constructor(name: string, cfg: UpstreamConfig, embeddedSocket: string | null) {
@@ -59,6 +72,9 @@ export class Upstream {
     }
     this.ownCredentials = creds
     this.targets = cfg.targets.map((t) => makeTarget(t, cfg, embeddedSocket))
+    this.retry = new RetryPolicy(cfg.retry)
+    this.breaker = breakerFor(name, cfg)
+    this.fallback = cfg.fallback ?? ''
   }
 
   pick(): number {
@@ -77,6 +93,25 @@ export class Upstream {
   destroy(): void {
     for (const t of this.targets) void t.pool.destroy().catch(() => {})
   }
+}
+
+// A breaker outlives a reload that keeps its upstream's targets and breaker settings, as Envoy keeps a limit's
+// bucket: a reload must not close a breaker that is open for a reason still true. Module state, so per worker thread.
+const breakers = new Map<string, { targets: string; breaker: Breaker }>()
+
+function breakerFor(name: string, cfg: UpstreamConfig): Breaker | null {
+  const old = breakers.get(name)
+  const targets = cfg.targets.join(' ')
+  if (cfg.breaker !== undefined && old !== undefined && old.targets === targets && old.breaker.sameAs(cfg.breaker)) return old.breaker
+  // replaced or removed: the gauge must not go on saying open for a breaker nothing consults any more
+  if (old !== undefined && old.breaker.open) metrics.breaker(name, false)
+  if (cfg.breaker === undefined) {
+    breakers.delete(name)
+    return null
+  }
+  const breaker = new Breaker(cfg.breaker)
+  breakers.set(name, { targets, breaker })
+  return breaker
 }
 
 function makeTarget(spec: string, cfg: UpstreamConfig, embeddedSocket: string | null): Target {
