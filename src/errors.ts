@@ -19,6 +19,7 @@ export const ERRORS = {
   LEAKY_UPSTREAM_RESET: { status: 502, type: 'upstream_error', message: 'the upstream closed the connection' },
   LEAKY_UPSTREAM_INVALID: { status: 502, type: 'upstream_error', message: 'the upstream sent an invalid response' },
   LEAKY_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', message: 'the upstream did not answer in time' },
+  LEAKY_UPSTREAM_UNAVAILABLE: { status: 503, type: 'upstream_error', message: 'the upstream is failing (circuit breaker open) and no fallback could take the request; try again later' },
   LEAKY_CLIENT_CLOSED: { status: 499, type: 'client_closed', message: 'the client closed the connection' },
   LEAKY_INTERNAL: { status: 500, type: 'server_error', message: 'internal proxy error' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>

@@ -1,55 +1,237 @@
 // Stage 7 — forward: build the upstream request (headers rewritten once, credentials policy, forwarding headers)
-// and hand it to the target's undici pool with a ResponseStream as the dispatch handler. undici's own
-// headersTimeout/bodyTimeout implement first_byte and idle, so no timer of ours is armed per request.
+// and hand it to the target's undici pool. undici's own headersTimeout/bodyTimeout implement first_byte and idle,
+// so no timer of ours is armed per request.
+//
+// The dispatch handler is a Forward: the stream stage's ResponseStream plus the attempt logic, in one object per
+// request as before, so a request whose first attempt succeeds costs what it did before retries existed. When an
+// attempt fails before anything reached the client — connect error, first-byte timeout, reset before headers, or a
+// status listed in retry.on (that response is dropped, never relayed) — and the body can be sent again, the next
+// attempt goes to the next target after a backoff, up to retry.attempts; then to the fallback upstream, each hop
+// of the chain once, with that upstream's own targets, headers, timeouts, retries and breaker. A breaker that is
+// open sends the request down the chain at once; at its end, 503 LEAKY_UPSTREAM_UNAVAILABLE.
 import { type RequestState } from '../request-state.js'
 import { dropClientCredentials } from './accept.js'
 import { hasBody, StreamingBody } from '../body.js'
-import { ResponseStream } from './stream.js'
+import { ResponseStream, upstreamErrorCode } from './stream.js'
 import { replyError } from '../reply.js'
+import { ctx } from '../context.js'
+import type { Upstream } from '../../upstream/upstream.js'
+import { failureOf } from '../../upstream/retry.js'
+import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
+import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import type { Dispatcher } from 'undici'
+type DispatchController = Dispatcher.DispatchController
 
 export function forward(s: RequestState): void {
-  const up = s.upstream!
-  const route = s.route!
-  if (up.ownCredentials || route.auth === 'key') dropClientCredentials(s)
-  const t = up.targets[s.target]
-  const h = s.headers
-  const inj = up.injected
-  for (let i = 0; i < inj.length; i += 2) h.push(inj[i], inj[i + 1])
-  h.push(
-    'host', up.preserveHost && s.host !== '' ? s.host : t.host,
-    'x-forwarded-for', s.forwardedFor,
-    'x-forwarded-proto', 'http',
-    'x-request-id', s.requestId,
-    'traceparent', s.traceparent,
-  )
-  if (s.host !== '') h.push('x-forwarded-host', s.host)
+  new Forward(s).go()
+}
 
-  let body: Dispatcher.DispatchOptions['body'] = null
-  if (s.body !== null) {
-    body = s.body.length > 0 ? s.body : null
-  } else if (hasBody(s)) {
-    if (s.contentLength >= 0) h.push('content-length', String(s.contentLength))
-    body = s.streamBody ?? new StreamingBody(s)
+/** The abort reason of a response dropped for another attempt (never reaches the client nor the log). */
+const DROPPED = Object.assign(new Error('response dropped: another attempt takes over'), { code: 'LEAKY_RETRY' })
+
+/** The metrics result of a failed attempt, by Failure. */
+const RESULT_OF: readonly UpstreamResult[] = [
+  UpstreamResult.OK, UpstreamResult.CONNECT, UpstreamResult.TIMEOUT, UpstreamResult.RESET, UpstreamResult.INVALID,
+]
+
+export class Forward extends ResponseStream {
+  /** attempts sent, all upstreams of the chain together */
+  attempts = 0
+  /** attempts sent to the current upstream (s.upstream) */
+  tries = 0
+  /** s.headers.length before the current upstream's own headers: another attempt rebuilds from there */
+  clientHeaders = -1
+  /** the current attempt is its upstream breaker's half-open trial */
+  trial = false
+  /** runs the next attempt; bound on the first retry only, so the hot path creates no closure for it */
+  again: (() => void) | null = null
+
+  /**
+   * Send the next attempt to s.upstream or, while its breaker refuses, to the next upstream of its fallback chain.
+   * At the end of the chain: 503 LEAKY_UPSTREAM_UNAVAILABLE with the soonest Retry-After of the refusing breakers.
+   */
+  go(): void {
+    const s = this.s
+    let up = s.upstream!
+    let wait = 0
+    for (let hops = 0; up.breaker !== null; hops++) {
+      const now = performance.now()
+      const a = up.breaker.admit(now)
+      if (a !== Admission.DENY) {
+        this.trial = a === Admission.TRIAL
+        break
+      }
+      const ra = up.breaker.retryAfter(now)
+      if (wait === 0 || ra < wait) wait = ra
+      const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
+      // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
+      if (next === undefined || hops >= s.plan.upstreams.size) {
+        s.errorDetail = `breaker open: ${up.name}`
+        replyError(s, 'LEAKY_UPSTREAM_UNAVAILABLE', false, ['retry-after', String(wait)])
+        return
+      }
+      this.switchTo(next)
+      up = next
+    }
+    this.send()
   }
 
-  const handler = new ResponseStream(s)
-  try {
-    t.pool.dispatch(
-      {
-        path: s.query === '' ? s.upstreamPath : `${s.upstreamPath}?${s.query}`,
-        method: s.method as Dispatcher.HttpMethod,
-        headers: h,
-        body,
-        headersTimeout: up.firstByteTimeout,
-        bodyTimeout: up.idleTimeout,
-        blocking: true,
-      },
-      handler,
+  /** One attempt: the upstream's headers on top of the client's, then dispatch. */
+  send(): void {
+    const s = this.s
+    const up = s.upstream!
+    const h = s.headers
+    // another attempt: drop the previous upstream's headers (its credentials above all) before adding this one's
+    if (this.clientHeaders >= 0) h.length = this.clientHeaders
+    if (up.ownCredentials || s.route!.auth === 'key') dropClientCredentials(s)
+    this.clientHeaders = h.length
+    const t = up.targets[s.target]
+    const inj = up.injected
+    for (let i = 0; i < inj.length; i += 2) h.push(inj[i], inj[i + 1])
+    h.push(
+      'host', up.preserveHost && s.host !== '' ? s.host : t.host,
+      'x-forwarded-for', s.forwardedFor,
+      'x-forwarded-proto', 'http',
+      'x-request-id', s.requestId,
+      'traceparent', s.traceparent,
     )
-  } catch (err) {
-    // dispatch throws synchronously only for invalid arguments (e.g. a header value undici refuses)
-    s.errorDetail = (err as Error).message
-    replyError(s, 'LEAKY_BAD_REQUEST')
+    if (s.host !== '') h.push('x-forwarded-host', s.host)
+
+    let body: Dispatcher.DispatchOptions['body'] = null
+    if (s.body !== null) {
+      body = s.body.length > 0 ? s.body : null
+    } else if (hasBody(s)) {
+      if (s.contentLength >= 0) h.push('content-length', String(s.contentLength))
+      body = s.streamBody ?? new StreamingBody(s)
+    }
+
+    this.attempts++
+    this.tries++
+    try {
+      t.pool.dispatch(
+        {
+          path: s.query === '' ? s.upstreamPath : `${s.upstreamPath}?${s.query}`,
+          method: s.method as Dispatcher.HttpMethod,
+          headers: h,
+          body,
+          headersTimeout: up.firstByteTimeout,
+          bodyTimeout: up.idleTimeout,
+          blocking: true,
+        },
+        this,
+      )
+    } catch (err) {
+      // dispatch throws synchronously only for invalid arguments (e.g. a header value undici refuses)
+      if (up.breaker !== null) up.breaker.release(this.trial)
+      s.errorDetail = (err as Error).message
+      replyError(s, 'LEAKY_BAD_REQUEST')
+    }
+  }
+
+  override upstreamAnswered(controller: DispatchController, status: number): boolean {
+    const up = this.s.upstream!
+    if (up.breaker !== null) this.record(up, up.breaker, status >= 500)
+    if (!up.retry.onStatus(status) || !this.another(up)) return false
+    this.drop(controller, up, status >= 500 ? UpstreamResult.STATUS_5XX : UpstreamResult.OK, `status ${status}`)
+    return true
+  }
+
+  override upstreamFailed(controller: DispatchController | undefined, err: Error): boolean {
+    // a dropped attempt's own abort, or anything else it still reports: not this request's error any more
+    if (controller != null && controller !== this.controller) return true
+    const s = this.s
+    const up = s.upstream!
+    if (s.aborted || s.finished) {
+      if (up.breaker !== null) up.breaker.release(this.trial)
+      this.trial = false
+      return false
+    }
+    // the response had started: its outcome was recorded then, and bytes may already be with the client
+    if (s.status !== 0) return false
+    const f = failureOf(upstreamErrorCode(err), (err as { code?: string }).code)
+    if (up.breaker !== null) this.record(up, up.breaker, true)
+    if (!up.retry.onFailure(f) || !this.another(up)) return false
+    this.drop(null, up, RESULT_OF[f], err.message)
+    return true
+  }
+
+  /** Whether a failed attempt on `up` may be followed by another: body re-sendable, retries or a fallback left. */
+  another(up: Upstream): boolean {
+    const s = this.s
+    return !s.aborted && !s.finished && this.resendable() &&
+      (this.tries <= up.retry.attempts || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)))
+  }
+
+  /**
+   * The body can be sent again: read whole (LLM routes), or none at all. A body streamed through went to the
+   * upstream as it arrived from the client and is not kept anywhere.
+   */
+  resendable(): boolean {
+    return this.s.body !== null || !hasBody(this.s)
+  }
+
+  /** Give the failed attempt up (its response, if any, is aborted unread) and schedule the next one. */
+  drop(controller: DispatchController | null, up: Upstream, result: UpstreamResult, reason: string): void {
+    const s = this.s
+    // this attempt is counted here; the one that ends the request is counted by the account stage
+    metrics.upstreamAttempt(metrics.upstreamSlot(up.name), result)
+    s.errorDetail = `attempt ${this.attempts} (${up.name}) failed: ${reason}`
+    s.status = 0
+    // cleared before the abort: undici reports it back through upstreamFailed at once, which must see it as stale
+    this.controller = null
+    s.controller = null
+    if (controller !== null) controller.abort(DROPPED)
+    if (this.again === null) this.again = () => this.next()
+    if (this.tries <= up.retry.attempts) {
+      this.nextTarget(up)
+      setTimeout(this.again, up.retry.backoff(this.tries))
+    } else {
+      this.switchTo(s.plan.upstreams.get(up.fallback)!)
+      // not from inside undici's callback: the next dispatch starts on a clean stack
+      setImmediate(this.again)
+    }
+  }
+
+  next(): void {
+    const s = this.s
+    // the client went away while we waited: the account stage has already run
+    if (s.finished || s.aborted) return
+    this.go()
+  }
+
+  /** The next target of the same upstream, round-robin from the one that failed. */
+  nextTarget(up: Upstream): void {
+    const s = this.s
+    const n = up.targets.length
+    if (n === 1) return
+    const rel = s.upstreamPath.slice(up.targets[s.target].basePath.length)
+    s.target = s.target + 1 === n ? 0 : s.target + 1
+    s.upstreamPath = up.targets[s.target].basePath + rel
+  }
+
+  /** Move the request to another upstream: its own target choice and base path; the access line names it. */
+  switchTo(next: Upstream): void {
+    const s = this.s
+    const rel = s.upstreamPath.slice(s.upstream!.targets[s.target].basePath.length)
+    s.upstream = next
+    s.target = next.pick()
+    s.upstreamPath = next.targets[s.target].basePath + rel
+    this.tries = 0
+  }
+
+  record(up: Upstream, b: Breaker, failed: boolean): void {
+    const now = performance.now()
+    const trial = this.trial
+    this.trial = false
+    const t = b.record(now, failed, trial)
+    if (t === Transition.NONE) return
+    if (t === Transition.OPENED) {
+      metrics.breaker(up.name, true)
+      if (trial) ctx.logger.warn({ msg: 'breaker open', upstream: up.name, trial: 'failed', cooldown_ms: b.cooldownMs })
+      else ctx.logger.warn({ msg: 'breaker open', upstream: up.name, requests: b.requests, failures: b.failures, cooldown_ms: b.cooldownMs })
+    } else {
+      metrics.breaker(up.name, false)
+      ctx.logger.info({ msg: 'breaker closed', upstream: up.name, open_ms: Math.round(now - b.openedAt) })
+    }
   }
 }

@@ -58,9 +58,26 @@ export class ResponseStream implements DispatchHandler {
     if (this.s.aborted) controller.abort(new Error('client closed the connection'))
   }
 
+  /**
+   * The upstream answered with `status` and nothing of it has reached the client. Returns true when the response is
+   * dropped because another attempt takes over (retry, fallback: the forward stage's handler overrides this).
+   */
+  upstreamAnswered(_controller: DispatchController, _status: number): boolean {
+    return false
+  }
+
+  /**
+   * The attempt failed (before or after its response started). Returns true when the error is not this request's
+   * to report: another attempt has taken over, or it belongs to an attempt already dropped.
+   */
+  upstreamFailed(_controller: DispatchController | undefined, _err: Error): boolean {
+    return false
+  }
+
   onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     const s = this.s
     if (s.finished) return controller.abort(new Error('response no longer wanted'))
+    if (this.upstreamAnswered(controller, statusCode)) return
     s.status = statusCode
     s.ttfbMs = performance.now() - s.startMs
     this.bodyless = s.method === 'HEAD' || statusCode === 204 || statusCode === 304
@@ -199,7 +216,9 @@ export class ResponseStream implements DispatchHandler {
     account(s)
   }
 
-  onResponseError(_controller: DispatchController, err: Error): void {
+  onResponseError(controller: DispatchController | undefined, err: Error): void {
+    // undici passes no controller when the connection failed before the request started
+    if (this.upstreamFailed(controller, err)) return
     const s = this.s
     if (s.aborted || s.finished) {
       if (!s.accounted) account(s)
