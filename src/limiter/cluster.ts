@@ -6,7 +6,9 @@
 // Why per worker thread and not one per proxy: a call from a worker to the generation's main thread and back costs
 // a message hop each way on top of the Redis round trip, and one ioredis connection per thread already pipelines
 // that thread's concurrent decisions (bench/micro/redis.mjs: 64 in flight on one connection ≈ 10× one at a time).
-// The price is in lease mode: each thread holds its own credit, so N in the overshoot bound counts threads.
+// The price is in lease mode: each thread holds its own credit, so each gets 1/threads of the proxy's lease cap
+// (L = burst / expected_instances / threads): one thread cannot lease the proxy's whole share and leave its siblings
+// short, and the bound N·L stays one burst when N = expected_instances proxies.
 import type { Logger } from '../observability/logger.js'
 import { metrics, RedisCell } from '../observability/metrics.js'
 import { RedisLease } from './redis-lease.js'
@@ -30,7 +32,8 @@ export class ClusterLimiter {
   #renewals = 0
   #probing = false
 
-  constructor(cfg: RedisSection, policies: ReadonlyMap<string, OnError>, fallback: BucketTable, logger: Logger) {
+  /** `threads`: worker threads of this proxy, each with its own ClusterLimiter (they share the lease cap) */
+  constructor(cfg: RedisSection, policies: ReadonlyMap<string, OnError>, fallback: BucketTable, logger: Logger, threads = 1) {
     this.section = JSON.stringify(cfg)
     this.redis = new RedisLimiter(cfg, {
       onError: policies,
@@ -43,7 +46,7 @@ export class ClusterLimiter {
       onFailure: (timeout) => metrics.redis(timeout ? RedisCell.TIMEOUT : RedisCell.ERROR),
     })
     metrics.redisState(false)
-    this.lease = cfg.mode === 'lease' ? new RedisLease(this.redis) : null
+    this.lease = cfg.mode === 'lease' ? new RedisLease(this.redis, { threads }) : null
   }
 
   setPolicies(policies: ReadonlyMap<string, OnError>): void {
@@ -67,15 +70,13 @@ export class ClusterLimiter {
       }
       return redis.decide(req).then((st) => this.counted(req, st))
     }
-    const st = lease.take(req)
+    // short only because renewals already asked for have not arrived: wait for them, bounded by redis.timeout
+    const r = lease.takeWaiting(req, performance.now() + this.redis.timeoutMs)
     this.countRenewals(lease)
-    // short only because the renewal already asked for has not arrived: wait for it once (bounded by redis.timeout)
-    const wait = st === Status.DENIED ? lease.shortWait : null
-    if (wait === null) return this.counted(req, st)
-    return wait.then(() => {
-      const again = lease.take(req)
+    if (typeof r === 'number') return this.counted(req, r)
+    return r.then((st) => {
       this.countRenewals(lease)
-      return this.counted(req, again)
+      return this.counted(req, st)
     })
   }
 

@@ -4,18 +4,18 @@
 // unused credit back on close (shutdown, upgrade).
 //
 // Lease size adapts to this proxy's own consumption: units used since the last renewal / time since it, times
-// `horizonMs` (how long a lease should last), between 1 and maxLease = floor(burst / expected_instances). A request
-// larger than the lease asks for its own cost.
+// `horizonMs` (how long a lease should last), between 1 and maxLease = floor(burst / (expected_instances × threads)).
+// A request larger than the lease asks for its own cost.
 //
 // Overshoot bound. Redis admits into leases exactly what GCRA admits (rate·T + burst over any window T). What proxies
 // spend in a window is that plus the credit they already held when it began, so
-//     admitted(T) <= rate·T + burst + N · L      (N proxies, L = max lease size = burst / expected_instances,
-//                                                  or the largest single request cost if that is bigger)
-// With N = expected_instances that is at most one extra burst. A lease that is never spent is not lost for the
+//     admitted(T) <= rate·T + burst + N · L      (N lessees = proxies × threads, L = max lease size =
+//                                                  burst / (expected_instances × threads), or the largest single
+//                                                  request cost if that is bigger)
+// With expected_instances proxies that is at most one extra burst. A lease that is never spent is not lost for the
 // cluster: the bucket drains on Redis as always; close() refunds what is left (a refund never goes below empty).
 //
-// Credit lives in this object: one RedisLease is one "proxy" in the bound (a generation whose worker threads each own
-// one counts as N = proxies × threads; sharing one through the main thread is left to the integrator).
+// Credit lives in this object: one per worker thread (src/limiter/cluster.ts), which is why the cap divides by threads.
 import type { CompiledLimit } from './limit.js'
 import { Charges } from './policy.js'
 import { type RedisCharges, type RedisLimiter, Via } from './redis.js'
@@ -33,6 +33,8 @@ class Lease {
   inFlight = false
   /** the renewal under way, resolved when it is granted or failed */
   pending: Promise<void> | null = null
+  /** units wanted by requests waiting for a renewal (takeWaiting): the next renewal asks for them too */
+  demand = 0
   /** performance.now ms before which no renewal is tried (the cluster bucket was full) */
   nextAt = 0
   constructor(readonly limit: CompiledLimit, readonly scope: string, readonly key: string, readonly max: number) {}
@@ -41,11 +43,14 @@ class Lease {
 export interface LeaseOptions {
   /** how long a lease should last at this proxy's current rate (default 200 ms) */
   horizonMs?: number
+  /** lessees in this proxy that share its cap (worker threads, each with a RedisLease; default 1) */
+  threads?: number
 }
 
 export class RedisLease {
   readonly limiter: RedisLimiter
   readonly horizonMs: number
+  readonly threads: number
   /** units granted by Redis, units given back on close, lease calls made, lease calls that failed */
   leased = 0
   returned = 0
@@ -56,20 +61,22 @@ export class RedisLease {
   short = 0
   /**
    * After take() answered DENIED for lack of credit: the renewal under way for the short bucket (null if none, e.g.
-   * the cluster bucket itself is full). A caller may await it once and take() again instead of denying a request
-   * only because its credit had not arrived yet.
+   * the cluster bucket itself is full), and that bucket and the request's cost on it.
    */
   shortWait: Promise<void> | null = null
+  private shortEntry: Lease | null = null
+  private shortCost = 0
   private readonly leases = new Map<string, Lease>()
 
   constructor(limiter: RedisLimiter, opts: LeaseOptions = {}) {
     this.limiter = limiter
     this.horizonMs = opts.horizonMs ?? 200
+    this.threads = Math.max(1, opts.threads ?? 1)
   }
 
-  /** Largest lease of a limit: its burst shared by the expected instances. */
+  /** Largest lease of a limit: its burst shared by the expected instances, and by the threads of one. */
   maxLease(limit: CompiledLimit): number {
-    return Math.max(1, Math.floor(limit.burst / this.limiter.expectedInstances))
+    return Math.max(1, Math.floor(limit.burst / (this.limiter.expectedInstances * this.threads)))
   }
 
   /**
@@ -99,6 +106,8 @@ export class RedisLease {
       const l = req.limits[short]
       const e = this.entry(l, req.scopes[short])
       this.shortWait = e.pending
+      this.shortEntry = e
+      this.shortCost = req.costs[short]
       const waitMs = Math.max(e.nextAt - now, 0)
       const retry = Math.max(waitMs * 1e6, (req.costs[short] - e.credit) * l.tNs)
       for (let i = 0; i < n; i++) req.tats[i] = req.now + BigInt(req.limits[i].tauNs)
@@ -115,6 +124,25 @@ export class RedisLease {
     }
     this.taken++
     return this.end(req, Status.OK, -1, 0)
+  }
+
+  /**
+   * take(), but a request short of credit only because a renewal is on its way waits for it (and for the ones after
+   * it, its cost added to the bucket's demand so one renewal covers every waiter) until `deadlineMs`
+   * (performance.now), instead of being denied for credit that was about to arrive. Denied at once when the cluster
+   * bucket itself is empty (no renewal under way).
+   */
+  takeWaiting(req: RedisCharges, deadlineMs: number): Status | Promise<Status> {
+    const st = this.take(req)
+    const wait = st === Status.DENIED ? this.shortWait : null
+    if (wait === null || performance.now() >= deadlineMs) return st
+    const e = this.shortEntry!
+    const cost = this.shortCost
+    e.demand += cost
+    return wait.then(() => {
+      e.demand -= cost
+      return this.takeWaiting(req, deadlineMs)
+    })
   }
 
   /** Lease for (limit, scope) now and wait for the grant (at start, for buckets known in advance). */
@@ -169,7 +197,8 @@ export class RedisLease {
       const rate = e.used / (now - e.since)
       e.size = Math.min(e.max, Math.max(1, Math.ceil(rate * this.horizonMs)))
     }
-    const want = Math.max(e.size, need) - e.credit
+    // waiting demand may raise a renewal up to the lease cap, never past it: the overshoot bound counts on L
+    const want = Math.max(Math.min(Math.max(e.size, e.demand), e.max), need) - e.credit
     if (want <= 0) return undefined
     e.inFlight = true
     this.renewals++

@@ -202,6 +202,7 @@ export class Generation {
       embeddedSocket: this.#stubSocket,
       shared: this.shared,
       listenAtStart,
+      workers: this.workerCount,
     }
     const worker = new Worker(WORKER_URL, { workerData: data })
     let onDrained: (cut: number) => void = () => {}

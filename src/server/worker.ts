@@ -15,6 +15,8 @@ import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
 
 export interface WorkerData {
   index: number
+  /** worker threads in this generation (lease mode shares a proxy's lease cap among them) */
+  workers: number
   generation: number
   config: Config
   version: number
@@ -113,7 +115,7 @@ function useRedis(config: Config): void {
     old.setPolicies(clusterPolicies(config.limits))
     return
   }
-  ctx.cluster = section === undefined ? null : new ClusterLimiter(section, clusterPolicies(config.limits), ctx.table!, logger)
+  ctx.cluster = section === undefined ? null : new ClusterLimiter(section, clusterPolicies(config.limits), ctx.table!, logger, data.workers)
   if (old !== null) void old.close()
 }
 
