@@ -205,6 +205,30 @@ t.test('backoff: retries wait between MIN and MAX (200ms..300ms), then the last 
   t.match(m, /leaky_upstream_errors_total\{upstream="paced",kind="5xx"\} 3\n/)
 })
 
+t.test('a client that leaves during the backoff gets no further attempt', async (t) => {
+  const id = newId()
+  const ac = new AbortController()
+  const first = new Promise<void>((resolve) => {
+    const on = (ev: StubRequestEvent) => {
+      if (ev.headers['x-request-id'] !== id) return
+      stub.off('request', on)
+      // the 503 is on its way back; the proxy drops it and waits 200..300 ms: leave in that wait
+      setTimeout(() => ac.abort(), 50)
+      resolve()
+    }
+    stub.on('request', on)
+  })
+  const res = request(proxy.url('/paced/v1/models'), { headers: { 'x-request-id': id, 'x-stub-error': '503' }, signal: ac.signal })
+  await first
+  await t.rejects(res)
+  const line = await accessOf(id)
+  t.equal(line.status, 499)
+  t.equal(line.error, 'LEAKY_CLIENT_CLOSED')
+  // nothing to await for an attempt that must not happen: give the backoff (MAX 300 ms) time to have fired
+  await new Promise((r) => setTimeout(r, 400))
+  t.equal(by(seen1, id).length, 1)
+})
+
 t.test('429 is retried only where retry.on lists it', async (t) => {
   const yes = await get('/on429/v1/models', { 'x-stub-error': '429' })
   t.equal(yes.status, 429)
