@@ -20,17 +20,20 @@ export interface LimitPlan {
   byRoute: CompiledLimit[][]
   /** by route index: its `scope: cluster` limits (Redis), in config order */
   clusterByRoute: CompiledLimit[][]
-  /** per-key limits scaled for a tier: `${name}@${scale}` */
-  scaled: Map<string, CompiledLimit>
+  /** per-key limits scaled for a tier, by base limit then scale (no string built per charge) */
+  scaled: Map<CompiledLimit, Map<number, CompiledLimit>>
 }
 
 export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' | 'cluster' }>, routes: Array<{ limits: string[] }>, scales: number[]): LimitPlan {
   const base = new Map<string, CompiledLimit>()
-  const scaled = new Map<string, CompiledLimit>()
+  const scaled = new Map<CompiledLimit, Map<number, CompiledLimit>>()
   for (const [name, def] of Object.entries(defs)) {
-    base.set(name, compileLimit(def, 1))
+    const l = compileLimit(def, 1)
+    base.set(name, l)
     if (def.per !== 'key') continue
-    for (const sc of scales) if (sc !== 1) scaled.set(`${name}@${sc}`, compileLimit(def, sc))
+    const byScale = new Map<number, CompiledLimit>()
+    for (const sc of scales) if (sc !== 1) byScale.set(sc, compileLimit(def, sc))
+    scaled.set(l, byScale)
   }
   const pick = (r: { limits: string[] }, scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
   return { byRoute: routes.map((r) => pick(r, 'local')), clusterByRoute: routes.map((r) => pick(r, 'cluster')), scaled }
@@ -56,7 +59,7 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
 
 /** The limit as it applies to this request's key (tier scale), same bucket. */
 export function scaledFor(l: CompiledLimit, s: RequestState): CompiledLimit {
-  return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(`${l.name}@${s.scale}`) ?? l)
+  return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(l)?.get(s.scale) ?? l)
 }
 
 // one per thread for routes with local limits only: that decision is made and rendered synchronously
