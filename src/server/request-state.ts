@@ -85,6 +85,8 @@ export class RequestState {
   /** reads token usage from the response on its way to the client (LLM routes, 2xx) */
   meter: UsageMeter | null = null
   inflightTaken = false
+  /** upstream attempts sent (retries and fallback hops included); forward sets it */
+  attempts = 0
   /** account has run: it runs exactly once whether the request ends, fails or is aborted */
   accounted = false
 

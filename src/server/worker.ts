@@ -161,6 +161,8 @@ port.on('message', (m: ToWorker) => {
       useRedis(m.config)
       plan = next
       logger.level = m.config.log.level
+      // an upstream the reload removed keeps no open-breaker gauge behind it
+      for (const name of old.upstreams.keys()) if (!next.upstreams.has(name)) metrics.breaker(name, false)
       // the old pools finish the requests that began on them, then close
       void closePlan(old)
       return post({ type: 'reloaded', version: m.version })

@@ -124,6 +124,9 @@ routes:
   - { path: /brk-fb/, upstream: brk-fb, strip_prefix: true }
   - { path: /chain/, upstream: a, strip_prefix: true }
   - { path: /sdk/, upstream: openai-primary, strip_prefix: true }
+  - { path: /sdk-lim/, upstream: openai-primary, strip_prefix: true, limits: [primary-tokens] }
+limits:
+  primary-tokens: { per: upstream, tokens: 100000/day, burst: 100000 }
 `)
 t.teardown(async () => {
   await proxy.stop()
@@ -169,6 +172,7 @@ t.test('a 503 is retried: the client gets the 2nd attempt\'s 200, the upstream s
   t.equal(line.status, 200)
   t.equal(line.error, null)
   t.match(line.detail, /attempt 1 \(flaky-llm\) failed: status 503/)
+  t.equal(line.attempts, 2, 'the access line counts both attempts')
 })
 
 t.test('a bodyless request is retried; a body streamed through is not', async (t) => {
@@ -342,4 +346,22 @@ t.test('the openai SDK gets its answer from the fallback when the primary answer
   let text = ''
   for await (const c of stream) text += c.choices[0]?.delta?.content ?? ''
   t.ok(text.length > 0, 'a stream from the fallback too')
+})
+
+t.test('a per: upstream token limit is charged and reconciled on the route\'s upstream when the fallback answered', async (t) => {
+  const client = new OpenAI({ apiKey: 'sk-client', baseURL: proxy.url('/sdk-lim/v1'), maxRetries: 0 })
+  // 500 tokens asked, 5 used: the estimate is far above the usage, so a refund applied to the wrong bucket shows
+  const first = await client.chat.completions.create({ ...CHAT, max_tokens: 500 }, { headers: { 'x-stub-tokens': '5' } })
+  const used = first.usage!.total_tokens
+  const id = newId()
+  const { response } = await client.chat.completions
+    .create({ ...CHAT, max_tokens: 500 }, { headers: { 'x-stub-tokens': '5', 'x-request-id': id } })
+    .withResponse()
+  const line = await accessOf(id)
+  t.equal(line.upstream, 'openai-fallback')
+  const estimate = line.tokens_estimate as number
+  const remaining = Number(response.headers.get('x-ratelimit-remaining-tokens'))
+  // 100k/day drains ~1.2 tokens/s: a few tokens of slack, far below the 495 a lost refund would leave
+  t.ok(Math.abs(remaining - (100_000 - used - estimate)) <= 3,
+    `remaining ${remaining} = 100000 - ${used} used by the first request - ${estimate} pre-charged for this one`)
 })

@@ -50,6 +50,7 @@ export function account(s: RequestState): void {
     detail: s.errorDetail === '' ? undefined : s.errorDetail,
     duration_ms: round(end - s.startMs),
     ttfb_ms: s.ttfbMs < 0 ? null : round(s.ttfbMs),
+    attempts: s.attempts > 1 ? s.attempts : undefined,
     bytes_in: s.bytesIn,
     bytes_out: s.bytesOut,
     client_ip: s.clientIp,

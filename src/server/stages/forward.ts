@@ -107,6 +107,7 @@ export class Forward extends ResponseStream {
 
     this.attempts++
     this.tries++
+    s.attempts = this.attempts
     try {
       t.pool.dispatch(
         {

@@ -49,7 +49,8 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
     case 'route':
       return s.route!.scope
     case 'upstream':
-      return s.upstream!.name
+      // the route's own upstream, also when a fallback answered: reconcile must hit the bucket that was charged
+      return s.route!.upstream.name
     case 'ip':
       return s.clientIp
     case 'global':
