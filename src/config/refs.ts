@@ -3,6 +3,7 @@
 // after it, so one run lists reference errors together with type errors; every access is therefore defensive.
 import { createHash } from 'node:crypto'
 import { didYouMean } from './suggest.js'
+import { keySlot, limitKeyPrefix } from '../limiter/redis-slot.js'
 
 export interface RefIssue {
   path: (string | number)[]
@@ -43,6 +44,7 @@ export function checkRefs(raw: unknown): RefIssue[] {
     if (typeof r.upstream === 'string' && !upstreams.includes(r.upstream)) {
       issues.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}"${didYouMean(r.upstream, upstreams)}` })
     }
+    crossSlot(raw.redis, limits, r, i, issues)
     const anonymous = r.auth === undefined || r.auth === 'none'
     list(r.limits).forEach((name, j) => {
       if (typeof name !== 'string') return
@@ -113,3 +115,19 @@ export function checkRefs(raw: unknown): RefIssue[] {
   }
   return issues
 }
+
+// On a Redis Cluster one script call touches one slot: a route whose cluster limits hash to different slots would
+// fail with CROSSSLOT on every request and be decided by on_error forever. Refuse it, with the fix.
+function crossSlot(redis: unknown, limits: Map<string, Obj>, r: Obj, i: number, issues: RefIssue[]): void {
+  if (!isObj(redis) || redis.cluster === undefined) return
+  const prefix = typeof redis.key_prefix === 'string' ? redis.key_prefix : 'leaky:'
+  const names = list(r.limits).filter((n): n is string => typeof n === 'string' && limits.get(n)?.scope === 'cluster')
+  if (names.length < 2) return
+  const slots = new Set(names.map((n) => keySlot(limitKeyPrefix(prefix, n))))
+  if (slots.size < 2) return
+  issues.push({
+    path: ['routes', i, 'limits'],
+    message: `cluster limits ${names.map((n) => `"${n}"`).join(', ')} hash to different Redis Cluster slots, so one request cannot charge them together (CROSSSLOT); put a hash tag in redis.key_prefix, e.g. "leaky:{rl}:", to keep every bucket in one slot`,
+  })
+}
+

@@ -31,6 +31,7 @@ export class ClusterLimiter {
   readonly section: string
   #renewals = 0
   #probing = false
+  readonly #replies = new Set<string>()
 
   /** `threads`: worker threads of this proxy, each with its own ClusterLimiter (they share the lease cap) */
   constructor(cfg: RedisSection, policies: ReadonlyMap<string, OnError>, fallback: BucketTable, logger: Logger, threads = 1) {
@@ -44,6 +45,12 @@ export class ClusterLimiter {
         else logger.warn({ msg: 'redis down', reason, on_error: cfg.on_error, timeout_ms: cfg.timeout })
       },
       onFailure: (timeout) => metrics.redis(timeout ? RedisCell.TIMEOUT : RedisCell.ERROR),
+      onReplyError: (message) => {
+        // once per distinct reply (bounded): a misconfigured key would otherwise log on every request
+        if (this.#replies.has(message) || this.#replies.size >= 32) return
+        this.#replies.add(message)
+        logger.warn({ msg: 'redis error reply', reason: message, on_error: cfg.on_error })
+      },
     })
     metrics.redisState(false)
     this.lease = cfg.mode === 'lease' ? new RedisLease(this.redis, { threads }) : null

@@ -22,6 +22,7 @@ import { Clock } from './clock.js'
 import { compileLimit, type CompiledLimit } from './limit.js'
 import { Charges, chargeAll } from './policy.js'
 import { ADJUST_LUA, DECIDE_LUA } from './redis-scripts.js'
+import { limitKeyPrefix } from './redis-slot.js'
 import { BucketTable, Status } from './table.js'
 import { createHash } from 'node:crypto'
 
@@ -64,10 +65,14 @@ export interface RedisLimiterOptions {
   client?: RedisOptions
   /** Called for every failed call (metrics); `timeout`: it hit redis.timeout. */
   onFailure?: (timeout: boolean) => void
+  /** Called for an error reply from a Redis that is up (e.g. a bucket key holding something else): log it once. */
+  onReplyError?: (message: string) => void
 }
 
 // ioredis error text for a command that hit commandTimeout
 const TIMEOUT_MESSAGE = 'Command timed out'
+// error replies that mean this Redis cannot serve now, as opposed to a bad command or key
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|CLUSTERDOWN|MASTERDOWN|BUSY|TRYAGAIN|MASTER_DOWN)\b/
 
 export class RedisLimiter {
   readonly client: Redis | Cluster
@@ -96,6 +101,7 @@ export class RedisLimiter {
   private readonly clock = new Clock()
   private readonly onTransition: (up: boolean, reason: string) => void
   private readonly onFailure: (timeout: boolean) => void
+  private readonly onReplyError: (message: string) => void
   private readonly prefixes = new Map<CompiledLimit, string>()
   private readonly shas = new Map<string, string>()
   private readonly divided = new Map<CompiledLimit, CompiledLimit>()
@@ -112,6 +118,7 @@ export class RedisLimiter {
     this.policies = opts.onError ?? new Map()
     this.onTransition = opts.onTransition ?? noop
     this.onFailure = opts.onFailure ?? noop
+    this.onReplyError = opts.onReplyError ?? noop
     const needsTable = this.policy === 'local' || [...this.policies.values()].includes('local')
     this.table = opts.fallback ?? (needsTable ? BucketTable.create(1 << 14) : null)
     this.client = connect(cfg, opts.client ?? {})
@@ -131,7 +138,7 @@ export class RedisLimiter {
   key(limit: CompiledLimit, scope: string): string {
     let p = this.prefixes.get(limit)
     if (p === undefined) {
-      p = `${this.keyPrefix}{${limit.name}}:`
+      p = limitKeyPrefix(this.keyPrefix, limit.name)
       this.prefixes.set(limit, p)
     }
     return p + scope
@@ -296,6 +303,13 @@ export class RedisLimiter {
     const timeout = e.message === TIMEOUT_MESSAGE
     if (timeout) this.timeouts++
     this.onFailure(timeout)
+    // An error reply comes from a Redis that answers: that call failed (on_error decides it), Redis is not down —
+    // marking it down would send every other request to on_error too. Replies that do mean "cannot serve now"
+    // (loading, failover, cluster down, a script running too long) count as down.
+    if (e.name === 'ReplyError' && !UNAVAILABLE_REPLY.test(e.message)) {
+      this.onReplyError(e.message)
+      return false
+    }
     this.mark(false, e.message)
     return false
   }

@@ -194,6 +194,11 @@ const cases: Case[] = [
     ],
   },
   { name: 'cluster scope needs redis', yaml: 'limits:\n  a: { per: global, requests: 1/s, scope: cluster }\n', want: ['c.yaml:2:43 limits.a.scope: scope: cluster needs a redis section (url, sentinel or cluster) to share the bucket through'] },
+  {
+    name: 'cluster limits of one route in different Redis Cluster slots',
+    yaml: 'redis: { cluster: { nodes: ["127.0.0.1:7000"] } }\nlimits:\n  left: { per: global, requests: 1/s, scope: cluster }\n  right: { per: global, requests: 1/s, scope: cluster }\nupstreams:\n  u: { targets: [embedded] }\nroutes:\n  - { path: /, upstream: u, limits: [left, right] }\n',
+    want: ['c.yaml:8:37 routes[0].limits: cluster limits "left", "right" hash to different Redis Cluster slots, so one request cannot charge them together (CROSSSLOT); put a hash tag in redis.key_prefix, e.g. "leaky:{rl}:", to keep every bucket in one slot'],
+  },
   { name: 'on_error is for cluster limits', yaml: 'limits:\n  a: { per: global, requests: 1/s, on_error: open }\n', want: ['c.yaml:2:46 limits.a.on_error: on_error applies to scope: cluster limits only (a local limit never talks to Redis)'] },
   { name: 'redis needs an address', yaml: 'redis: { mode: lease }\n', want: ['c.yaml:1:8 redis: set url, sentinel or cluster'] },
   {
