@@ -58,7 +58,7 @@ ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
 metrics.attach(data.shared.metrics, data.index)
-useRedis(data.config)
+ctx.cluster = redisFor(data.config)
 metrics.startSampling(() => plan.upstreams.values())
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
@@ -67,6 +67,8 @@ let token: us_listen_socket | null = null
 /** requests started on this worker (for `leaky status`) */
 let requests = 0
 let draining = false
+/** the last reload being applied (a reload may wait for a new Redis connection) */
+let reloads: Promise<void> = Promise.resolve()
 /** when the last request arrived during a drain */
 let lastArrival = 0
 // the closure reads the current plan at request start; a reload replaces `plan` between requests
@@ -105,35 +107,41 @@ process.on('uncaughtException', (err) => {
 })
 
 /**
- * Keep, replace or drop this thread's Redis backend for `config` (a reload keeps the connection, and lease credit,
- * unless the redis section itself changed). The old backend closes after the replies it waits for.
+ * The Redis backend for `config`: this thread's current one when the redis section is unchanged (the connection and
+ * lease credit stay; per-limit policies are updated), a new one when it changed, null without a redis section.
  */
-function useRedis(config: Config): void {
-  const old = ctx.cluster
+function redisFor(config: Config): ClusterLimiter | null {
+  const cur = ctx.cluster
   const section = config.redis
-  if (old !== null && section !== undefined && old.section === JSON.stringify(section)) {
-    old.setPolicies(clusterPolicies(config.limits))
-    return
+  if (section === undefined) return null
+  if (cur !== null && cur.section === JSON.stringify(section)) {
+    cur.setPolicies(clusterPolicies(config.limits))
+    return cur
   }
-  ctx.cluster = section === undefined ? null : new ClusterLimiter(section, clusterPolicies(config.limits), ctx.table!, logger, data.workers)
-  if (old !== null) void old.close()
+  return new ClusterLimiter(section, clusterPolicies(config.limits), ctx.table!, logger, data.workers)
 }
 
-// A new thread waits (up to 2 s) for its first Redis connection before it listens, so the first requests are not
-// decided by on_error only because the connection was still being made; past that it listens and on_error applies.
-function listen(p: number): void {
-  const cluster = ctx.cluster
-  if (cluster === null || cluster.redis.up) return bind(p)
+/**
+ * Run `then` once `cluster` has its first connection (at most 2 s). A new thread listens, and a reload that brings a
+ * new Redis connection swaps its plan, only then: otherwise the first requests would be decided by on_error only
+ * because the connection was still being made (and, after a reload, partly by Redis and partly by on_error).
+ */
+function whenConnected(cluster: ClusterLimiter | null, then: () => void): void {
+  if (cluster === null || cluster.redis.up) return then()
   let done = false
   const go = () => {
     if (done) return
     done = true
     clearTimeout(timer)
-    if (!cluster.redis.up) logger.warn({ msg: 'listening before Redis answered; cluster limits follow on_error until it does' })
-    bind(p)
+    if (!cluster.redis.up) logger.warn({ msg: 'Redis has not answered yet; cluster limits follow on_error until it does' })
+    then()
   }
   const timer = setTimeout(go, 2000)
   void cluster.redis.ready().then(go)
+}
+
+function listen(p: number): void {
+  whenConnected(ctx.cluster, () => bind(p))
 }
 
 function bind(p: number): void {
@@ -157,15 +165,23 @@ port.on('message', (m: ToWorker) => {
       } catch (err) {
         return post({ type: 'reload-failed', version: m.version, message: (err as Error).message })
       }
-      const old = plan
-      useRedis(m.config)
-      plan = next
-      logger.level = m.config.log.level
-      // an upstream the reload removed keeps no open-breaker gauge behind it
-      for (const name of old.upstreams.keys()) if (!next.upstreams.has(name)) metrics.breaker(name, false)
-      // the old pools finish the requests that began on them, then close
-      void closePlan(old)
-      return post({ type: 'reloaded', version: m.version })
+      const cluster = redisFor(m.config)
+      // reloads apply in the order they came, also when one waits for a new Redis connection
+      reloads = reloads.then(() => new Promise<void>((resolve) => whenConnected(cluster, () => {
+        const old = plan
+        const oldCluster = ctx.cluster
+        ctx.cluster = cluster
+        plan = next
+        logger.level = m.config.log.level
+        // an upstream the reload removed keeps no open-breaker gauge behind it
+        for (const name of old.upstreams.keys()) if (!next.upstreams.has(name)) metrics.breaker(name, false)
+        // the old pools finish the requests that began on them, then close; so does the old Redis connection
+        void closePlan(old)
+        if (oldCluster !== null && oldCluster !== cluster) void oldCluster.close()
+        post({ type: 'reloaded', version: m.version })
+        resolve()
+      })))
+      return
     }
     case 'drain':
       return drain(m.timeoutMs, m.quietMs)
