@@ -70,7 +70,15 @@ export class StreamingBody extends Readable {
         s.res.pause()
       }
     }
-    if (last) this.push(null)
+    if (last) {
+      // uWS keeps delivering what it had already read while paused, so the end can arrive paused; Readable never
+      // calls _read after push(null), so resume here or the connection stays paused and its next request hangs
+      if (this.#paused) {
+        this.#paused = false
+        s.res.resume()
+      }
+      this.push(null)
+    }
   }
 
   override _read(): void {

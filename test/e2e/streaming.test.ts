@@ -3,7 +3,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { readFileSync } from 'node:fs'
-import { request } from 'undici'
+import { Client, request } from 'undici'
 import { startProxy, baseConfig } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
 
@@ -20,6 +20,35 @@ routes:
 t.teardown(async () => {
   await proxy.stop()
   await stub.close()
+})
+
+t.test('a chunked upload whose end arrives while the socket is paused leaves the connection usable', async (t) => {
+  // 2 MB chunked in 256 KiB pieces on one keep-alive connection: the body pauses the client socket past 64 KiB, and
+  // uWS can hand over the end of the body while paused. The next request on that connection must still be read;
+  // before the fix the socket stayed paused and the request hung until uWS's 10 s idle close (seen within the
+  // first ~5 uploads; 40 here).
+  // the embedded stub (a unix socket in the proxy) reads fast enough for the end to overtake the resume
+  const local = await startProxy(baseConfig(`upstreams:
+  raw: { targets: [embedded] }
+routes:
+  - { path: /raw/, upstream: raw, strip_prefix: true }
+`))
+  t.teardown(() => local.stop())
+  const c = new Client(local.url('/'), { headersTimeout: 5000, bodyTimeout: 5000 })
+  t.teardown(() => c.close())
+  async function* chunks() {
+    for (let i = 0; i < 8; i++) yield Buffer.alloc(256 * 1024, 'y')
+  }
+  let answered = 0
+  for (let i = 0; i < 40; i++) {
+    const up = await c.request({ path: '/raw/__stub/echo', method: 'POST', body: chunks() })
+    if (JSON.parse(await up.body.text()).bodyBytes !== 8 * 256 * 1024) break
+    const next = await c.request({ path: '/raw/__stub/health', method: 'GET' })
+    await next.body.dump()
+    if (next.statusCode !== 200) break
+    answered++
+  }
+  t.equal(answered, 40, 'every upload arrived whole and the request after it was answered on the same connection')
 })
 
 function rssMB(pid: number): number {
