@@ -19,6 +19,7 @@ ${withRedis ? `redis: { url: "${redis.url}", timeout: 200ms }` : ''}
 limits:
   loc: { per: ip, requests: 2/min, burst: 2 }
   ${withRedis ? 'clu: { per: ip, requests: 3/min, burst: 3, scope: cluster }' : ''}
+  ${withRedis ? 'odd: { per: global, requests: 3/min, burst: 3, scope: cluster }' : ''}
   loc2: { per: ip, requests: 100/min, burst: 100 }
 upstreams:
   stub: { targets: [embedded] }
@@ -27,6 +28,7 @@ routes:
   - { path: /localfirst/, upstream: stub, strip_prefix: true, limits: [loc${withRedis ? ', clu' : ''}] }
   - { path: /body/, upstream: stub, strip_prefix: true, limits: [${withRedis ? 'clu' : 'loc2'}] }
   - { path: /loc2/, upstream: stub, strip_prefix: true, limits: [loc2] }
+  - { path: /odd/, upstream: stub, strip_prefix: true, limits: [${withRedis ? 'odd' : 'loc2'}] }
 `)
 
 const file = writeConfig(config(true))
@@ -82,6 +84,35 @@ t.test('a request the local limits deny makes no Redis call', async (t) => {
   const redisStatus = (await st.body.json() as { redis: { up: boolean; decisions: { exact: number } } }).redis
   t.equal(redisStatus.up, true, '/status.json shows Redis up')
   t.equal(redisStatus.decisions.exact, await decisions(), 'and the same decision count as /metrics')
+})
+
+t.test('an error reply from a healthy Redis fails that request only: on_error decides it, Redis stays up', async (t) => {
+  // someone else's value in a bucket key: the script cannot read it (a Lua error, a ReplyError), Redis answers fine
+  await cli.set('leaky:{odd}:', 'not-a-number')
+  const metric = async (name: string) => {
+    const text = await (await request(`http://127.0.0.1:${proxy.adminPort}/metrics`)).body.text()
+    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+  }
+  const mark = proxy.lines.length
+  const bad: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await request(proxy.url('/odd/__stub/health'), { headers: { 'x-request-id': `reply-${i}` } })
+    await r.body.dump()
+    t.equal(r.statusCode, 200, 'on_error local (default) admits within its share')
+    bad.push((await proxy.waitLog((l) => l.msg === 'access' && l.req_id === `reply-${i}`)).cluster as string)
+  }
+  t.same(bad, ['local', 'local', 'local'], 'each decided by on_error')
+  const replies = proxy.lines.slice(mark).filter((l) => l.msg === 'redis error reply')
+  const workers = replies.map((l) => l.worker)
+  t.ok(replies.length >= 1 && new Set(workers).size === workers.length, `logged once per worker thread that saw it, not per request (${workers.join(', ')})`)
+  t.match(String(replies[0].reason), /ERR/)
+  t.notOk(proxy.lines.slice(mark).some((l) => l.msg === 'redis down'), 'Redis is not reported down')
+  t.equal(await metric('leaky_redis_up'), 1)
+  // another bucket on the same connection is decided by Redis meanwhile
+  const ok = await request(proxy.url('/both/__stub/health'), { headers: { 'x-request-id': 'reply-other' } })
+  await ok.body.dump()
+  t.equal((await proxy.waitLog((l) => l.msg === 'access' && l.req_id === 'reply-other')).cluster, 'redis')
+  await cli.del('leaky:{odd}:')
 })
 
 t.test('a streamed body waits (paused) while Redis decides, then reaches the upstream whole', async (t) => {
