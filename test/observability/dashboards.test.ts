@@ -84,7 +84,8 @@ t.test('every metric the dashboard and the alerts name is exported', async (t) =
   }
   const alerts = rules.map((r) => r.alert)
   for (const want of ['LeakyHigh5xxRatio', 'LeakyTimeToFirstByteP99OverSLO', 'LeakyUpstreamBreakerOpen', 'LeakyKeyRateLimited',
-    'LeakyTokenBudgetNearExhaustion', 'LeakyConfigReloadFailed', 'LeakyRestarts']) t.ok(alerts.includes(want), `alert ${want}`)
+    'LeakyTokenBudgetNearExhaustion', 'LeakyConfigReloadFailed', 'LeakyRestarts', 'LeakyRedisDown', 'LeakyRedisFallbackDecisions'])
+    t.ok(alerts.includes(want), `alert ${want}`)
 })
 
 t.test('promtool: the alert rules check and pass their unit tests; every dashboard query is valid PromQL', async (t) => {
