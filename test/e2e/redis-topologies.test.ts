@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { Cluster, Redis } from 'ioredis'
 import { keySlot as calculateSlot } from '../../src/limiter/redis-slot.js'
-import { startProxy, baseConfig, type Proxy, type LogLine } from '../helpers/proxy.js'
+import { startProxy, baseConfig, scrapeMetrics, metricValue, type Proxy, type LogLine } from '../helpers/proxy.js'
 import { startCluster, startSentinel, until, type RedisClusterSet, type SentinelSet } from '../helpers/redis-topology.js'
 
 // 200 ms, not the 50 ms default: the exact-count assertions below require every decision to be Redis's, and this
@@ -52,27 +52,10 @@ async function hit(p: Proxy, prefix: string): Promise<Hit> {
   return { status: res.statusCode, code, retryAfter: ra === undefined ? undefined : String(ra), ms, line }
 }
 
-async function metrics(p: Proxy): Promise<string> {
-  const res = await request(`http://127.0.0.1:${p.adminPort}/metrics`)
-  return res.body.text()
-}
-
-/** Sum of every sample of `name` whose labels contain `label` (or all samples). NaN when there is none. */
-function metric(text: string, name: string, label = ''): number {
-  let sum = NaN
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + ' ') && !line.startsWith(name + '{')) continue
-    if (label !== '' && !line.includes(label)) continue
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1))
-    sum = Number.isNaN(sum) ? v : sum + v
-  }
-  return sum
-}
-
 /** Wait until /metrics (sampled from the workers every second) shows `want` for name{label}; assert it. */
 async function assertMetric(t: Test, p: Proxy, name: string, label: string, want: number): Promise<void> {
   let got = NaN
-  await until(async () => (got = metric(await metrics(p), name, label)) === want, 5000, `${name}{${label}} = ${want}`).catch(() => {})
+  await until(async () => (got = metricValue(await scrapeMetrics(p), name, label)) === want, 5000, `${name}{${label}} = ${want}`).catch(() => {})
   t.equal(got, want, `${name}{${label}} = ${want}`)
 }
 
@@ -274,10 +257,10 @@ routes:
   t.ok(Math.abs(level(await next.get('leaky:{fresh}:'), await redisNowUs(next), MINUTE_US) - 3) < 0.05, 'fresh\'s bucket is on the new master')
 
   await assertMetric(t, proxy, 'leaky_redis_up', '', 1)
-  const m = await metrics(proxy)
-  t.ok(metric(m, 'leaky_redis_errors_total') > 0 || metric(m, 'leaky_redis_fallback_total', 'policy="open"') > 0,
+  const m = await scrapeMetrics(proxy)
+  t.ok(metricValue(m, 'leaky_redis_errors_total') > 0 || metricValue(m, 'leaky_redis_fallback_total', 'policy="open"') > 0,
     'the outage shows in leaky_redis_errors_total / leaky_redis_fallback_total')
-  t.ok(metric(m, 'leaky_redis_fallback_total', 'policy="open"') >= shots.filter((h) => via(h) === 'open').length,
+  t.ok(metricValue(m, 'leaky_redis_fallback_total', 'policy="open"') >= shots.filter((h) => via(h) === 'open').length,
     'leaky_redis_fallback_total{policy="open"} counts the requests on_error admitted')
   t.ok(running(proxy), 'proxy never exited')
 })

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import OpenAI from 'openai'
 import { Redis } from 'ioredis'
-import { startProxy, baseConfig, type Proxy, type LogLine } from '../helpers/proxy.js'
+import { startProxy, baseConfig, scrapeMetrics, metricValue, type Proxy, type LogLine } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
 
 const TIMEOUT_MS = 50
@@ -140,23 +140,6 @@ function span(ls: LogLine[]): number {
 
 function running(p: Proxy): boolean {
   return p.child.exitCode === null && p.child.signalCode === null
-}
-
-async function metrics(p: Proxy): Promise<string> {
-  const res = await request(`http://127.0.0.1:${p.adminPort}/metrics`)
-  return res.body.text()
-}
-
-/** Sum of every sample of `name` whose labels contain `label` (or all samples). NaN when there is none. */
-function metric(text: string, name: string, label = ''): number {
-  let sum = NaN
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + ' ') && !line.startsWith(name + '{')) continue
-    if (label !== '' && !line.includes(label)) continue
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1))
-    sum = Number.isNaN(sum) ? v : sum + v
-  }
-  return sum
 }
 
 /** Poll `check` every 50 ms until it holds (true) or `ms` pass (false): for state only visible by asking. */
@@ -357,7 +340,7 @@ t.test('Redis killed mid-load and restarted: open, closed and local policies, bo
   const killedAt = Date.now()
   await redis.stop()
   const down = await Promise.all(exact.map((p, pi) => p.waitLog((l) => l.msg === 'redis down' && p.lines.indexOf(l) >= killMarks[pi], 5000)))
-  const sawZero = await until(async () => (await Promise.all(exact.map(metrics))).every((m) => metric(m, 'leaky_redis_up') === 0), 3000)
+  const sawZero = await until(async () => (await Promise.all(exact.map(scrapeMetrics))).every((m) => metricValue(m, 'leaky_redis_up') === 0), 3000)
   t.ok(sawZero, '/metrics: leaky_redis_up 0 on every proxy while Redis is down')
   // keep it down long enough to measure the local fallback's rate (a measuring window, not a wait for an event)
   const rest = 1500 - (Date.now() - killedAt)
@@ -365,7 +348,7 @@ t.test('Redis killed mid-load and restarted: open, closed and local policies, bo
   const restartMarks = exact.map((p) => p.lines.length)
   await redis.start()
   const up = await Promise.all(exact.map((p, pi) => p.waitLog((l) => l.msg === 'redis up' && p.lines.indexOf(l) >= restartMarks[pi], 10_000)))
-  const sawOne = await until(async () => (await Promise.all(exact.map(metrics))).every((m) => metric(m, 'leaky_redis_up') === 1), 3000)
+  const sawOne = await until(async () => (await Promise.all(exact.map(scrapeMetrics))).every((m) => metricValue(m, 'leaky_redis_up') === 1), 3000)
   t.ok(sawOne, '/metrics: leaky_redis_up back to 1 on every proxy')
   await load.stop()
   const byId = await load.lines()
@@ -377,12 +360,12 @@ t.test('Redis killed mid-load and restarted: open, closed and local policies, bo
     t.equal(up[pi].level, 'info', `proxy ${pi}: "redis up" at info (${String(up[pi].reason)})`)
     t.ok(typeof down[pi].reason === 'string' && typeof up[pi].reason === 'string', 'transitions give a reason')
     t.ok(p.lines.indexOf(down[pi]) < p.lines.indexOf(up[pi]), `proxy ${pi}: "redis down" then "redis up"`)
-    const m = await metrics(p)
+    const m = await scrapeMetrics(p)
     for (const policy of ['open', 'closed', 'local']) {
-      const n = metric(m, 'leaky_redis_fallback_total', `policy="${policy}"`)
+      const n = metricValue(m, 'leaky_redis_fallback_total', `policy="${policy}"`)
       t.ok(n > 0, `proxy ${pi}: leaky_redis_fallback_total{policy="${policy}"} = ${n}`)
     }
-    t.ok(metric(m, 'leaky_redis_decisions_total') > 0, `proxy ${pi}: leaky_redis_decisions_total > 0`)
+    t.ok(metricValue(m, 'leaky_redis_decisions_total') > 0, `proxy ${pi}: leaky_redis_decisions_total > 0`)
   }
 
   const during = between(exact, down, up, byId)
@@ -429,8 +412,8 @@ t.test('Redis stalled (SIGSTOP) mid-load: answered within the timeout, by policy
   const byId = await load.lines()
   for (let pi = 0; pi < 3; pi++) {
     t.match(down[pi].reason, /timed out/, `proxy ${pi}: "redis down" because a command timed out`)
-    const m = await metrics(exact[pi])
-    t.ok(metric(m, 'leaky_redis_errors_total', 'kind="timeout"') > 0, `proxy ${pi}: leaky_redis_errors_total{kind="timeout"} > 0`)
+    const m = await scrapeMetrics(exact[pi])
+    t.ok(metricValue(m, 'leaky_redis_errors_total', 'kind="timeout"') > 0, `proxy ${pi}: leaky_redis_errors_total{kind="timeout"} > 0`)
     t.ok(running(exact[pi]), `proxy ${pi} still running`)
   }
   const during = between(exact, down, up, byId)

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
+import { request } from 'undici'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const CLI = path.join(ROOT, 'dist/cli/main.js')
@@ -111,3 +112,22 @@ admin: { listen: 127.0.0.1:0 }
 log: { level: info }
 ${extra}`
 }
+
+/** The proxy's /metrics text (admin listener). */
+export async function scrapeMetrics(p: Proxy): Promise<string> {
+  const res = await request(`http://127.0.0.1:${p.adminPort}/metrics`)
+  return res.body.text()
+}
+
+/** Sum of every sample of `name` whose labels contain `label` (or all samples). NaN when there is none. */
+export function metricValue(text: string, name: string, label = ''): number {
+  let sum = NaN
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + ' ') && !line.startsWith(name + '{')) continue
+    if (label !== '' && !line.includes(label)) continue
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1))
+    sum = Number.isNaN(sum) ? v : sum + v
+  }
+  return sum
+}
+

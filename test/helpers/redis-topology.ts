@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { REDIS_SERVER } from './redis.js'
+import { REDIS_SERVER, stopProcess } from './redis.js'
 
 export const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli'
 const HOST = '127.0.0.1'
@@ -80,12 +80,8 @@ export class RedisNode {
   /** Kill it (SIGKILL by default: a crash) and wait for the exit. */
   async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.proc
-    if (p === null) return
     this.proc = null
-    if (p.exitCode !== null || p.signalCode !== null) return
-    const exited = once(p, 'exit')
-    process.kill(p.pid!, signal)
-    await exited
+    await stopProcess(p, signal)
   }
 
   private onLog(d: string): void {

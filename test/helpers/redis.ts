@@ -48,12 +48,8 @@ export class RedisProcess {
   /** Kill it (SIGKILL by default: a crash, nothing flushed) and wait for the exit. */
   async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.proc
-    if (p === null) return
     this.proc = null
-    if (p.exitCode !== null || p.signalCode !== null) return
-    const exited = once(p, 'exit')
-    process.kill(p.pid!, signal)
-    await exited
+    await stopProcess(p, signal)
   }
 }
 
@@ -87,4 +83,12 @@ export async function ping(port: number): Promise<boolean> {
   } finally {
     sock.destroy()
   }
+}
+
+/** Signal a process we started, by its PID, and wait for its exit (nothing to do if it is gone already). */
+export async function stopProcess(p: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
+  if (p === null || p.exitCode !== null || p.signalCode !== null) return
+  const exited = once(p, 'exit')
+  process.kill(p.pid!, signal)
+  await exited
 }
