@@ -96,6 +96,7 @@ const BODY = `<header>
   <span class="fact">workers <b id="f-workers">–</b></span>
   <span class="fact">uptime <b id="f-uptime">–</b></span>
   <span class="fact">in flight <b id="f-inflight">–</b></span>
+  <span class="fact" id="fact-redis" hidden>redis <b id="f-redis">–</b></span>
   <span id="error"></span>
 </header>
 <div class="grid">
@@ -185,6 +186,13 @@ const SCRIPT = `
   function render(s) {
     text('f-version', s.version); text('f-generation', s.generation); text('f-config', 'v' + s.config_version);
     text('f-workers', s.workers); text('f-uptime', fmtUptime(s.uptime_s)); text('f-inflight', s.inflight);
+    // cluster limits: shown only when a redis section is configured
+    $('fact-redis').hidden = !s.redis;
+    if (s.redis) {
+      var fb = s.redis.fallback.open + s.redis.fallback.closed + s.redis.fallback.local;
+      text('f-redis', (s.redis.up ? 'up' : 'DOWN, on_error decides') + ' · ' + fmt(s.redis.decisions.exact + s.redis.decisions.lease) +
+        ' decisions · ' + fmt(fb) + ' by on_error · ' + fmt(s.redis.errors) + ' failed calls');
+    }
     var x = s.series;
     chart('c-requests', 'requests', [{ label: 'req/s' }, { label: '429/s', color: '#f85149' }], x.t, [x.rps, x.limited_ps]);
     chart('c-latency', 'latency', [{ label: 'p50' }, { label: 'p99', color: '#f0883e' }], x.t, [x.p50_ms, x.p99_ms]);

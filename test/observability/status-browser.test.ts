@@ -9,6 +9,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request, Agent } from 'undici'
 import { startProxy, baseConfig, ROOT } from '../helpers/proxy.js'
+import { startRedis } from '../helpers/redis.js'
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium', '/usr/bin/chromium-browser']
   .find((p): p is string => p !== undefined && p !== '' && existsSync(p))
@@ -24,18 +25,22 @@ if (chromium === null) t.skip('playwright-core is not installed (npm i -D playwr
 else if (CHROMIUM === undefined) t.skip('chromium is not installed (apt-get install chromium); .ci/run installs it')
 else {
   const ADMIN = 'page-token-42'
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
   const proxy = await startProxy(
     baseConfig(`admin: { listen: 127.0.0.1:0, token: "${ADMIN}" }
 keys:
   - { id: dashboard-demo, key: "demo-key", metrics_label: true }
+redis: { url: "${redis.url}" }
 limits:
   demo-rps: { per: key, requests: 20/s, burst: 5 }
+  fleet-rps: { per: global, requests: 1000/s, burst: 1000, scope: cluster }
 upstreams:
   stub-openai: { provider: openai, targets: [embedded] }
   stub-gemini: { provider: gemini, targets: [embedded] }
 routes:
   - { path: /v1/, upstream: stub-openai, auth: key, limits: [demo-rps] }
-  - { path: /gemini/, upstream: stub-gemini, strip_prefix: true }
+  - { path: /gemini/, upstream: stub-gemini, strip_prefix: true, limits: [fleet-rps] }
 `).replace('admin: { listen: 127.0.0.1:0 }\n', ''),
   )
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
@@ -98,6 +103,7 @@ routes:
         modelRows: document.querySelectorAll('#t-models tr').length,
         canvases,
         legend: [...document.querySelectorAll('.u-legend .u-series th')].map((e) => e.textContent),
+        redis: (document.getElementById('fact-redis') as HTMLElement).hidden ? null : document.getElementById('f-redis')!.textContent,
       }
     })
     t.ok(info.updates >= 2, `page refreshed ${info.updates} times`)
@@ -106,6 +112,7 @@ routes:
     t.ok(info.canvases.every((c: { w: number; h: number }) => c.w > 200 && c.h > 100), 'charts have a size')
     t.ok(info.tokenLines.includes('openai · gpt-4o-mini'), `tokens/min lines: ${info.tokenLines.join(', ')}`)
     t.ok(info.tokenLines.includes('gemini · gemini-2.0-flash'))
+    t.match(String(info.redis), /^up · [1-9][\d,]* decisions · 0 by on_error · 0 failed calls$/, `the Redis fact: ${info.redis}`)
     t.equal(info.upstreamRows, 2)
     t.ok(info.modelRows >= 3)
     t.same(problems, [], 'no console error (a CSP violation would be one)')
