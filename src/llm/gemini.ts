@@ -34,12 +34,7 @@ export class GeminiMeter extends ResponseMeter {
         }
       }
     }
-    const u = c.usageMetadata
-    if (u !== null && typeof u === 'object') {
-      this.readUsage(u)
-      if (finished) this.final = true
-    }
-    return false
+    return this.runningUsage(c, finished)
   }
 
   protected readUsage(u: Record<string, any>): void {

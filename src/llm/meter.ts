@@ -76,6 +76,19 @@ export abstract class ResponseMeter implements UsageMeter {
   /** Copy one usage object into the r* fields. */
   protected abstract readUsage(u: Record<string, any>): void
 
+  /**
+   * The usage of streams that carry a running count in every event (Gemini, DashScope): read it; it is the final
+   * count in the event that finished the answer. Returns false: such an event is never a usage-only chunk.
+   */
+  protected runningUsage(c: Record<string, any>, finished: boolean): boolean {
+    const u = c[this.usageKey]
+    if (u !== null && typeof u === 'object') {
+      this.readUsage(u)
+      if (finished) this.final = true
+    }
+    return false
+  }
+
   write(chunk: Buffer): Buffer {
     if (this.ended || chunk.length === 0) return chunk
     if (this.first) this.sniff(chunk)

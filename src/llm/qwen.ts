@@ -50,12 +50,7 @@ export class QwenMeter extends ResponseMeter {
         }
       }
     }
-    const u = c.usage
-    if (u !== null && typeof u === 'object') {
-      this.readUsage(u)
-      if (finished) this.final = true
-    }
-    return false
+    return this.runningUsage(c, finished)
   }
 
   protected readUsage(u: Record<string, any>): void {
