@@ -271,11 +271,7 @@ export class BucketTable {
     const inc = BigInt(up ? c : -c) * limit.t
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.locate(up, now)
-      if (s === -NOT_FOUND) {
-        this.tat = 0n
-        this.at = now
-        return Status.OK
-      }
+      if (s === -NOT_FOUND) return this.settled(0n, now)
       if (s < 0) return -s as Status
       const ci = FIRST_I32 + s * SLOT_I32
       const ti = FIRST_I64 + s * SLOT_I64 + 1
@@ -286,11 +282,7 @@ export class BucketTable {
         if (tat < 0n || Atomics.load(this.i32, ci) !== g) break
         const next = up ? force(tat, now, inc, MAX_TAU_NS) : refund(tat, now, inc)
         const prev = Atomics.compareExchange(this.i64, ti, tat, next)
-        if (prev === tat) {
-          this.tat = next
-          this.at = now
-          return Status.OK
-        }
+        if (prev === tat) return this.settled(next, now)
         tat = prev
       }
       backoff(attempt)
@@ -411,11 +403,7 @@ export class BucketTable {
         return Status.DENIED
       }
       const prev = Atomics.compareExchange(this.i64, ti, tat, next)
-      if (prev === tat) {
-        this.tat = next
-        this.at = now
-        return Status.OK
-      }
+      if (prev === tat) return this.settled(next, now)
       tat = prev
     }
   }
@@ -424,22 +412,23 @@ export class BucketTable {
   private lookup(now: bigint): Status {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.locate(false, now)
-      if (s === -NOT_FOUND) {
-        this.tat = 0n
-        this.at = now
-        return Status.OK
-      }
+      if (s === -NOT_FOUND) return this.settled(0n, now)
       if (s < 0) return -s as Status
       const ci = FIRST_I32 + s * SLOT_I32
       const tat = Atomics.load(this.i64, FIRST_I64 + s * SLOT_I64 + 1)
       if (tat >= 0n && Atomics.load(this.i32, ci) === this.ctl) {
-        this.tat = tat
-        this.at = now
-        return Status.OK
+        return this.settled(tat, now)
       }
       backoff(attempt)
     }
     return this.busy()
+  }
+
+  // the bucket's TAT as this call found or left it, for afterNs
+  private settled(tat: bigint, now: bigint): Status {
+    this.tat = tat
+    this.at = now
+    return Status.OK
   }
 
   private busy(): Status {
