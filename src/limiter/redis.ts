@@ -44,6 +44,11 @@ export const Via = {
 } as const
 export type Via = (typeof Via)[keyof typeof Via]
 
+/** A Via as logs name it (the access line's `cluster` field). */
+export const VIA_NAME: Record<Via, string> = {
+  [Via.REDIS]: 'redis', [Via.OPEN]: 'open', [Via.CLOSED]: 'closed', [Via.LOCAL]: 'local', [Via.LEASE]: 'lease',
+}
+
 /** Charges decided by the Redis backend. One per in-flight request: do not reuse it before decide() settles. */
 export class RedisCharges extends Charges {
   via: Via = Via.REDIS

@@ -7,6 +7,7 @@ import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import { metrics, DenyReason } from '../../observability/metrics.js'
 import { reconcile, scopeOf } from './limit.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
+import { VIA_NAME } from '../../limiter/redis.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -59,12 +60,9 @@ export function account(s: RequestState): void {
     tokens_prompt: usage?.prompt,
     tokens_completion: usage?.completion,
     tokens_source: usage?.source,
-    cluster: s.cluster === null ? undefined : VIA[s.cluster.via],
+    cluster: s.cluster === null ? undefined : VIA_NAME[s.cluster.via],
   })
 }
-
-/** who decided the cluster limits, by Via (src/limiter/redis.ts) */
-const VIA = ['redis', 'open', 'closed', 'local', 'lease'] as const
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
