@@ -67,13 +67,16 @@ export function findMaster(opts: TargetOptions, env: NodeJS.ProcessEnv = process
 type Out = { stdout: (s: string) => void; stderr: (s: string) => void }
 const STD: Out = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }
 
+// Without a control socket the command can only be sent as a signal; its outcome is in the master's log.
+function signalOnly(m: MasterRef, signal: NodeJS.Signals, out: Out): number {
+  process.kill(m.pid, signal)
+  out.stdout(`sent ${signal} to master ${m.pid} (no control socket found, so no result: see its log)\n`)
+  return 0
+}
+
 /** Exit code 0 when the new config is in force, 1 (errors printed) when the old one stays. */
 export async function reloadCommand(m: MasterRef, out: Out = STD): Promise<number> {
-  if (m.socket === null) {
-    process.kill(m.pid, 'SIGHUP')
-    out.stdout(`sent SIGHUP to master ${m.pid} (no control socket found, so no result: see its log)\n`)
-    return 0
-  }
+  if (m.socket === null) return signalOnly(m, 'SIGHUP', out)
   const r = (await controlRequest(m.socket, { cmd: 'reload' }, 60_000)) as ReloadReply
   if (!r.ok) {
     for (const e of r.errors) out.stderr(`${e}\n`)
@@ -88,11 +91,7 @@ export async function reloadCommand(m: MasterRef, out: Out = STD): Promise<numbe
 
 /** Exit code 0 when the new generation serves, 1 (reason printed) when the old one keeps serving. */
 export async function upgradeCommand(m: MasterRef, out: Out = STD): Promise<number> {
-  if (m.socket === null) {
-    process.kill(m.pid, 'SIGUSR2')
-    out.stdout(`sent SIGUSR2 to master ${m.pid} (no control socket found, so no result: see its log)\n`)
-    return 0
-  }
+  if (m.socket === null) return signalOnly(m, 'SIGUSR2', out)
   const r = (await controlRequest(m.socket, { cmd: 'upgrade' }, 180_000)) as UpgradeReply
   if (!r.ok) {
     for (const e of r.errors) out.stderr(`${e}\n`)
