@@ -191,7 +191,7 @@ const SCRIPT = `
     if (s.redis) {
       var fb = s.redis.fallback.open + s.redis.fallback.closed + s.redis.fallback.local;
       text('f-redis', (s.redis.up ? 'up' : 'DOWN, on_error decides') + ' · ' + fmt(s.redis.decisions.exact + s.redis.decisions.lease) +
-        ' decisions · ' + fmt(fb) + ' by on_error · ' + fmt(s.redis.errors) + ' failed calls');
+        ' decisions · ' + fmt(fb) + ' by on_error · ' + fmt(s.redis.errors + s.redis.timeouts) + ' failed calls');
     }
     var x = s.series;
     chart('c-requests', 'requests', [{ label: 'req/s' }, { label: '429/s', color: '#f85149' }], x.t, [x.rps, x.limited_ps]);

@@ -31,7 +31,7 @@ else {
     baseConfig(`admin: { listen: 127.0.0.1:0, token: "${ADMIN}" }
 keys:
   - { id: dashboard-demo, key: "demo-key", metrics_label: true }
-redis: { url: "${redis.url}" }
+redis: { url: "${redis.url}", timeout: 1s }
 limits:
   demo-rps: { per: key, requests: 20/s, burst: 5 }
   fleet-rps: { per: global, requests: 1000/s, burst: 1000, scope: cluster }
@@ -43,6 +43,10 @@ routes:
   - { path: /gemini/, upstream: stub-gemini, strip_prefix: true, limits: [fleet-rps] }
 `).replace('admin: { listen: 127.0.0.1:0 }\n', ''),
   )
+  // both workers' Redis connections first, and a timeout no loaded machine reaches: a worker still connecting, or a
+  // call slower than the default 50 ms, is decided by on_error, which the page would (rightly) show; the assertion
+  // below is about a healthy Redis
+  await Promise.all([0, 1].map((w) => proxy.waitLog((l) => l.msg === 'redis up' && l.worker === w)))
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
   const agent = new Agent({ connections: 4 })
   t.teardown(async () => {
