@@ -172,8 +172,9 @@ limits:
 
 t.test('lease mode: a proxy that stops gives its unused credit back to the cluster bucket', async (t) => {
   // T = 60 s per unit: the bucket drains ~nothing while the test runs, so its level is what was kept
+  // (and a 1 s timeout: a renewal slower than 50 ms on a loaded machine would be decided by on_error, off Redis)
   const leaseProxy = await startProxy(writeConfig(baseConfig(`
-redis: { url: "${redis.url}", mode: lease, expected_instances: 1 }
+redis: { url: "${redis.url}", mode: lease, expected_instances: 1, timeout: 1s }
 limits:
   slow: { per: global, requests: 1/min, burst: 200, scope: cluster }
 upstreams:
