@@ -3,6 +3,7 @@
 // how tests play "Redis died and came back".
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { accessSync, constants } from 'node:fs'
 import net from 'node:net'
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server'
@@ -21,6 +22,7 @@ export class RedisProcess {
 
   /** Start (on the previous port if there was one, else a free one) and wait until it answers PING. */
   async start(): Promise<void> {
+    requireRedisServer()
     for (let attempt = 0; ; attempt++) {
       const port = this.port !== 0 ? this.port : await freePort()
       const proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -50,6 +52,16 @@ export class RedisProcess {
     const p = this.proc
     this.proc = null
     await stopProcess(p, signal)
+  }
+}
+
+/** A missing redis-server is one clear error naming it and its install, not an unhandled spawn ENOENT. */
+function requireRedisServer(): void {
+  try {
+    accessSync(REDIS_SERVER, constants.X_OK)
+  } catch {
+    throw new Error(`redis-server is not installed (no executable ${REDIS_SERVER}): run \`npm run test:all\` as root, ` +
+      'or apt-get install redis-server, or set REDIS_SERVER to its path')
   }
 }
 
