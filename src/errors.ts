@@ -43,11 +43,17 @@ const STATUS_TEXT: Record<number, string> = {
 }
 
 /** Which provider's error JSON a route answers with: clients parse errors with their own SDK's shape. */
-export type ErrorShape = 'openai' | 'gemini' | 'qwen-native'
+export type ErrorShape = 'openai' | 'gemini' | 'qwen-native' | 'anthropic'
 
 const GEMINI_STATUS: Record<number, string> = {
   400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
   431: 'INVALID_ARGUMENT', 499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
+}
+/** Anthropic's error types (docs: API errors), by status. */
+const ANTHROPIC_TYPE: Record<number, string> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  413: 'request_too_large', 429: 'rate_limit_error', 431: 'invalid_request_error', 499: 'invalid_request_error',
+  500: 'api_error', 502: 'api_error', 503: 'overloaded_error', 504: 'api_error',
 }
 const QWEN_CODE: Record<number, string> = {
   400: 'InvalidParameter', 401: 'InvalidApiKey', 404: 'NotFound', 413: 'InvalidParameter', 429: 'Throttling.RateQuota',
@@ -64,6 +70,8 @@ export function shapedErrorBody(shape: ErrorShape, code: ErrorCode, message: str
       return JSON.stringify({ error: { code: e.status, message, status: GEMINI_STATUS[e.status] ?? 'UNKNOWN', reason: code } })
     case 'qwen-native':
       return JSON.stringify({ code: QWEN_CODE[e.status] ?? 'InternalError', message, request_id: requestId, leaky_code: code })
+    case 'anthropic':
+      return JSON.stringify({ type: 'error', error: { type: ANTHROPIC_TYPE[e.status] ?? 'api_error', message, code } })
   }
 }
 

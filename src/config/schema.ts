@@ -11,7 +11,7 @@ import {
   show, size, target, text,
 } from './fields.js'
 
-export const PROVIDERS = ['openai', 'gemini', 'qwen', 'none'] as const
+export const PROVIDERS = ['openai', 'gemini', 'qwen', 'anthropic', 'none'] as const
 export const LIMIT_SUBJECTS = ['key', 'org', 'route', 'upstream', 'ip', 'global'] as const
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export const RETRY_CONDITIONS = ['connect', 'timeout', 'reset'] as const
@@ -115,7 +115,7 @@ const retryOn = parsed((v) => {
 
 const upstreamEntry = z.strictObject({
   provider: oneOf(PROVIDERS).default('none')
-    .describe('API shape, for reading token usage and error bodies: openai | gemini | qwen | none (plain HTTP)'),
+    .describe('API shape, for reading token usage and error bodies: openai (also Azure OpenAI and OpenAI-compatible servers) | gemini | qwen | anthropic | none (plain HTTP)'),
   targets: z.array(target()).min(1)
     .describe('"http(s)://host[:port][/base/path]" or "embedded" (the built-in stub); round-robin'),
   headers: headers.prefault({}).describe('headers added to every request (credentials: use ${env:NAME}); names lower-cased'),

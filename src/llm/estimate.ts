@@ -32,7 +32,7 @@ export function estimateWithPrompt(shape: ApiShape, body: unknown, info: PromptI
   defaultMaxOutput: number): TokenEstimate {
   if (shape === 'qwen-native') info.stream = headers.dashscopeSse
   let maxOutput = 0
-  if (shape !== 'other' && shape !== 'openai-embeddings') {
+  if (shape !== 'other' && shape !== 'openai-embeddings' && shape !== 'gemini-embed') {
     maxOutput = (info.maxOutput >= 0 ? info.maxOutput : defaultMaxOutput) * choices(shape, body)
   }
   return { prompt, maxOutput, total: prompt + maxOutput, info }

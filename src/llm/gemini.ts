@@ -2,17 +2,21 @@
 // cachedContentTokenCount, totalTokenCount}. JSON bodies carry it at the top level; `streamGenerateContent?alt=sse`
 // carries it in every event, running, with the totals in the last one (the one with a `finishReason`); without
 // alt=sse the stream is one JSON array whose last element has the totals (the base meter reads it as JSON).
-// Gemini counts thoughts apart from candidates; they are folded into `completion` here (see Usage).
+// Gemini counts thoughts apart from candidates; they are folded into `completion` here (see Usage), and the
+// prompt of its own tools (toolUsePromptTokenCount) is billed on top: totalTokenCount = prompt + candidates + thoughts
+// + tool-use prompt.
 // Delivered text is the sum of `candidates[].content.parts[].text`; parts marked `thought` count as thoughts.
-import { count, ResponseMeter } from './meter.js'
+import { ResponseMeter } from './meter.js'
 import type { MeterOptions } from './usage.js'
 
 export class GeminiMeter extends ResponseMeter {
   protected readonly usageKey = 'usageMetadata'
   protected readonly modelKey = 'modelVersion'
 
-  constructor(opts: MeterOptions) {
+  /** `embed`: embedContent / batchEmbedContents, whose body is vectors: without usageMetadata only the prompt counts */
+  constructor(opts: MeterOptions, embed = false) {
     super(opts, false)
+    this.countsBodyText = !embed
   }
 
   protected onChunk(c: Record<string, any>): boolean {
@@ -39,12 +43,14 @@ export class GeminiMeter extends ResponseMeter {
 
   protected readUsage(u: Record<string, any>): void {
     this.seen = true
-    const candidates = count(u.candidatesTokenCount)
-    const thoughts = count(u.thoughtsTokenCount)
-    this.rPrompt = count(u.promptTokenCount)
+    const candidates = this.count(u.candidatesTokenCount)
+    const thoughts = this.count(u.thoughtsTokenCount)
+    this.rPrompt = this.count(u.promptTokenCount)
     this.rThoughts = thoughts
     this.rCompletion = (candidates > 0 ? candidates : 0) + (thoughts > 0 ? thoughts : 0)
-    this.rCached = count(u.cachedContentTokenCount)
-    this.rTotal = count(u.totalTokenCount)
+    this.rCached = this.count(u.cachedContentTokenCount)
+    // the input Gemini's own tools (url_context, google_search, code execution) read: billed, outside promptTokenCount
+    this.rToolPrompt = this.count(u.toolUsePromptTokenCount)
+    this.rTotal = this.count(u.totalTokenCount)
   }
 }

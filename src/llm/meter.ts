@@ -8,11 +8,11 @@
 import { countTokensSegmented, DeliveredText } from './delivered.js'
 import { JsonBody, parseJson, partialTexts } from './json-body.js'
 import { SseSplitter } from './sse.js'
-import type { MeterOptions, Usage, UsageMeter } from './usage.js'
+import { emptyUsage, type MeterOptions, type UnknownReason, type Usage, type UsageMeter } from './usage.js'
 
 const EMPTY = Buffer.alloc(0)
 
-/** A non-negative integer from a JSON value, or -1. */
+/** A non-negative integer from a JSON value, or -1 (absent, null, or not a count: see ResponseMeter.count). */
 export function count(v: unknown): number {
   return typeof v === 'number' && v >= 0 && Number.isFinite(v) ? Math.floor(v) : -1
 }
@@ -36,7 +36,15 @@ export abstract class ResponseMeter implements UsageMeter {
   protected rCompletion = -1
   protected rThoughts = -1
   protected rCached = -1
+  protected rCacheWrite = -1
+  protected rToolPrompt = -1
+  protected rAudio = -1
   protected rTotal = -1
+  /** a usage field held something other than a count (a string, a negative number): the usage is not trusted */
+  protected invalid = false
+  /** the body stopped decoding before its end */
+  private failed = false
+  private unreadableBody = false
   protected rModel = ''
   /** the reported usage is the final one: the stream ended normally, or the upstream marked it last */
   protected final = false
@@ -64,7 +72,31 @@ export abstract class ResponseMeter implements UsageMeter {
     this.promptTokens = opts.promptTokens
     this.sse = opts.stream ? new SseSplitter() : null
     this.body = opts.stream ? null : new JsonBody()
-    this.out = { prompt: 0, completion: 0, thoughts: 0, cached: 0, total: 0, model: opts.model, source: 'counted' }
+    this.out = emptyUsage(opts.model)
+  }
+
+  get unknown(): UnknownReason | '' {
+    return this.unreadableBody ? 'encoding' : this.invalid ? 'invalid' : ''
+  }
+
+  fail(): void {
+    this.failed = true
+  }
+
+  unreadable(): void {
+    this.unreadableBody = true
+  }
+
+  /**
+   * A usage field as a count: -1 when absent or null (not reported); a value of any other type, or a negative or
+   * non-finite number, marks the whole usage invalid: a server that writes `"prompt_tokens": "12"` or `-5` is not
+   * one whose other numbers the limits should trust.
+   */
+  protected count(v: unknown): number {
+    if (v === undefined || v === null) return -1
+    const n = count(v)
+    if (n < 0) this.invalid = true
+    return n
   }
 
   /** The key of the usage object in a JSON body (`usage`, `usageMetadata`). */
@@ -129,28 +161,47 @@ export abstract class ResponseMeter implements UsageMeter {
   usage(): Usage {
     const u = this.out
     u.model = this.rModel !== '' ? this.rModel : this.model
+    u.cacheWrite = this.rCacheWrite >= 0 ? this.rCacheWrite : 0
+    u.toolPrompt = this.rToolPrompt >= 0 ? this.rToolPrompt : 0
+    u.audio = this.rAudio >= 0 ? this.rAudio : 0
+    if (this.unreadableBody || this.invalid) {
+      // nothing the proxy can stand behind: the account stage keeps the estimate charged
+      u.source = 'unknown'
+      u.prompt = this.promptTokens
+      u.completion = 0
+      u.thoughts = 0
+      u.cached = 0
+      u.cacheWrite = 0
+      u.toolPrompt = 0
+      u.audio = 0
+      u.total = u.prompt
+      return u
+    }
     if (this.final) {
       u.source = 'reported'
       u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens
       u.completion = this.rCompletion >= 0 ? this.rCompletion : 0
       u.thoughts = this.rThoughts >= 0 ? this.rThoughts : 0
       u.cached = this.rCached >= 0 ? this.rCached : 0
-      u.total = this.rTotal >= 0 ? this.rTotal : u.prompt + u.completion
+      u.total = this.rTotal >= 0 ? this.rTotal : u.prompt + u.toolPrompt + u.completion
       return u
     }
     // counted: what the client was sent, plus reasoning the upstream reported so far (it is billed, never sent)
     this.parseDeferred()
     let visible = this.text.tokens()
-    if (this.body !== null) visible += countTokensSegmented(this.bodyText(this.body))
+    if (this.body !== null && this.countsBodyText) visible += countTokensSegmented(this.bodyText(this.body))
     const thoughts = Math.max(this.rThoughts, this.thoughtText.tokens())
-    u.source = 'counted'
-    u.prompt = this.promptTokens
+    u.source = this.failed ? 'partial' : 'counted'
+    u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens
     u.thoughts = thoughts
     u.completion = visible + thoughts
     u.cached = this.rCached >= 0 ? this.rCached : 0
-    u.total = u.prompt + u.completion
+    u.total = u.prompt + u.toolPrompt + u.completion
     return u
   }
+
+  /** A JSON body's text counts as output when the upstream reported no usage (false: embeddings, whose body is vectors). */
+  protected countsBodyText = true
 
   /** SSE lines start with a field name or ':'; a body starting '{' or '[' is JSON whatever the caller thought. */
   private sniff(chunk: Buffer): void {

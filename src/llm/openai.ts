@@ -4,7 +4,7 @@
 // chunk is the one stripping removes when the proxy asked on the client's behalf (inject.ts).
 // Delivered text is the sum of `choices[].delta.content` (chat, plus refusals and tool-call arguments) or
 // `choices[].text` (completions); `delta.reasoning_content` (Qwen, DeepSeek) counts as thoughts.
-import { count, ResponseMeter } from './meter.js'
+import { ResponseMeter } from './meter.js'
 import type { MeterOptions } from './usage.js'
 
 export class OpenAIMeter extends ResponseMeter {
@@ -37,11 +37,15 @@ export class OpenAIMeter extends ResponseMeter {
 
   protected readUsage(u: Record<string, any>): void {
     this.seen = true
-    this.rPrompt = count(u.prompt_tokens)
-    this.rCompletion = count(u.completion_tokens)
-    this.rTotal = count(u.total_tokens)
-    this.rCached = count(u.prompt_tokens_details?.cached_tokens)
-    this.rThoughts = count(u.completion_tokens_details?.reasoning_tokens)
+    this.rPrompt = this.count(u.prompt_tokens)
+    this.rCompletion = this.count(u.completion_tokens)
+    this.rTotal = this.count(u.total_tokens)
+    const pd = u.prompt_tokens_details
+    const cd = u.completion_tokens_details
+    this.rCached = this.count(pd?.cached_tokens)
+    this.rThoughts = this.count(cd?.reasoning_tokens)
+    const audio = Math.max(0, this.count(pd?.audio_tokens)) + Math.max(0, this.count(cd?.audio_tokens))
+    this.rAudio = audio > 0 ? audio : -1
   }
 
   private delta(d: Record<string, any>): void {

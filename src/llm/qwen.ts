@@ -6,7 +6,7 @@
 // Streamed text is the whole text so far in each event, or only the new part when the request set
 // `parameters.incremental_output`. The meter is not told which: it decides from the first two texts (the second
 // extends the first → cumulative) and then counts only what each event adds.
-import { count, ResponseMeter } from './meter.js'
+import { ResponseMeter } from './meter.js'
 import type { DeliveredText } from './delivered.js'
 import type { MeterOptions } from './usage.js'
 
@@ -55,12 +55,12 @@ export class QwenMeter extends ResponseMeter {
 
   protected readUsage(u: Record<string, any>): void {
     this.seen = true
-    this.rPrompt = count(u.input_tokens)
-    this.rCompletion = count(u.output_tokens)
-    this.rTotal = count(u.total_tokens)
-    this.rThoughts = count(u.output_tokens_details?.reasoning_tokens)
-    const cached = count(u.prompt_tokens_details?.cached_tokens)
-    this.rCached = cached >= 0 ? cached : count(u.input_tokens_details?.cached_tokens)
+    this.rPrompt = this.count(u.input_tokens)
+    this.rCompletion = this.count(u.output_tokens)
+    this.rTotal = this.count(u.total_tokens)
+    this.rThoughts = this.count(u.output_tokens_details?.reasoning_tokens)
+    const cached = this.count(u.prompt_tokens_details?.cached_tokens)
+    this.rCached = cached >= 0 ? cached : this.count(u.input_tokens_details?.cached_tokens)
   }
 
   private feed(t: string, f: Field, into: DeliveredText): void {

@@ -1,24 +1,51 @@
 // What a response cost, in tokens, and the meter that reads it from the response body on its way to the client.
-// One meter per provider family (openai.ts, gemini.ts, qwen.ts); createMeter picks by the request's API shape.
+// One meter per provider family (openai.ts, responses.ts, gemini.ts, qwen.ts, anthropic.ts); createMeter picks by
+// the request's API shape.
 import type { ApiShape } from './prompt.js'
 import { OpenAIMeter } from './openai.js'
 import { GeminiMeter } from './gemini.js'
 import { QwenMeter } from './qwen.js'
+import { ResponsesMeter } from './responses.js'
+import { AnthropicMeter } from './anthropic.js'
 
 /**
- * Tokens of one response. Every provider's numbers are normalised to OpenAI's convention: `completion` is all
- * output billed, reasoning included, and `thoughts` is the reasoning part of it (Gemini reports them apart:
- * completion = candidatesTokenCount + thoughtsTokenCount); `cached` is the part of `prompt` served from cache.
+ * Tokens of one response. Every provider's numbers are normalised to OpenAI's convention (README "Usage per
+ * provider" has the field-by-field table):
+ * - `prompt`: the input the provider counts as the prompt, cached and cache-written parts included (Anthropic
+ *   reports those apart: prompt = input + cache_creation + cache_read);
+ * - `completion`: all output billed, reasoning included; `thoughts` is the reasoning part of it (Gemini reports them
+ *   apart: completion = candidatesTokenCount + thoughtsTokenCount);
+ * - `cached`: the part of `prompt` read from a cache; `cacheWrite`: the part written to one (Anthropic);
+ * - `toolPrompt`: input a provider adds for its own tools, billed on top of the prompt (Gemini
+ *   toolUsePromptTokenCount);
+ * - `audio`: audio tokens inside prompt and completion (OpenAI), for the metrics only;
+ * - `total`: what the request cost in tokens, the provider's own total when it gives one — what token buckets are
+ *   charged.
  */
 export interface Usage {
   prompt: number
   completion: number
   thoughts: number
   cached: number
+  cacheWrite: number
+  toolPrompt: number
+  audio: number
   total: number
   model: string
-  source: 'reported' | 'counted'
+  source: UsageSource
 }
+
+/**
+ * Where the numbers come from. reported: the upstream's usage object. counted: the upstream reported none (a cut
+ * stream, a server that ignores include_usage), so the delivered text was counted. partial: the body could not be
+ * decoded to its end (a corrupt or truncated compressed stream), counted from what decoded. unknown: the proxy
+ * could not read usage at all (an unknown Content-Encoding, usage fields of the wrong type): the estimate stays
+ * charged and leaky_llm_usage_unknown_total says why.
+ */
+export type UsageSource = 'reported' | 'counted' | 'partial' | 'unknown'
+
+/** Why a response's usage is unknown: the label of leaky_llm_usage_unknown_total{reason}. */
+export type UnknownReason = 'encoding' | 'invalid'
 
 export interface UsageMeter {
   /** true when write() may return other bytes than it was given (the stripped usage chunk): Content-Length no
@@ -31,6 +58,12 @@ export interface UsageMeter {
   end(): Buffer
   /** the usage: reported by the upstream when it said so, else counted. The same object on every call. */
   usage(): Usage
+  /** why usage() is `unknown` ('' when it is not); valid after end() or once the response was given up */
+  readonly unknown: UnknownReason | ''
+  /** the body stopped decoding before its end (corrupt or truncated compression): usage becomes `partial` */
+  fail(): void
+  /** the body cannot be read at all (an encoding the proxy does not decode): usage becomes `unknown` */
+  unreadable(): void
 }
 
 export interface MeterOptions {
@@ -44,15 +77,20 @@ export interface MeterOptions {
   promptTokens: number
 }
 
+export function emptyUsage(model: string): Usage {
+  return { prompt: 0, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 0, model, source: 'counted' }
+}
+
 const EMPTY = Buffer.alloc(0)
 
 /** For APIs whose usage we cannot read: bytes pass untouched, usage is zero. */
 export class PassThroughMeter implements UsageMeter {
   readonly rewrites = false
+  readonly unknown = ''
   private readonly out: Usage
 
   constructor(model: string) {
-    this.out = { prompt: 0, completion: 0, thoughts: 0, cached: 0, total: 0, model, source: 'counted' }
+    this.out = emptyUsage(model)
   }
 
   write(chunk: Buffer): Buffer {
@@ -66,6 +104,9 @@ export class PassThroughMeter implements UsageMeter {
   usage(): Usage {
     return this.out
   }
+
+  fail(): void {}
+  unreadable(): void {}
 }
 
 export function createMeter(shape: ApiShape, opts: MeterOptions): UsageMeter {
@@ -74,10 +115,16 @@ export function createMeter(shape: ApiShape, opts: MeterOptions): UsageMeter {
     case 'openai-completions':
     case 'openai-embeddings':
       return new OpenAIMeter(opts)
+    case 'openai-responses':
+      return new ResponsesMeter(opts)
     case 'gemini':
       return new GeminiMeter(opts)
+    case 'gemini-embed':
+      return new GeminiMeter(opts, true)
     case 'qwen-native':
       return new QwenMeter(opts)
+    case 'anthropic-messages':
+      return new AnthropicMeter(opts)
     case 'other':
       return new PassThroughMeter(opts.model)
     default: {

@@ -12,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import type { MetricsReader } from './reader.js'
 import {
   DURATION_BUCKETS, FLOW, GAUGE, HIST_CELLS, LIMIT_RESULTS, METHODS, RATIO_BUCKETS, RATIO_HIST_CELLS, STATUS_CLASSES,
-  STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS,
+  STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS, USAGE_ISSUES,
 } from './layout.js'
 import { OTHER } from './label-table.js'
 import { RedisCell } from './metrics.js'
@@ -253,6 +253,18 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
         }
       }
     })
+  counter('leaky_llm_usage_unknown_total', 'Responses whose usage could not be read, by reason: encoding (a Content-Encoding the proxy does not decode), invalid (usage fields of the wrong type); their estimate stays charged.',
+    ['upstream', 'reason'], (emit) => upstreams((frag, labels, slot, r) => {
+      for (let k = 0; k < 2; k++) {
+        const n = r.counter(STRIPE.usageIssues + slot * USAGE_ISSUES.length + k)
+        if (n > 0) emit(`${frag},reason="${USAGE_ISSUES[k]}"`, { ...labels, reason: USAGE_ISSUES[k] }, n)
+      }
+    }))
+  counter('leaky_llm_usage_partial_total', 'Responses whose compressed body stopped decoding before its end (corrupt or truncated): usage counted from what decoded.',
+    ['upstream'], (emit) => upstreams((frag, labels, slot, r) => {
+      const n = r.counter(STRIPE.usageIssues + slot * USAGE_ISSUES.length + 2)
+      if (n > 0) emit(frag, labels, n)
+    }))
   histogram('leaky_llm_estimate_ratio', 'Estimated ÷ reported tokens per request (1 = exact, < 1 = underestimate).',
     ['upstream'], RATIO_BUCKETS, (emit) => upstreams((frag, labels, slot, r) => {
       const counts = r.counters(STRIPE.estimate + slot * RATIO_HIST_CELLS, RATIO_HIST_CELLS, new Float64Array(RATIO_HIST_CELLS))

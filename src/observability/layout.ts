@@ -17,7 +17,9 @@ export const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTION
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const
 /** cells of an upstream: attempts first, then one per failure kind */
 export const UPSTREAM_RESULTS = ['ok', 'connect', 'timeout', 'reset', 'invalid', '5xx'] as const
-export const TOKEN_KINDS = ['prompt', 'completion', 'thoughts', 'cached'] as const
+export const TOKEN_KINDS = ['prompt', 'completion', 'thoughts', 'cached', 'cache_write', 'tool_prompt', 'audio'] as const
+/** cells of an upstream's usage problems: unknown (encoding, invalid fields) and partial (a body that stopped decoding) */
+export const USAGE_ISSUES = ['encoding', 'invalid', 'partial'] as const
 /** cells of a limit: allowed first, then one per denial reason */
 export const LIMIT_RESULTS = ['allowed', 'rate', 'over_burst', 'table_full', 'backend'] as const
 /** cells of the Redis backend (scope: cluster limits) of one worker */
@@ -91,8 +93,9 @@ export const STRIPE = (() => {
   const limits = take(CAP.limits * LIMIT_RESULTS.length)
   const keys = take(CAP.keys * 2)
   const redis = take(REDIS_CELLS.length)
+  const usageIssues = take(CAP.upstreams * USAGE_ISSUES.length)
   const counters = at
-  return { requests, flows, upstreams, estimate, tokens, limits, keys, redis, counters }
+  return { requests, flows, upstreams, estimate, tokens, limits, keys, redis, usageIssues, counters }
 })()
 
 /** gauge words (Int32, stored not added) after the counters: per upstream open / in-use connections, breaker open */

@@ -7,7 +7,7 @@
 import { openMetrics, type MetricsViews } from './buffer.js'
 import {
   CAP, DURATION_BOUNDS_US, FLOW, GAUGE, LIMIT_RESULTS, RATIO_BOUNDS_PPM, RATIO_HIST_CELLS, REDIS_CELLS, REDIS_GAUGE,
-  RedisState, STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS, methodIndex, statusClass, stripeWords,
+  RedisState, STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS, USAGE_ISSUES, methodIndex, statusClass, stripeWords,
 } from './layout.js'
 
 /** Why a limit denied a request; the cell index of leaky_limiter_denied_total{reason}. */
@@ -25,7 +25,7 @@ export const RedisCell = {
 } as const
 export type RedisCell = (typeof RedisCell)[keyof typeof RedisCell]
 
-export const TokenKind = { PROMPT: 0, COMPLETION: 1, THOUGHTS: 2, CACHED: 3 } as const
+export const TokenKind = { PROMPT: 0, COMPLETION: 1, THOUGHTS: 2, CACHED: 3, CACHE_WRITE: 4, TOOL_PROMPT: 5, AUDIO: 6 } as const
 export type TokenKind = (typeof TokenKind)[keyof typeof TokenKind]
 
 /** What account knows about a finished request (RequestState satisfies it; no import of the server here). */
@@ -53,7 +53,11 @@ const MAX32 = 0xffffffff
 const NONE = 'none'
 
 // compile-time checks that the enums above match the layout's cell lists
-const _cells: [typeof LIMIT_RESULTS.length, typeof UPSTREAM_RESULTS.length, typeof TOKEN_KINDS.length, typeof REDIS_CELLS.length] = [5, 6, 4, 8]
+const _cells: [typeof LIMIT_RESULTS.length, typeof UPSTREAM_RESULTS.length, typeof TOKEN_KINDS.length, typeof REDIS_CELLS.length, typeof USAGE_ISSUES.length] = [5, 6, 7, 8, 3]
+
+/** What went wrong reading a response's usage; the cell index of USAGE_ISSUES. */
+export const UsageIssue = { ENCODING: 0, INVALID: 1, PARTIAL: 2 } as const
+export type UsageIssue = (typeof UsageIssue)[keyof typeof UsageIssue]
 void _cells
 
 export class WorkerMetrics {
@@ -171,14 +175,25 @@ export class WorkerMetrics {
   }
 
   /** A whole usage report at once; a negative or zero count is "not reported" and skipped. */
-  usage(upstream: string, model: string, prompt: number, completion: number, thoughts: number, cached: number): void {
+  usage(upstream: string, u: { model: string, prompt: number, completion: number, thoughts: number, cached: number,
+    cacheWrite: number, toolPrompt: number, audio: number }): void {
     if (!this.enabled) return
-    const u = this.#v!.upstreams.intern(upstream)
-    const m = this.modelSlot(model)
-    this.tokens(u, m, TokenKind.PROMPT, prompt)
-    this.tokens(u, m, TokenKind.COMPLETION, completion)
-    this.tokens(u, m, TokenKind.THOUGHTS, thoughts)
-    this.tokens(u, m, TokenKind.CACHED, cached)
+    const up = this.#v!.upstreams.intern(upstream)
+    const m = this.modelSlot(u.model)
+    this.tokens(up, m, TokenKind.PROMPT, u.prompt)
+    this.tokens(up, m, TokenKind.COMPLETION, u.completion)
+    this.tokens(up, m, TokenKind.THOUGHTS, u.thoughts)
+    this.tokens(up, m, TokenKind.CACHED, u.cached)
+    this.tokens(up, m, TokenKind.CACHE_WRITE, u.cacheWrite)
+    this.tokens(up, m, TokenKind.TOOL_PROMPT, u.toolPrompt)
+    this.tokens(up, m, TokenKind.AUDIO, u.audio)
+  }
+
+  /** A response whose usage could not be read (leaky_llm_usage_unknown_total) or only in part (…_partial_total). */
+  usageIssue(upstream: string, issue: UsageIssue): void {
+    if (!this.enabled) return
+    const up = this.#v!.upstreams.intern(upstream)
+    this.#add(this.#stripe + (STRIPE.usageIssues + up * USAGE_ISSUES.length + issue) * 2, 1)
   }
 
   /** How far the token estimate was from the usage the upstream reported (leaky_llm_estimate_ratio). */

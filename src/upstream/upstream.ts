@@ -6,7 +6,7 @@ import { RetryPolicy, type RetryConfig } from './retry.js'
 import { Breaker, type BreakerConfig } from './breaker.js'
 import { metrics } from '../observability/metrics.js'
 
-export type Provider = 'openai' | 'gemini' | 'qwen' | 'none'
+export type Provider = 'openai' | 'gemini' | 'qwen' | 'anthropic' | 'none'
 
 export interface UpstreamConfig {
   provider: Provider

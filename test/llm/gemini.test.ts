@@ -10,7 +10,7 @@ t.test('JSON: usageMetadata, thoughts folded into completion', async (t) => {
   const m = createMeter('gemini', { ...opts, stream: false, model: 'gemini-2.5-pro', promptTokens: 8 })
   const wire = Buffer.from(GEMINI_JSON)
   t.ok(feed(m, every(wire, 100)).equals(wire))
-  t.same(m.usage(), { prompt: 8, completion: 1013, thoughts: 1004, cached: 2, total: 1021, model: 'gemini-2.5-pro', source: 'reported' })
+  t.same(m.usage(), { prompt: 8, completion: 1013, thoughts: 1004, cached: 2, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 1021, model: 'gemini-2.5-pro', source: 'reported' })
 })
 
 t.test('alt=sse stream: the last event has the totals, at every split point', async (t) => {
@@ -25,7 +25,7 @@ t.test('alt=sse stream: the last event has the totals, at every split point', as
   t.equal(bad, 0)
   const m = createMeter('gemini', opts)
   feed(m, [wire])
-  t.same(m.usage(), { prompt: 9, completion: 38, thoughts: 21, cached: 3, total: 47, model: 'gemini-2.5-flash', source: 'reported' })
+  t.same(m.usage(), { prompt: 9, completion: 38, thoughts: 21, cached: 3, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 47, model: 'gemini-2.5-flash', source: 'reported' })
 })
 
 t.test('a cut stream counts the candidate texts sent, keeps the reasoning reported so far', async (t) => {
@@ -33,7 +33,7 @@ t.test('a cut stream counts the candidate texts sent, keeps the reasoning report
   const m = createMeter('gemini', opts)
   feed(m, every(wire, 33), true)
   const text = countTokens(GEMINI_TEXTS[0] + GEMINI_TEXTS[1])
-  t.same(m.usage(), { prompt: 9, completion: text + 21, thoughts: 21, cached: 0, total: 9 + text + 21, model: 'gemini-2.5-flash', source: 'counted' })
+  t.same(m.usage(), { prompt: 9, completion: text + 21, thoughts: 21, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 9 + text + 21, model: 'gemini-2.5-flash', source: 'counted' })
 })
 
 t.test('streamed JSON array (no alt=sse): read as JSON, last element wins', async (t) => {
@@ -41,7 +41,7 @@ t.test('streamed JSON array (no alt=sse): read as JSON, last element wins', asyn
     const m = createMeter('gemini', { ...opts, stream, model: 'gemini-2.0-flash', promptTokens: 5 })
     const wire = Buffer.from(GEMINI_ARRAY)
     t.ok(feed(m, every(wire, 20)).equals(wire))
-    t.same(m.usage(), { prompt: 5, completion: 4, thoughts: 0, cached: 0, total: 9, model: 'gemini-2.0-flash', source: 'reported' }, `stream=${stream}`)
+    t.same(m.usage(), { prompt: 5, completion: 4, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 9, model: 'gemini-2.0-flash', source: 'reported' }, `stream=${stream}`)
   }
 })
 

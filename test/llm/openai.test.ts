@@ -14,7 +14,7 @@ t.test('chat JSON: usage read at end, bytes forwarded as they came', async (t) =
   const chunks = every(wire, 37)
   for (const c of chunks) t.equal(m.write(c), c, 'same Buffer back, nothing held')
   t.equal(m.end().length, 0)
-  t.same(m.usage(), { prompt: 1117, completion: 46, thoughts: 0, cached: 1024, total: 1163, model: 'gpt-4o-2024-08-06', source: 'reported' })
+  t.same(m.usage(), { prompt: 1117, completion: 46, thoughts: 0, cached: 1024, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 1163, model: 'gpt-4o-2024-08-06', source: 'reported' })
   t.notOk(m.rewrites)
 })
 
@@ -23,7 +23,7 @@ t.test('embeddings JSON: prompt-only usage', async (t) => {
   const body = '{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292,-0.0028842222]}],' +
     '"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}'
   feed(m, [Buffer.from(body)])
-  t.same(m.usage(), { prompt: 8, completion: 0, thoughts: 0, cached: 0, total: 8, model: 'text-embedding-3-small', source: 'reported' })
+  t.same(m.usage(), { prompt: 8, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 8, model: 'text-embedding-3-small', source: 'reported' })
 })
 
 t.test('a JSON body past the copy cap: usage found in the tail', async (t) => {
@@ -35,7 +35,7 @@ t.test('a JSON body past the copy cap: usage found in the tail', async (t) => {
   t.ok(body.length > 4 << 20, 'body is larger than the 4 MiB copy')
   const out = feed(m, every(body, 65536))
   t.ok(out.equals(body))
-  t.same(m.usage(), { prompt: 1234, completion: 0, thoughts: 0, cached: 0, total: 1234, model: 'text-embedding-3-large', source: 'reported' })
+  t.same(m.usage(), { prompt: 1234, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 1234, model: 'text-embedding-3-large', source: 'reported' })
 })
 
 t.test('chat stream with usage: reported, every chunk returned as given', async (t) => {
@@ -51,7 +51,7 @@ t.test('chat stream with usage: reported, every chunk returned as given', async 
     }
     out.push(m.end())
     t.ok(Buffer.concat(out).equals(wire), `size ${size}: byte-exact`)
-    t.same(m.usage(), { prompt: 19, completion: 10, thoughts: 2, cached: 4, total: 29, model: 'gpt-4o-2024-08-06', source: 'reported' })
+    t.same(m.usage(), { prompt: 19, completion: 10, thoughts: 2, cached: 4, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 29, model: 'gpt-4o-2024-08-06', source: 'reported' })
   }
 })
 
@@ -104,7 +104,7 @@ t.test('a cut stream counts the delivered deltas', async (t) => {
   t.equal(out.toString(), sent, 'the incomplete event was never forwarded')
   const delivered = OPENAI_DELTAS.slice(0, 5).join('')
   t.same(m.usage(), {
-    prompt: 19, completion: countTokens(delivered), thoughts: 0, cached: 0, total: 19 + countTokens(delivered),
+    prompt: 19, completion: countTokens(delivered), thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 19 + countTokens(delivered),
     model: 'gpt-4o-2024-08-06', source: 'counted',
   })
 })
@@ -162,5 +162,5 @@ t.test('other shapes pass through with zero usage', async (t) => {
   const b = Buffer.from('data: {"usage":{"prompt_tokens":5}}\n\n')
   t.equal(m.write(b), b)
   t.equal(m.end().length, 0)
-  t.same(m.usage(), { prompt: 0, completion: 0, thoughts: 0, cached: 0, total: 0, model: 'gpt-4o', source: 'counted' })
+  t.same(m.usage(), { prompt: 0, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 0, model: 'gpt-4o', source: 'counted' })
 })

@@ -10,7 +10,7 @@ t.test('native JSON: input/output tokens and reasoning', async (t) => {
   const m = createMeter('qwen-native', { ...opts, stream: false })
   const wire = Buffer.from(QWEN_JSON)
   t.ok(feed(m, every(wire, 10)).equals(wire))
-  t.same(m.usage(), { prompt: 22, completion: 16, thoughts: 3, cached: 0, total: 38, model: 'qwen-plus', source: 'reported' })
+  t.same(m.usage(), { prompt: 22, completion: 16, thoughts: 3, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 38, model: 'qwen-plus', source: 'reported' })
 })
 
 for (const incremental of [false, true]) {
@@ -31,7 +31,7 @@ for (const incremental of [false, true]) {
     const m = createMeter('qwen-native', opts)
     feed(m, every(Buffer.from(ev.slice(0, 3).join('') + ev[3].slice(0, 50)), 16), true)
     const text = QWEN_PIECES.slice(0, 3).join('')
-    t.same(m.usage(), { prompt: 22, completion: countTokens(text), thoughts: 0, cached: 0, total: 22 + countTokens(text), model: 'qwen-plus', source: 'counted' })
+    t.same(m.usage(), { prompt: 22, completion: countTokens(text), thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 22 + countTokens(text), model: 'qwen-plus', source: 'counted' })
   })
 }
 

@@ -67,7 +67,7 @@ for (const [provider, path] of [['openai', '/v1/chat/completions'], ['qwen', '/c
 
     const injected = injectIncludeUsage(chat, Buffer.from(JSON.stringify(chat)))!
     const r = await call({ provider, path, body: chat, strip: true, headers: { 'x-stub-thoughts': '7' } }, injected)
-    t.same(r.meter.usage(), { prompt: r.prompt, completion: 47, thoughts: 7, cached: 0, total: r.prompt + 47, model: 'gpt-4o-mini', source: 'reported' })
+    t.same(r.meter.usage(), { prompt: r.prompt, completion: 47, thoughts: 7, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: r.prompt + 47, model: 'gpt-4o-mini', source: 'reported' })
     t.ok(r.upstream.includes('"choices":[],"usage":{'), 'the upstream sent the usage chunk')
     t.notOk(r.out.includes('"choices":[],"usage":{'), 'the client did not get it')
     // with include_usage OpenAI adds "usage":null to each chunk; apart from that, the very stream of the plain request
@@ -77,15 +77,15 @@ for (const [provider, path] of [['openai', '/v1/chat/completions'], ['qwen', '/c
 
 t.test('chat JSON, legacy completions stream, embeddings', async (t) => {
   const j = await call({ provider: 'openai', path: '/v1/chat/completions', body: { ...chat, stream: false } })
-  t.same(j.meter.usage(), { prompt: j.prompt, completion: 40, thoughts: 0, cached: 0, total: j.prompt + 40, model: 'gpt-4o-mini', source: 'reported' })
+  t.same(j.meter.usage(), { prompt: j.prompt, completion: 40, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: j.prompt + 40, model: 'gpt-4o-mini', source: 'reported' })
   t.ok(j.out.equals(j.upstream))
 
   const body = { model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon a time', stream: true, stream_options: { include_usage: true } }
   const c = await call({ provider: 'openai', path: '/v1/completions', body })
-  t.same(c.meter.usage(), { prompt: c.prompt, completion: 40, thoughts: 0, cached: 0, total: c.prompt + 40, model: 'gpt-3.5-turbo-instruct', source: 'reported' })
+  t.same(c.meter.usage(), { prompt: c.prompt, completion: 40, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: c.prompt + 40, model: 'gpt-3.5-turbo-instruct', source: 'reported' })
 
   const e = await call({ provider: 'openai', path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: ['alpha beta', 'gamma'] } })
-  t.same(e.meter.usage(), { prompt: e.prompt, completion: 0, thoughts: 0, cached: 0, total: e.prompt, model: 'text-embedding-3-small', source: 'reported' })
+  t.same(e.meter.usage(), { prompt: e.prompt, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: e.prompt, model: 'text-embedding-3-small', source: 'reported' })
 })
 
 t.test('a cut OpenAI stream counts exactly the deltas that arrived', async (t) => {
@@ -93,7 +93,7 @@ t.test('a cut OpenAI stream counts exactly the deltas that arrived', async (t) =
   t.ok(r.cut, 'the upstream cut the stream')
   const text = openaiText(r.out.toString())
   t.ok(text.length > 0 && countTokens(text) < 40, 'part of the text arrived')
-  t.same(r.meter.usage(), { prompt: r.prompt, completion: countTokens(text), thoughts: 0, cached: 0, total: r.prompt + countTokens(text), model: 'gpt-4o-mini', source: 'counted' })
+  t.same(r.meter.usage(), { prompt: r.prompt, completion: countTokens(text), thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: r.prompt + countTokens(text), model: 'gpt-4o-mini', source: 'counted' })
 })
 
 const gem = { contents: [{ role: 'user', parts: [{ text: 'Write a haiku about buckets.' }] }], generationConfig: { maxOutputTokens: 100 } }
@@ -106,7 +106,7 @@ t.test('Gemini: JSON, alt=sse and the streamed JSON array agree', async (t) => {
   ]
   for (const path of variants) {
     const r = await call({ provider: 'gemini', path, body: gem, headers: { 'x-stub-thoughts': '12' } })
-    t.same(r.meter.usage(), { prompt: r.prompt, completion: 52, thoughts: 12, cached: 0, total: r.prompt + 52, model: 'gemini-2.5-flash', source: 'reported' }, path)
+    t.same(r.meter.usage(), { prompt: r.prompt, completion: 52, thoughts: 12, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: r.prompt + 52, model: 'gemini-2.5-flash', source: 'reported' }, path)
     t.ok(r.out.equals(r.upstream))
   }
 })
@@ -130,11 +130,11 @@ const qwen = { model: 'qwen-plus', input: { messages: [{ role: 'user', content: 
 t.test('Qwen native: JSON and DashScope SSE, incremental or not, reported and cut', async (t) => {
   const path = '/api/v1/services/aigc/text-generation/generation'
   const j = await call({ provider: 'qwen', path, body: qwen, headers: { 'x-stub-thoughts': '3' } })
-  t.same(j.meter.usage(), { prompt: j.prompt, completion: 43, thoughts: 3, cached: 0, total: j.prompt + 43, model: 'qwen-plus', source: 'reported' })
+  t.same(j.meter.usage(), { prompt: j.prompt, completion: 43, thoughts: 3, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: j.prompt + 43, model: 'qwen-plus', source: 'reported' })
   for (const incremental of [false, true]) {
     const body = { ...qwen, parameters: { ...qwen.parameters, incremental_output: incremental } }
     const s = await call({ provider: 'qwen', path, body, headers: { 'x-dashscope-sse': 'enable' } })
-    t.same(s.meter.usage(), { prompt: s.prompt, completion: 40, thoughts: 0, cached: 0, total: s.prompt + 40, model: 'qwen-plus', source: 'reported' }, `incremental ${incremental}`)
+    t.same(s.meter.usage(), { prompt: s.prompt, completion: 40, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: s.prompt + 40, model: 'qwen-plus', source: 'reported' }, `incremental ${incremental}`)
 
     const c = await call({ provider: 'qwen', path, body, headers: { 'x-dashscope-sse': 'enable', 'x-stub-error': 'cut' } })
     t.ok(c.cut)

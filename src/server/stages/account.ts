@@ -4,7 +4,7 @@ import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
-import { metrics, DenyReason } from '../../observability/metrics.js'
+import { metrics, DenyReason, UsageIssue } from '../../observability/metrics.js'
 import { reconcile, scopeOf } from './limit.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
@@ -25,16 +25,24 @@ export function account(s: RequestState): void {
   }
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
-  // tokens really used: the meter's (reported or counted on a cut); none when the upstream answered no success
-  if (s.charged && s.costTokens > 0) reconcile(s, usage === null ? 0 : usage.prompt + usage.completion)
+  // tokens really used: the meter's total (reported, or counted on a cut); none when the upstream answered no
+  // success; the estimate itself when the usage could not be read — charged as the most the request could cost
+  if (s.charged && s.costTokens > 0) reconcile(s, usage === null ? 0 : usage.source === 'unknown' ? s.costTokens : usage.total)
   const end = performance.now()
   metrics.request(s, status, end)
   if (metrics.enabled && (s.charged || s.limitDenied !== '')) limitDecisions(s)
   if (usage !== null && s.upstream !== null) {
-    metrics.usage(s.upstream.name, usage.model || s.model, usage.prompt, usage.completion, usage.thoughts, usage.cached)
-    if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
+    if (usage.source === 'unknown') usageUnknown(s, s.upstream.name, s.meter!.unknown)
+    else {
+      if (usage.model === '') usage.model = s.model
+      metrics.usage(s.upstream.name, usage)
+      if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
+      else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
+    }
   }
   if (!s.plan.accessLog) return
+  // unknown usage shows no numbers: its tokens_estimate is what stayed charged
+  const known = usage === null || usage.source === 'unknown' ? null : usage
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
   ctx.logger.info({
     msg: 'access',
@@ -57,10 +65,31 @@ export function account(s: RequestState): void {
     client_ip: s.clientIp,
     model: s.shape === null ? undefined : usage?.model || s.model,
     tokens_estimate: s.shape === null ? undefined : s.costTokens,
-    tokens_prompt: usage?.prompt,
-    tokens_completion: usage?.completion,
+    tokens_prompt: known?.prompt,
+    tokens_completion: known?.completion,
+    tokens_total: known?.total,
+    tokens_cached: known != null && known.cached > 0 ? known.cached : undefined,
+    tokens_cache_write: known != null && known.cacheWrite > 0 ? known.cacheWrite : undefined,
+    tokens_thoughts: known != null && known.thoughts > 0 ? known.thoughts : undefined,
+    tokens_tool_prompt: known != null && known.toolPrompt > 0 ? known.toolPrompt : undefined,
     tokens_source: usage?.source,
     cluster: s.cluster === null ? undefined : VIA_NAME[s.cluster.via],
+  })
+}
+
+/** Upstreams whose unreadable usage this thread has logged: one warning each, the metric counts every response. */
+const warnedUnknown = new Set<string>()
+
+function usageUnknown(s: RequestState, upstream: string, reason: string): void {
+  metrics.usageIssue(upstream, reason === 'encoding' ? UsageIssue.ENCODING : UsageIssue.INVALID)
+  const k = upstream + '\0' + reason
+  if (warnedUnknown.has(k)) return
+  warnedUnknown.add(k)
+  ctx.logger.warn({
+    msg: 'usage unknown', upstream, reason, req_id: s.requestId,
+    detail: reason === 'encoding' ? 'a Content-Encoding the proxy does not decode: the estimate stays charged'
+      : 'usage fields of the wrong type or negative: ignored, the estimate stays charged',
+    tokens_estimate: s.costTokens,
   })
 }
 

@@ -26,6 +26,20 @@ export function forward(s: RequestState): void {
   new Forward(s).go()
 }
 
+/**
+ * A metered request asks its upstream not to compress: the meter reads plain bytes, and nobody spends CPU on a
+ * compression the proxy would undo (content-coding.ts decodes what comes compressed anyway).
+ */
+function askIdentity(h: string[]): void {
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === 'accept-encoding') {
+      h[i + 1] = 'identity'
+      return
+    }
+  }
+  h.push('accept-encoding', 'identity')
+}
+
 /** The abort reason of a response dropped for another attempt (never reaches the client nor the log). */
 const DROPPED = Object.assign(new Error('response dropped: another attempt takes over'), { code: 'LEAKY_RETRY' })
 
@@ -83,6 +97,7 @@ export class Forward extends ResponseStream {
     const h = s.headers
     // another attempt: drop the previous upstream's headers (its credentials above all) before adding this one's
     if (this.clientHeaders >= 0) h.length = this.clientHeaders
+    else if (s.shape !== null && s.shape !== 'other') askIdentity(h)
     if (up.ownCredentials || s.route!.auth === 'key') dropClientCredentials(s)
     this.clientHeaders = h.length
     const t = up.targets[s.target]

@@ -48,7 +48,8 @@ function presentedKey(s: RequestState): string {
       const v = h[i + 1]
       return v.length > 7 && v.slice(0, 7).toLowerCase() === 'bearer ' ? v.slice(7).trim() : ''
     }
-    if (k === 'x-api-key' || k === 'x-goog-api-key') return h[i + 1].trim()
+    // x-api-key: Anthropic; x-goog-api-key: Gemini; api-key: Azure OpenAI
+    if (k === 'x-api-key' || k === 'x-goog-api-key' || k === 'api-key') return h[i + 1].trim()
   }
   if (s.query !== '') {
     for (const p of s.query.split('&')) if (p.startsWith('key=')) return safeDecode(p.slice(4))

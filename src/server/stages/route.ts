@@ -75,6 +75,7 @@ export function route(s: RequestState): Next {
   }
   s.upstreamPath = t.basePath + path
   if (r.provider === 'gemini') s.errorShape = 'gemini'
+  else if (r.provider === 'anthropic') s.errorShape = 'anthropic'
   else if (r.provider === 'qwen' && path.includes('/api/v1/services/')) s.errorShape = 'qwen-native'
   return Next.CONTINUE
 }

@@ -12,6 +12,8 @@ import { replyError } from '../reply.js'
 import { account, startMetering } from './account.js'
 import type { UsageMeter } from '../../llm/usage.js'
 import type { ErrorCode } from '../../errors.js'
+import { ContentDecoder, codingOf, type DecodeSink } from '../content-coding.js'
+import { ctx } from '../context.js'
 
 /** Response headers never copied from the upstream: hop-by-hop, and the framing and date uWS writes itself. */
 const DROP = new Set([
@@ -26,7 +28,7 @@ function statusLine(code: number): string {
   return l
 }
 
-export class ResponseStream implements DispatchHandler {
+export class ResponseStream implements DispatchHandler, DecodeSink {
   readonly s: RequestState
   controller: DispatchController | null = null
   /** response body length announced by the upstream, or -1 (chunked to the client) */
@@ -34,6 +36,10 @@ export class ResponseStream implements DispatchHandler {
   bodyless = false
   sse = false
   meter: UsageMeter | null = null
+  /** a metered response that came compressed: its decoded bytes go to the meter and the client (content-coding.ts) */
+  decoder: ContentDecoder | null = null
+  /** zlib's input buffer is full: the upstream stays paused until it drains */
+  decoderFull = false
   /** a chunk uWS refused (tryEnd mode) and the write offset it started at, resent from onWritable */
   pending: Buffer | null = null
   pendingOffset = 0
@@ -84,14 +90,32 @@ export class ResponseStream implements DispatchHandler {
     const ct = headers['content-type']
     this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream')
     this.meter = startMetering(s, statusCode, this.sse)
+    if (this.meter !== null && !this.bodyless && headers['content-encoding'] !== undefined) this.decodeFor(this.meter, headers)
     const cl = headers['content-length']
-    // a meter may drop bytes (the injected usage chunk): then the length is no longer the upstream's
-    if (typeof cl === 'string' && (this.meter === null || !this.meter.rewrites)) this.total = Number(cl)
+    // a meter may drop bytes (the injected usage chunk), a decoder changes them all: then the length is no longer
+    // the upstream's
+    if (typeof cl === 'string' && (this.meter === null || !this.meter.rewrites) && this.decoder === null) this.total = Number(cl)
     this.head = headers
     // A response with a known length gets its status and headers in the same cork (one send) as its first body
     // bytes, or its end: a separate cork costs a second sendto per small response (bench/README.md, −15 % CPU).
     // A stream (chunked, SSE) sends them at once: its client should see the status before the first token.
     if (this.total < 0 && !this.bodyless) s.res.cork(this.headCorked)
+  }
+
+  /**
+   * A compressed answer on a metered route. A coding zlib decodes is decoded toward the client (the header goes);
+   * any other is relayed as it came, unread, and its usage is unknown — never silently zero.
+   */
+  decodeFor(meter: UsageMeter, headers: IncomingHttpHeaders): void {
+    const coding = codingOf(headers['content-encoding'])
+    if (coding === 'identity') return
+    if (coding === 'unknown') {
+      meter.unreadable()
+      this.meter = null
+      return
+    }
+    this.decoder = new ContentDecoder(coding, this)
+    delete headers['content-encoding']
   }
 
   /** Status line and headers, inside a cork; once. */
@@ -123,12 +147,60 @@ export class ResponseStream implements DispatchHandler {
   onResponseData(controller: DispatchController, data: Buffer): void {
     const s = this.s
     if (s.finished || this.bodyless) return
+    if (this.decoder !== null) {
+      if (!this.decoder.write(data)) {
+        this.decoderFull = true
+        controller.pause()
+      }
+      return
+    }
     const chunk = this.meter === null ? data : this.meter.write(data)
     if (chunk.length === 0) return
     s.bytesOut += chunk.length
     this.chunk = chunk
     s.res.cork(this.writeCorked)
     if (this.pending !== null || this.chunk !== null) controller.pause()
+  }
+
+  /** Decoded bytes of a compressed answer: metered and written like any chunk; the client's backpressure pauses both. */
+  decoded(data: Buffer): void {
+    const s = this.s
+    if (s.finished) return
+    const chunk = this.meter === null ? data : this.meter.write(data)
+    if (chunk.length === 0) return
+    s.bytesOut += chunk.length
+    this.chunk = chunk
+    s.res.cork(this.writeCorked)
+    if (this.chunk !== null) {
+      this.decoder!.pause()
+      this.controller?.pause()
+    }
+  }
+
+  drained(): void {
+    this.decoderFull = false
+    if (this.chunk === null && this.controller !== null && this.controller.paused) this.controller.resume()
+  }
+
+  decodeEnded(): void {
+    this.finish()
+  }
+
+  /**
+   * The compressed body stopped decoding (corrupt, or cut short): the client keeps what decoded — an SSE client
+   * gets a closing error event, any other response is cut, or answered 502 when nothing was sent — and usage is
+   * counted from what decoded (tokens_source: partial). One log line per failed response.
+   */
+  decodeFailed(err: Error): void {
+    const s = this.s
+    this.meter?.fail()
+    ctx.logger.warn({ msg: 'response does not decode', req_id: s.requestId, upstream: s.upstream?.name, coding: this.decoder!.coding, error: err.message })
+    if (!s.finished && !s.aborted) {
+      s.errorDetail = `${this.decoder!.coding} body does not decode: ${err.message}`
+      this.failStream('LEAKY_UPSTREAM_INVALID')
+    }
+    // after the reply: the abort comes back through onResponseError, which then finds the request finished
+    if (this.controller !== null && !this.controller.aborted) this.controller.abort(err)
   }
 
   /** Runs inside cork. Leaves `chunk` set when uWS reported backpressure (chunked mode) so the caller pauses. */
@@ -168,11 +240,18 @@ export class ResponseStream implements DispatchHandler {
       this.pending = null
     }
     this.chunk = null
-    if (this.controller !== null && this.controller.paused) this.controller.resume()
+    this.decoder?.resume()
+    if (this.controller !== null && this.controller.paused && !this.decoderFull) this.controller.resume()
     return true
   }
 
   onResponseEnd(): void {
+    if (this.decoder !== null) return this.decoder.end()
+    this.finish()
+  }
+
+  /** The body is complete: end the client's response the way its framing needs, then account. */
+  finish(): void {
     const s = this.s
     if (this.ended) {
       // the body went out whole through tryEnd before undici's end: the meter still has to read what it kept (a
@@ -220,12 +299,18 @@ export class ResponseStream implements DispatchHandler {
     // undici passes no controller when the connection failed before the request started
     if (this.upstreamFailed(controller, err)) return
     const s = this.s
+    this.decoder?.destroy()
     if (s.aborted || s.finished) {
       if (!s.accounted) account(s)
       return
     }
-    const code = upstreamErrorCode(err)
     s.errorDetail = err.message
+    this.failStream(upstreamErrorCode(err))
+  }
+
+  /** The response cannot go on: an SSE stream under way ends with an error event, others are cut or answered. */
+  failStream(code: ErrorCode): void {
+    const s = this.s
     if (s.headersSent && this.sse && this.pending === null) {
       // an SSE client gets a final error event and a clean end of stream, not a dangling connection
       s.errorCode = code
