@@ -12,6 +12,9 @@
 import type { CompiledLimit } from './limit.js'
 import { type BucketTable, Status } from './table.js'
 
+/** A `tats` entry whose bucket could not be read (its slot stayed busy): the headers leave that limit out. */
+export const UNKNOWN_TAT = -1n
+
 /** The charges of one request and, after chargeAll, the decision. Arrays are reused across clear(). */
 export class Charges {
   length = 0
@@ -19,8 +22,9 @@ export class Charges {
   readonly scopes: string[] = []
   readonly costs: number[] = []
   /**
-   * Per charge after chargeAll: the bucket's TAT. On OK, after the charge; on a failure, for the deciding limit
-   * (`decider`) its current one; other entries are then unspecified. See afterNs().
+   * Per charge after chargeAll: the bucket's TAT. On OK, after the charge. On DENIED and OVER_BURST, every bucket as it
+   * stands without this request (the ones charged before the denial as their refund left them, the others peeked),
+   * UNKNOWN_TAT where the slot was too busy to read. On FULL and BUSY only the decider's. See afterNs().
    */
   readonly tats: bigint[] = []
   /** the `now` of the last chargeAll */
@@ -62,7 +66,7 @@ export function chargeAll(table: BucketTable, req: Charges, now: bigint): Status
   for (let i = 0; i < n; i++) {
     if (costs[i] > limits[i].burst) {
       const st = table.peek(limits[i], scopes[i], now)
-      return decide(req, table, i, st === Status.OK ? Status.OVER_BURST : st, table.tat, 0, now)
+      return decide(req, table, i, st === Status.OK ? Status.OVER_BURST : st, table.tat, 0, now, 0)
     }
   }
   for (let i = 0; i < n; i++) {
@@ -73,8 +77,9 @@ export function chargeAll(table: BucketTable, req: Charges, now: bigint): Status
     }
     const tat = table.tat
     const retry = table.retryNs
-    for (let j = 0; j < i; j++) table.adjust(limits[j], scopes[j], -costs[j], now)
-    return decide(req, table, i, st, tat, retry, now)
+    // the refund leaves the bucket as it was without this request: that level is what the headers report
+    for (let j = 0; j < i; j++) tats[j] = table.adjust(limits[j], scopes[j], -costs[j], now) === Status.OK ? table.tat : UNKNOWN_TAT
+    return decide(req, table, i, st, tat, retry, now, i + 1)
   }
   req.status = Status.OK
   req.decider = -1
@@ -82,21 +87,29 @@ export function chargeAll(table: BucketTable, req: Charges, now: bigint): Status
   return Status.OK
 }
 
-function decide(req: Charges, table: BucketTable, i: number, st: Status, tat: bigint, retry: number, now: bigint): Status {
+// `from`: the first charge not yet tried (and not refunded); the ones before it already hold their level.
+function decide(req: Charges, table: BucketTable, i: number, st: Status, tat: bigint, retry: number, now: bigint, from: number): Status {
   req.decider = i
   req.tats[i] = tat
   req.status = st
   req.retryNs = st === Status.DENIED ? retry : 0
-  if (st !== Status.DENIED) return st
-  // the limits after the denier were not tried: peek them so Retry-After covers every limit that would deny
-  for (let k = i + 1; k < req.length; k++) {
+  if (st !== Status.DENIED && st !== Status.OVER_BURST) return st
+  // the limits not tried: peek them, so a 429 reports every limit of the request and Retry-After covers every limit
+  // that would deny it
+  for (let k = from; k < req.length; k++) {
+    if (k === i) continue
     const l = req.limits[k]
-    if (table.peek(l, req.scopes[k], now) !== Status.OK) continue
+    if (table.peek(l, req.scopes[k], now) !== Status.OK) {
+      req.tats[k] = UNKNOWN_TAT
+      continue
+    }
+    req.tats[k] = table.tat
+    // a charge of 0 (no token estimate) conforms whatever the level: it cannot be the one to wait for
+    if (st !== Status.DENIED || req.costs[k] === 0) continue
     const wait = table.afterNs + req.costs[k] * l.tNs - l.tauNs
     if (wait > req.retryNs) {
       req.retryNs = wait
       req.decider = k
-      req.tats[k] = table.tat
     }
   }
   return st

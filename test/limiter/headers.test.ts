@@ -1,5 +1,5 @@
 import t from 'tap'
-import { goDuration, rateLimitHeaders, remaining } from '../../src/limiter/headers.js'
+import { goDuration, policyItem, rateLimitHeaders, remaining } from '../../src/limiter/headers.js'
 import { compileLimit } from '../../src/limiter/limit.js'
 import { Charges, chargeAll } from '../../src/limiter/policy.js'
 import { BucketTable, PROBE, Status } from '../../src/limiter/table.js'
@@ -37,19 +37,19 @@ t.test('goDuration: OpenAI / Go duration format', async (t) => {
   for (const [ns, s] of cases) t.equal(goDuration(ns), s, `${ns} ns`)
 })
 
-t.test('admitted: RateLimit for the tightest limit, OpenAI headers per unit, consistent with the buckets', async (t) => {
+t.test('admitted: RateLimit for the tightest limit, OpenAI headers per unit, limit = burst, consistent with the buckets', async (t) => {
   const table = BucketTable.create(1024)
   table.charge(rps, '10.0.0.1', 15, NOW) // 5 of 20 left: the tightest by fraction
   const { req, h } = decide(table, [[rpm, 'k', 1], [rps, '10.0.0.1', 1], [tpm, 'k', 1500]])
   t.equal(req.status, Status.OK)
   t.notOk('Retry-After' in h)
-  t.equal(h['RateLimit-Policy'], '"ip-rps";q=10;w=1')
+  t.equal(h['RateLimit-Policy'], '"ip-rps";q=20;w=2', 'q = burst 20, drained in 2 s at 10/s')
   t.equal(h.RateLimit, '"ip-rps";r=4;t=2', '16 of 20 used: 4 left, empty in 1.6 s -> 2')
   // the requests headers describe the tighter requests limit in absolute terms: ip-rps (4 left) over key-rpm (59)
-  t.equal(h['x-ratelimit-limit-requests'], '10')
+  t.equal(h['x-ratelimit-limit-requests'], '20', 'the burst: what may be sent before exhaustion')
   t.equal(h['x-ratelimit-remaining-requests'], '4')
   t.equal(h['x-ratelimit-reset-requests'], '1.6s')
-  t.equal(h['x-ratelimit-limit-tokens'], '100000')
+  t.equal(h['x-ratelimit-limit-tokens'], '20000')
   t.equal(h['x-ratelimit-remaining-tokens'], '18500')
   t.equal(h['x-ratelimit-reset-tokens'], '900ms')
   // r is what the bucket really admits: exactly 4 more single requests, then a denial
@@ -67,11 +67,14 @@ t.test('denied: Retry-After rounded up (min 1), headers describe the denying lim
   let { req, h } = decide(table, [[rpm, 'k', 1], [tpm, 'k', 10]])
   t.equal(req.status, Status.DENIED)
   t.equal(h['Retry-After'], '1', '100 ms wait -> 1 s (minimum 1)')
-  t.equal(h['RateLimit-Policy'], '"key-rpm";q=600;w=60')
+  t.equal(h['RateLimit-Policy'], '"key-rpm";q=60;w=6')
   t.equal(h.RateLimit, '"key-rpm";r=0;t=6')
+  t.equal(h['x-ratelimit-limit-requests'], '60')
   t.equal(h['x-ratelimit-remaining-requests'], '0')
   t.equal(h['x-ratelimit-reset-requests'], '6s')
-  t.notOk('x-ratelimit-remaining-tokens' in h, 'rolled-back limits are not reported')
+  t.equal(h['x-ratelimit-limit-tokens'], '20000', 'a limit not tried is peeked: its family is there on the 429')
+  t.equal(h['x-ratelimit-remaining-tokens'], '20000', 'and it was not charged')
+  t.equal(h['x-ratelimit-reset-tokens'], '0s')
   // a token request too big for what is left: waits for the missing tokens, rounded up to whole seconds
   table.charge(tpm, 'big', 19_000, NOW)
   ;({ req, h } = decide(table, [[tpm, 'big', 2500]]))
@@ -92,4 +95,76 @@ t.test('OVER_BURST: no Retry-After; FULL: 503-style Retry-After 1 only', async (
   for (let i = 0; i < PROBE; i++) crowded.charge(rps, `ip${i}`, 1, NOW)
   ;({ h } = decide(crowded, [[rps, 'new', 1]]))
   t.same(h, { 'Retry-After': '1' })
+})
+
+t.test('denied by a later limit: the earlier ones are reported as their refund left them', async (t) => {
+  const table = BucketTable.create(1024)
+  table.charge(tpm, 'k', 5000, NOW) // 15000 of 20000 tokens left
+  for (let i = 0; i < 20; i++) table.charge(rps, 'ip', 1, NOW) // ip-rps empty
+  const { req, h } = decide(table, [[tpm, 'k', 300], [rps, 'ip', 1]])
+  t.equal(req.status, Status.DENIED)
+  t.equal(h['RateLimit-Policy'], '"ip-rps";q=20;w=2', 'the decider, although the tokens limit was charged first')
+  t.equal(h['x-ratelimit-remaining-requests'], '0')
+  t.equal(h['x-ratelimit-remaining-tokens'], '15000', 'refunded: the 300 tokens of the denied request are back')
+  t.equal(h['x-ratelimit-reset-tokens'], '3s', '5000 tokens at 0.6 ms')
+  table.peek(tpm, 'k', NOW)
+  t.equal(table.afterNs, 5000 * tpm.tNs, 'the bucket agrees')
+})
+
+t.test('a 0-cost token charge (no estimate) only reads the bucket: tokens headers without a charge', async (t) => {
+  const table = BucketTable.create(1024)
+  table.charge(tpm, 'k', 20_000, NOW)
+  table.adjust(tpm, 'k', 1000, NOW) // reconciled usage beyond the burst: a debt
+  let { req, h } = decide(table, [[rpm, 'k', 1], [tpm, 'k', 0]])
+  t.equal(req.status, Status.OK, 'a request that asks for no tokens is not held by the debt')
+  t.equal(h['x-ratelimit-remaining-tokens'], '0')
+  t.equal(h['x-ratelimit-limit-tokens'], '20000')
+  table.peek(tpm, 'k', NOW)
+  t.equal(table.afterNs, 21_000 * tpm.tNs, 'nothing charged')
+  // denied by the requests limit: the 0-cost entry does not become the decider even though its wait is longer
+  for (let i = 0; i < 59; i++) table.charge(rpm, 'k', 1, NOW)
+  ;({ req, h } = decide(table, [[rpm, 'k', 1], [tpm, 'k', 0]]))
+  t.equal(req.status, Status.DENIED)
+  t.equal(h['RateLimit-Policy'], '"key-rpm";q=60;w=6')
+  t.equal(h['Retry-After'], '1')
+  t.equal(h['x-ratelimit-remaining-tokens'], '0')
+})
+
+t.test('OVER_BURST reports the other limits too; remaining never exceeds limit, whatever the state', async (t) => {
+  const table = BucketTable.create(1024)
+  const { req, h } = decide(table, [[rpm, 'k', 1], [tpm, 'k', 25_000]])
+  t.equal(req.status, Status.OVER_BURST)
+  t.equal(h['RateLimit-Policy'], '"key-tpm";q=20000;w=12')
+  t.equal(h['x-ratelimit-remaining-requests'], '60', 'peeked, not charged')
+  // a random walk over charges, refunds and time: every header set stays within its limit
+  let now = NOW
+  let seed = 7
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const bad: string[] = []
+  const seen = new Set<number>()
+  for (let i = 0; i < 2000; i++) {
+    now += BigInt(Math.floor(rnd() * 50e6))
+    if (rnd() < 0.1) table.adjust(tpm, 'k', Math.floor(rnd() * 4000) - 1000, now)
+    const { req, h } = decide(table, [[rps, 'ip', 1], [rpm, 'k', 1], [tpm, 'k', Math.floor(rnd() * 3000)]], now)
+    seen.add(req.status)
+    for (const unit of ['requests', 'tokens']) {
+      if (!(`x-ratelimit-limit-${unit}` in h)) bad.push(`step ${i}: no ${unit} headers`)
+      if (Number(h[`x-ratelimit-remaining-${unit}`]) > Number(h[`x-ratelimit-limit-${unit}`])) bad.push(`step ${i}: ${unit} remaining > limit`)
+    }
+    const r = Number(/;r=(\d+)/.exec(h.RateLimit)![1])
+    const q = Number(/;q=(\d+)/.exec(h['RateLimit-Policy'])![1])
+    if (r > q) bad.push(`step ${i}: r ${r} > q ${q}`)
+  }
+  t.same(bad, [])
+  t.ok(seen.has(Status.OK) && seen.has(Status.DENIED), 'the walk saw admissions and denials')
+})
+
+t.test('policyItem: w is the drain time of a full bucket in whole seconds, rounded up, at least 1', async (t) => {
+  const mk = (amount: number, period_ms: number, burst: number) =>
+    policyItem(compileLimit({ name: 'x', per: 'ip', unit: 'requests', amount, period_ms, burst }))
+  t.equal(mk(20, 1000, 40), '"x";q=40;w=2', 'the shipped ip-rps')
+  t.equal(mk(100_000, 60_000, 100_000), '"x";q=100000;w=60', 'the shipped ip-tpm: a minute, not 61 s')
+  t.equal(mk(10, 1000, 15), '"x";q=15;w=2', '1.5 s -> 2')
+  t.equal(mk(100, 1000, 10), '"x";q=10;w=1', '0.1 s -> 1')
+  t.equal(mk(1000, 30 * 86_400_000, 100_000), '"x";q=100000;w=259200000')
 })

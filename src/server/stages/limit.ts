@@ -2,12 +2,12 @@
 // table, all or nothing (src/limiter/policy.ts): one clock read, one CAS per bucket, a refund of the ones charged
 // before a denial. `scope: cluster` limits are then charged through Redis (src/limiter/cluster.ts), all in one
 // call, and a denial there refunds the local charges. A denial is a 429 in the provider's shape with Retry-After,
-// RateLimit-Policy/RateLimit and x-ratelimit-*; an admitted LLM request carries the x-ratelimit-* headers of its
-// tightest limits on the response.
+// RateLimit-Policy/RateLimit and x-ratelimit-*; an admitted request carries them on its response too. Either way
+// both x-ratelimit families are there when the route has request and token limits (src/limiter/headers.ts).
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
-import { Charges, chargeAll } from '../../limiter/policy.js'
+import { Charges, chargeAll, UNKNOWN_TAT } from '../../limiter/policy.js'
 import { rateLimitHeaders } from '../../limiter/headers.js'
 import { Status } from '../../limiter/table.js'
 import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
@@ -79,7 +79,7 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   // the local charges outlive this call when Redis is asked (a denial there refunds them): one object per request then
   const lc = cluster.length === 0 ? charges : new Charges()
   lc.clear()
-  collect(local, s, lc)
+  collect(local, s, lc, true)
   if (lc.length > 0) {
     const table = ctx.table!
     const st = chargeAll(table, lc, table.clock.now())
@@ -87,7 +87,7 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   }
   if (cluster.length === 0) return admitted(s, lc)
   const rc = new RedisCharges()
-  collect(cluster, s, rc)
+  collect(cluster, s, rc, false)
   if (rc.length === 0) return admitted(s, lc)
   const backend = ctx.cluster!
   s.clusterBy = backend
@@ -103,13 +103,16 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   return Next.PENDING
 }
 
-function collect(list: CompiledLimit[], s: RequestState, out: Charges): void {
+// `peekFree`: a local token limit is kept at cost 0 for a request without a token estimate (a GET, a non-LLM path):
+// the table only reads its level (a 0 charge never denies, never inserts), so the response still reports the
+// tokens headers. A cluster limit is left out instead: reading it would be a Redis call.
+function collect(list: CompiledLimit[], s: RequestState, out: Charges, peekFree: boolean): void {
   for (let i = 0; i < list.length; i++) {
     const l = scaledFor(list[i], s)
     const scope = scopeOf(l, s)
     if (scope === null) continue
     const cost = l.unit === 'requests' ? 1 : s.costTokens
-    if (cost > 0) out.add(l, scope, cost)
+    if (cost > 0 || peekFree) out.add(l, scope, cost)
   }
 }
 
@@ -139,11 +142,15 @@ function admitted(s: RequestState, c: Charges): Next {
   return Next.CONTINUE
 }
 
+// The buckets' levels after the refund replace the charged ones in `lc`: the 429's headers report them.
 function refund(lc: Charges): void {
   if (lc.length === 0) return
   const table = ctx.table!
   const now = table.clock.now()
-  for (let i = 0; i < lc.length; i++) table.adjust(lc.limits[i], lc.scopes[i], -lc.costs[i], now)
+  for (let i = 0; i < lc.length; i++) {
+    lc.tats[i] = table.adjust(lc.limits[i], lc.scopes[i], -lc.costs[i], now) === Status.OK ? table.tat : UNKNOWN_TAT
+  }
+  lc.now = now
 }
 
 // One Charges for the headers: every entry's drain time rebased to now = 0, since local and Redis clocks differ.
@@ -152,7 +159,7 @@ function merge(lc: Charges, rc: Charges): Charges {
   const m = new Charges()
   for (let i = 0; i < lc.length; i++) {
     m.add(lc.limits[i], lc.scopes[i], lc.costs[i])
-    m.tats[i] = BigInt(lc.afterNs(i))
+    m.tats[i] = lc.tats[i] === UNKNOWN_TAT ? UNKNOWN_TAT : BigInt(lc.afterNs(i))
   }
   for (let i = 0; i < rc.length; i++) {
     const k = m.length
