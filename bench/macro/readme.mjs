@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Rewrites the results section of bench/README.md (between its two markers) from a results JSON: the newest file
-// in bench/results/ unless one is named. The README then shows exactly the table `npm run bench` printed.
+// Rewrites the results section of bench/README.md (between its two markers) from a results JSON: the newest recorded
+// one (bench/results/, written by `RECORD=1 npm run bench`) unless one is named. The README then shows exactly the
+// table `npm run bench` printed.
 //   node bench/macro/readme.mjs [bench/results/FILE.json]
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { addRatios } from './results.mjs'
 import { formatSummary, formatTable } from './table.mjs'
@@ -16,12 +17,14 @@ const END = '<!-- results:end -->'
 // macro results are named by their date; other benches (limiter.json, upgrade.json) share the directory
 const file = process.argv[2] ?? join(RESULTS, readdirSync(RESULTS).filter((f) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(f)).sort().at(-1) ?? '')
 const r = addRatios(JSON.parse(readFileSync(file, 'utf8')))
+// a run that was not recorded is quoted by its full path: the README must not point into bench/results/ for it
+const shown = resolve(file).startsWith(RESULTS + sep) ? `bench/results/${basename(file)}` : resolve(file)
 const m = r.machine
 const s = r.settings
 
 const section = [
   START,
-  `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\` (results: \`bench/results/${file.split('/').at(-1)}\`).`,
+  `Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\` (results: \`${shown}\`).`,
   '',
   `Machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory_gb} GB, ${m.kernel}, Node ${m.node}; load average ${m.loadavg_at_start.join(' ')} at start` +
     ` (shared with other work: see "others %"). Commit ${m.commit ?? 'unknown'}` +

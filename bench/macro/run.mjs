@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: the data plane's macro benchmark. Starts the stub upstream, the proxy and (when installed)
 // nginx; drives each with autocannon and (when on PATH) wrk, interleaved per scenario; measures req/s, latency and
-// the CPU each server spends per request (from /proc); prints one table and writes it as JSON to bench/results/.
+// the CPU each server spends per request (from /proc); prints one table and writes it as JSON (bench/record.mjs:
+// <tmpdir>/leaky-bench/, or bench/results/ with RECORD=1).
 // Knobs (env): DURATION WARMUP CONNECTIONS SCENARIOS TARGETS TOOL WORKERS WRK_THREADS LOAD_CPUS SERVER_CPUS
-// NGINX WRK RESULTS PROXY_NODE_ARGS — see bench/README.md.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+// NGINX WRK RECORD RESULTS PROXY_NODE_ARGS — see bench/README.md.
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { autocannonRun, version as autocannonVersion } from './autocannon.mjs'
 import { hasProc, sample } from './cpu.mjs'
 import { cliBuilt, CLI, startProxy, startStub } from './leaky.mjs'
@@ -18,6 +18,7 @@ import { run, stopAll, which } from './procs.mjs'
 import { Progress } from './progress.mjs'
 import { SCENARIOS } from './scenarios.mjs'
 import { addRatios, mergeRounds } from './results.mjs'
+import { writeResults } from '../record.mjs'
 import { formatSummary, formatTable } from './table.mjs'
 import { wrkRun, wrkScript, wrkVersion } from './wrk.mjs'
 
@@ -200,13 +201,7 @@ const summary = formatSummary(results)
 process.stdout.write(`\n${table}\n\n${summary}${summary === '' ? '' : '\n'}`)
 for (const n of notes) process.stdout.write(`note: ${n}\n`)
 
-if (env.RESULTS !== 'none') {
-  const out = env.RESULTS ?? fileURLToPath(new URL('../results', import.meta.url))
-  mkdirSync(out, { recursive: true })
-  const file = join(out, `${results.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`)
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(`results: ${file}\n`)
-}
+writeResults(`${results.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`, results)
 
 /**
  * One row: a warm-up, then the measured window, with the CPU of the server (`pids.target`), the stub and this

@@ -10,13 +10,14 @@
 //   uncontended-100k  every thread on its own 100,000 keys (random slots: memory-bound)
 //   contended         every thread on the same key (one cache line ping-pongs between cores)
 //   request-3         chargeAll of key-rpm + key-tpm + org-tpm per request, own 1,000 keys per thread
-// Results: a table on stdout, JSON in bench/results/limiter.json.
-import { mkdirSync, writeFileSync } from 'node:fs'
+// Results: a table on stdout, JSON as limiter.json in <tmpdir>/leaky-bench/, or in bench/results/ with RECORD=1
+// (bench/record.mjs).
 import os from 'node:os'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { compileLimit } from '../../dist/limiter/limit.js'
 import { Charges, chargeAll } from '../../dist/limiter/policy.js'
 import { BucketTable, Status } from '../../dist/limiter/table.js'
+import { writeResults } from '../record.mjs'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const RSS_KEYS = Number(process.env.BENCH_RSS_KEYS ?? 5_000_000)
@@ -151,8 +152,6 @@ async function main() {
     cases,
     rss,
   }
-  const dir = new URL('../results/', import.meta.url)
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(new URL('limiter.json', dir), JSON.stringify(out, null, 2) + '\n')
-  console.log('\nwrote bench/results/limiter.json')
+  console.log('')
+  writeResults('limiter.json', out)
 }

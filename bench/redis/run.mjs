@@ -15,18 +15,20 @@
 // the exact route is one Redis decision, checked against leaky_redis_decisions_total at the end. Then (MICRO=1) the
 // raw limiter micro bench (bench/micro/redis.mjs, BENCH_SECONDS=1) runs once and its rows go into the same JSON.
 //
-//   npm run build && node bench/redis/run.mjs      (~50 s; writes bench/results/redis-<ISO>.json, prints a table)
+//   npm run build && node bench/redis/run.mjs      (~50 s; prints a table, writes redis-<ISO>.json to
+//   <tmpdir>/leaky-bench/, or to bench/results/ with RECORD=1: bench/record.mjs)
 //
 // Knobs (env): ROUNDS=3 DURATION=1 (s of autocannon per case per round) CONNECTIONS=64 SEQUENTIAL=1000 MICRO=1
 // LOAD_CPUS / SERVER_CPUS / REDIS_CPUS (taskset lists; default: client + stub + redis on the 1st allowed CPU, both
-// proxies on the 2nd) REDIS_SERVER=/usr/bin/redis-server RESULTS=bench/results (none = do not write) LEAKY_CLI.
+// proxies on the 2nd) REDIS_SERVER=/usr/bin/redis-server RECORD=1 (write bench/results/) RESULTS=DIR (none = do not
+// write) LEAKY_CLI.
 //
 // Limits are far above what the bench reaches (1M/s, burst 1M): every request pays for the full decision, none is
 // denied. redis.on_error is `closed` and timeout 1 s, so a Redis failure shows as a 503 (counted as an error, the
 // run is marked suspect) instead of hiding in a fallback that would be measured as if it were the Redis path.
 import autocannon from 'autocannon'
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -38,6 +40,7 @@ import { cpuSeconds, hasProc, machineBusySeconds, selfSeconds } from '../macro/c
 import { CLI, cliBuilt, startStub } from '../macro/leaky.mjs'
 import { allowedCpus, machine } from '../macro/machine.mjs'
 import { run, start, stop, stopAll, waitForJson, which } from '../macro/procs.mjs'
+import { writeResults } from '../record.mjs'
 
 const env = process.env
 const ROUNDS = posInt('ROUNDS', 3)
@@ -196,13 +199,7 @@ await cleanup()
 
 summarise()
 print()
-if (env.RESULTS !== 'none') {
-  const out = env.RESULTS ?? fileURLToPath(new URL('../results', import.meta.url))
-  mkdirSync(out, { recursive: true })
-  const file = join(out, `redis-${results.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`)
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(`results: ${file}\n`)
-}
+writeResults(`redis-${results.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`, results)
 
 // ── servers ──────────────────────────────────────────────────────────────────────────────────────────────────────
 

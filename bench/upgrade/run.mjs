@@ -2,24 +2,26 @@
 // Zero-downtime upgrades, measured: the proxy under a continuous client load (kept-alive and fresh connections,
 // long SSE streams), UPGRADES upgrades in a row, with net.ipv4.tcp_migrate_req at 0 and at 1. Prints, per setting:
 // requests, failed responses, connection errors (by code), cut streams, and how long each upgrade took (from the
-// command to the new generation serving). Writes the figures to bench/results/upgrade.json.
+// command to the new generation serving). Writes the figures as upgrade.json (upgrade-busy.json with BURN) to
+// <tmpdir>/leaky-bench/, or to bench/results/ with RECORD=1 (bench/record.mjs).
 // Toggling the sysctl needs root; without it only the current setting is measured. The original value is restored.
-// Knobs (env): UPGRADES (default 5), WORKERS (2), KEEPALIVE (4), FRESH (4), SSE (2), SETTINGS ("0,1"), BURN (0):
+// Knobs (env): UPGRADES (default 5), WORKERS (2), KEEPALIVE (4), FRESH (4), SSE (2), SETTINGS ("0,1"), RECORD,
+// RESULTS, BURN (0):
 // BURN=n runs n busy-loop processes meanwhile, a machine whose CPUs are taken, where connections wait in accept
 // queues long enough for the setting to matter.
 // Build first: npx tsc -p tsconfig.build.json
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Load } from './load.mjs'
+import { writeResults } from '../record.mjs'
 import { controlRequest } from '../../dist/supervisor/control.js'
 import { controlSocketPath } from '../../dist/supervisor/pid-file.js'
 
 const env = process.env
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
-const RESULTS = fileURLToPath(new URL('../results/', import.meta.url))
 const SYSCTL = '/proc/sys/net/ipv4/tcp_migrate_req'
 const UPGRADES = Number(env.UPGRADES ?? 5)
 const WORKERS = Number(env.WORKERS ?? 2)
@@ -143,6 +145,5 @@ const head = ['tcp_migrate_req', 'requests', 'failed', 'conn errors', 'streams',
 const table = [head, ...rows.map((r) => [r.tcp_migrate_req, r.requests, r.failed, r.connection_errors, r.streams, r.streams_cut, `${r.upgrade_ms_median} (${r.upgrade_ms.join(', ')})`, JSON.stringify(r.errors_by_code)].map(String))]
 const w = head.map((_, i) => Math.max(...table.map((r) => r[i].length)))
 for (const r of table) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i])).join('  ')}\n`)
-mkdirSync(RESULTS, { recursive: true })
 const name = Number(env.BURN ?? 0) > 0 ? 'upgrade-busy.json' : 'upgrade.json'
-writeFileSync(join(RESULTS, name), `${JSON.stringify({ when: new Date().toISOString(), workers: WORKERS, rows }, null, 2)}\n`)
+writeResults(name, { when: new Date().toISOString(), workers: WORKERS, rows })
