@@ -7,7 +7,7 @@ import t from 'tap'
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { request } from 'undici'
-import { startProxy, baseConfig } from '../helpers/proxy.js'
+import { startProxy, baseConfig, metricValue, scrapeMetrics } from '../helpers/proxy.js'
 import { recording, recordedDir, ssePieces, startReplay } from '../helpers/replay.js'
 import { promptTokens, readPrompt } from '../../src/llm/prompt.js'
 import { countTokens } from '../../src/llm/tokenizer.js'
@@ -164,6 +164,9 @@ async function remaining(key: string): Promise<number> {
   return Number(res.headers['x-ratelimit-remaining-tokens']) + estimate
 }
 
+/** What each case accounted, by token kind, for the metrics check at the end. */
+const sums = { prompt: 0, completion: 0, thoughts: 0, cached: 0, tool_prompt: 0 }
+
 for (const [i, c] of CASES.entries()) {
   t.test(c.name, async (t) => {
     const key = `sk-rec-${i}`
@@ -193,6 +196,8 @@ for (const [i, c] of CASES.entries()) {
       t.match(line, { tokens_source: 'counted', tokens_prompt: prompt, tokens_completion: completion, tokens_total: prompt + completion })
       t.ok(completion > 0, 'text was counted')
       total = prompt + completion
+      sums.prompt += prompt
+      sums.completion += completion
     } else {
       const e = c.expect
       t.match(line, {
@@ -202,7 +207,20 @@ for (const [i, c] of CASES.entries()) {
       }, 'usage as the recording reports it')
       if (e.model !== undefined) t.equal(line.model, e.model, "the response's model")
       total = e.total
+      sums.prompt += e.prompt
+      sums.completion += e.completion
+      sums.thoughts += e.thoughts
+      sums.cached += e.cached
+      sums.tool_prompt += e.toolPrompt ?? 0
     }
     t.equal(await remaining(key), BURST - total, "the bucket was charged the provider's total, nothing more")
   })
 }
+
+t.test('leaky_llm_tokens_total keeps the kinds apart, summing to what every case accounted', async (t) => {
+  const text = await scrapeMetrics(proxy)
+  for (const [kind, want] of Object.entries(sums)) {
+    t.equal(metricValue(text, 'leaky_llm_tokens_total', `kind="${kind}"`), want, kind)
+  }
+  t.equal(metricValue(text, 'leaky_llm_tokens_total', 'model="gemini-2.5-flash"') >= 2395, true, 'a normalised model label carries them')
+})
