@@ -4,6 +4,7 @@
 export const ERRORS = {
   LEAKY_NO_ROUTE: { status: 404, type: 'invalid_request_error', message: 'no route matches this request' },
   LEAKY_BAD_REQUEST: { status: 400, type: 'invalid_request_error', message: 'malformed request' },
+  LEAKY_BAD_PATH: { status: 400, type: 'invalid_request_error', message: 'request path refused: an encoded slash or backslash, a NUL, a backslash, a malformed escape or a ";" dot segment' },
   LEAKY_BAD_JSON: { status: 400, type: 'invalid_request_error', message: 'request body is not valid JSON' },
   LEAKY_DUPLICATE_CONTENT_LENGTH: { status: 400, type: 'invalid_request_error', message: 'duplicate Content-Length header' },
   LEAKY_BAD_TRANSFER_ENCODING: { status: 400, type: 'invalid_request_error', message: 'unsupported Transfer-Encoding (only chunked is accepted)' },

@@ -35,6 +35,11 @@ const server = z.strictObject({
   max_inflight: int(1).default(4096).describe('requests in flight across all workers; beyond it 503 + Retry-After'),
   trusted_proxies: z.array(cidr()).default([])
     .describe('peers whose X-Forwarded-For is believed (IP or CIDR); the client IP is taken from the first untrusted hop'),
+  path: z.strictObject({
+    merge_slashes: bool().default(true).describe('merge runs of "/" before routing and forwarding'),
+    encoded_slashes: oneOf(['reject', 'keep']).default('reject')
+      .describe('%2F / %5C in a path: reject answers 400; keep forwards them undecoded'),
+  }).prefault({}).describe('path normalisation before routing: dot segments resolved, unreserved escapes decoded'),
 })
 
 const log = z.strictObject({

@@ -7,6 +7,7 @@ import { compileRoutes, type RouteTable } from './stages/route.js'
 import { compileTrust, type TrustPlan } from './stages/accept.js'
 import { compileKeys, type KeyIdentity } from './stages/identify.js'
 import { compileLimits, type LimitPlan } from './stages/limit.js'
+import type { PathPolicy } from './path.js'
 
 export interface CompiledRoute {
   index: number
@@ -31,6 +32,7 @@ export interface WorkerPlan {
   maxHeader: number
   maxInflight: number
   trust: TrustPlan
+  path: PathPolicy
   accessLog: boolean
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
@@ -48,6 +50,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     maxHeader: config.server.max_header,
     maxInflight: config.server.max_inflight,
     trust: compileTrust(config.server.trusted_proxies),
+    path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
     limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),

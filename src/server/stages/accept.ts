@@ -5,6 +5,7 @@ import { randomFillSync } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError, clientAborted } from '../reply.js'
 import { CREDENTIAL_HEADERS } from '../../upstream/upstream.js'
+import { normalizePath } from '../path.js'
 
 /** Never forwarded: hop-by-hop (RFC 9110 §7.6.1) and what the proxy sets itself. */
 const DROP = new Set([
@@ -80,6 +81,10 @@ export function accept(s: RequestState, req: HttpRequest): Next {
     if (DROP.has(k) || (extra !== null && extra.includes(k))) continue
     out.push(k, raw[i + 1])
   }
+  // routing and the upstream see the normalised path (path.ts); the access line too
+  const path = normalizePath(s.url, plan.path)
+  if (path === null) return replyError(s, 'LEAKY_BAD_PATH')
+  s.url = path
   return Next.CONTINUE
 }
 
