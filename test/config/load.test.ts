@@ -36,7 +36,7 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'empty file: every default', yaml: '', want: 'ok', check: (c) => [c.listen, c.workers, c.drain_timeout, c.routes, c.upstreams, c.admin, c.server, c.limits_table, c.log, c.stub, c.redis],
-    equals: ['0.0.0.0:8080', 'auto', 30_000, [], {}, { listen: '127.0.0.1:9090', metrics_public: true }, { max_body: 10_485_760, max_header: 16_384, max_inflight: 4096, trusted_proxies: [] }, { capacity: 65_536, when_full: 'deny_new' }, { level: 'info', access: true }, { seed: 1, ttft: 0, tokens_per_second: 0 }, undefined],
+    equals: ['0.0.0.0:8080', 'auto', 30_000, [], {}, { listen: '127.0.0.1:9090', metrics_public: true }, { max_body: 10_485_760, max_header: 16_384, max_inflight: 4096, trusted_proxies: [], path: { merge_slashes: true, encoded_slashes: 'reject' } }, { capacity: 65_536, when_full: 'deny_new' }, { level: 'info', access: true }, { seed: 1, ttft: 0, tokens_per_second: 0 }, undefined],
   },
   { name: 'comments only', yaml: '# nothing here\n', want: 'ok' },
 

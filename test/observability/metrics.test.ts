@@ -139,12 +139,12 @@ t.test('limiter decisions by limit and result, denials by reason, key ids only w
 t.test('tokens by upstream, provider, normalised model and kind; models capped with overflow under "other"', async (t) => {
   const h = hub()
   const w = worker(h, 0)
-  w.usage('openai', 'GPT-4o-2024-08-06', 10, 20, 3, 4)
-  w.usage('openai', 'gpt-4o', 1, 2, 0, -1)
-  w.usage('openai', 'models/gemini-1.5-pro', 5, 5, 0, 0)
+  w.usage('openai', { model: 'GPT-4o-2024-08-06', prompt: 10, completion: 20, thoughts: 3, cached: 4, cacheWrite: 0, toolPrompt: 0, audio: 0 })
+  w.usage('openai', { model: 'gpt-4o', prompt: 1, completion: 2, thoughts: 0, cached: -1, cacheWrite: 0, toolPrompt: 0, audio: 0 })
+  w.usage('openai', { model: 'models/gemini-1.5-pro', prompt: 5, completion: 5, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0 })
   let many = 0
   for (let i = 0; i < CAP.models + 20; i++) {
-    w.usage('openai', `tenant-model-${i}`, 1, 0, 0, 0)
+    w.usage('openai', { model: `tenant-model-${i}`, prompt: 1, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0 })
     many++
   }
   const text = (await h.metrics()).body
@@ -203,7 +203,7 @@ t.test('disabled or unattached: every call is a no-op', async (t) => {
   t.equal(w.enabled, false)
   w.request(req(), 200, 1)
   w.limitDecision(w.limitSlot('x'), true)
-  w.usage('a', 'b', 1, 1, 1, 1)
+  w.usage('a', { model: 'b', prompt: 1, completion: 1, thoughts: 1, cached: 1, cacheWrite: 0, toolPrompt: 0, audio: 0 })
   const off = new MetricsHub({ ...config(), metrics: { enabled: false } } as Config, { workers: 2, generation: 1, inflight: new SharedArrayBuffer(8) })
   t.equal(off.sab, null)
   w.attach(off.sab, 0)

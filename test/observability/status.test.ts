@@ -55,8 +55,8 @@ t.test('tokens per minute per provider and model, and the models table', async (
   w.attach(hub.sab, 0)
   const t0 = 1_800_000_000_000
   hub.sample(t0)
-  w.usage('oa', 'gpt-4o', 100, 50, 0, 80)
-  w.usage('gm', 'gemini-2.0-flash', 10, 10, 5, 0)
+  w.usage('oa', { model: 'gpt-4o', prompt: 100, completion: 50, thoughts: 0, cached: 80, cacheWrite: 0, toolPrompt: 0, audio: 0 })
+  w.usage('gm', { model: 'gemini-2.0-flash', prompt: 10, completion: 10, thoughts: 5, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0 })
   hub.sample(t0 + 1000)
   const s = hub.statusJson() as Record<string, any>
   t.same(s.tokens.lines.map((l: any) => `${l.provider}/${l.model}`), ['openai/gpt-4o', 'gemini/gemini-2.0-flash'])
