@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '../config/index.js'
 import { runStub } from '../stub/cli.js'
 import { Master, StartError } from '../supervisor/master.js'
-import { findMaster, reloadCommand, statusCommand, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
+import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
 
@@ -49,26 +49,29 @@ program
     }
   })
 
-/** Options shared by the commands that talk to a running master. */
+/**
+ * Options shared by the commands that talk to a running master. With none of them (and no $LEAKY_CONFIG) the command
+ * acts on the only master running, and lists them when there are several.
+ */
 function targeted(name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
-    .option('-c, --config <file>', 'config file whose pid_file names the master')
-    .option('--pid-file <file>', 'the master\'s pid file (default: $RUNTIME_DIRECTORY/leaky.pid, /run/leaky/leaky.pid, $TMPDIR/leaky-UID.pid)')
+    .option('-c, --config <file>', 'the master of this config file (its pid_file, else its listen address; read even when the file is invalid)')
+    .option('--pid-file <file>', 'the master\'s pid file (default: leaky-HOST-PORT.pid in $LEAKY_RUNTIME_DIR, $RUNTIME_DIRECTORY, /run/leaky or $TMPDIR/leaky-UID)')
     .option('--pid <pid>', 'the master\'s pid')
 }
 
 targeted('reload', 'validate the config file and apply it in place (exit 1 and print the errors when invalid)')
-  .action(async (opts: TargetOptions) => process.exit(await reloadCommand(findMaster(opts))))
+  .action(async (opts: TargetOptions) => process.exit(await reloadTarget(opts)))
 targeted('upgrade', 'zero-downtime upgrade: a new generation runs the code now on disk, the old one drains')
-  .action(async (opts: TargetOptions) => process.exit(await upgradeCommand(findMaster(opts))))
+  .action(async (opts: TargetOptions) => process.exit(await upgradeCommand(await locateMaster(opts))))
 targeted('stop', 'graceful stop: drain (up to drain_timeout), write the state file, exit')
   .option('--timeout <seconds>', 'how long to wait for the master to exit', '120')
-  .action(async (opts: TargetOptions & { timeout: string }) => process.exit(await stopCommand(findMaster(opts), Number(opts.timeout) * 1000)))
-targeted('status', 'generation, uptime, workers, in-flight, requests, reloads, bucket table occupancy')
-  .option('--json', 'print JSON')
-  .action(async (opts: TargetOptions & { json?: boolean }) => process.exit(await statusCommand(findMaster(opts), opts.json === true)))
+  .action(async (opts: TargetOptions & { timeout: string }) => process.exit(await stopCommand(await locateMaster(opts), Number(opts.timeout) * 1000)))
+targeted('status', 'every running master, one line each; for one: generation, uptime, workers, in-flight, requests, reloads, buckets')
+  .option('--json', 'print JSON (one master)')
+  .action(async (opts: TargetOptions & { json?: boolean }) => process.exit(await statusTarget(opts)))
 
 program
   .command('validate')

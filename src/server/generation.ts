@@ -85,8 +85,11 @@ export class Generation {
   async start(): Promise<void> {
     const cfg = this.config
     if (Object.values(cfg.upstreams).some((u) => u.targets.includes('embedded'))) {
-      // the embedded stub answers on a unix socket: in-process, no extra TCP port, real HTTP through undici
-      this.#stubSocket = path.join(os.tmpdir(), `leaky-stub-${process.pid}-${this.number}.sock`)
+      // the embedded stub answers on a unix socket: in-process, no extra TCP port, real HTTP through undici. On Linux
+      // in the abstract namespace (leading NUL): no file, so none is left behind however the process ends; a socket
+      // file elsewhere is removed when the stub closes
+      const name = `leaky-stub-${process.pid}-${this.number}.sock`
+      this.#stubSocket = process.platform === 'linux' ? `\0${name}` : path.join(os.tmpdir(), name)
       this.#stub = new StubServer({ seed: cfg.stub?.seed ?? 1, ttftMs: cfg.stub?.ttft ?? 0, tokensPerSecond: cfg.stub?.tokens_per_second ?? 0 })
       await this.#stub.listenUnix(this.#stubSocket)
     }

@@ -7,13 +7,15 @@
 //   SIGTERM / SIGINT / `leaky stop`   every generation drains (up to drain_timeout), the state file is written, exit 0
 //
 // Reloads and upgrades run one at a time, in arrival order.
+import path from 'node:path'
 import { loadConfigFile, type Config } from '../config/index.js'
+import { LeakyError } from '../errors.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { CrashBackoff } from './backoff.js'
 import { ControlServer, type ControlRequest } from './control.js'
 import { GenerationProcess } from './gen-process.js'
 import { sdNotify } from './notify.js'
-import { controlSocketPath, defaultPidFile, removePidFile, writePidFile } from './pid-file.js'
+import { controlSocketPath, defaultPidFile, ensureRuntimeDir, removePidFile, takePidFile } from './pid-file.js'
 import { PROTOCOL_VERSION, type GenerationStatus, type ReloadResult, type Snapshot, type SupervisorInfo } from './protocol.js'
 import { MIGRATE_REQ, tcpMigrateReq } from './sysctl.js'
 import { ConfigWatcher } from './watch.js'
@@ -59,7 +61,8 @@ export interface GenerationEntry {
 }
 
 export interface MasterStatus {
-  master: { pid: number; version: string; started_at_ms: number; uptime_ms: number; config_file: string; pid_file: string; protocol: number }
+  /** listen: the address generations serve on, with the port they got when the config says :0 */
+  master: { pid: number; version: string; started_at_ms: number; uptime_ms: number; config_file: string; pid_file: string; listen: string; protocol: number }
   supervisor: SupervisorInfo
   /** set while no generation serves: the next restart is due in this many ms */
   restart_in_ms: number | null
@@ -89,6 +92,8 @@ export class Master {
   /** the port generations serve on; kept so a restart joins the same one even when the config says :0 */
   #port: number | null = null
   #lastSnapshot: Snapshot | null = null
+  /** when the service began to serve without a gap (SupervisorInfo.serving_since_ms); 0 until it first does */
+  #servingSince = 0
   #op: Promise<unknown> = Promise.resolve()
   #restartTimer: NodeJS.Timeout | null = null
   #restartAt = 0
@@ -105,7 +110,7 @@ export class Master {
     this.logger = made.logger
     this.flush = made.flush
     const env = opts.env ?? process.env
-    this.pidFile = opts.config.pid_file ?? defaultPidFile(env)
+    this.pidFile = opts.config.pid_file ?? defaultPidFile(opts.config.listen, env)
     // readiness is the master's to report; a generation has nothing to say to systemd
     this.#env = { ...env }
     delete this.#env.NOTIFY_SOCKET
@@ -123,16 +128,21 @@ export class Master {
       reloads_failed: this.reloadsFailed,
       upgrades_ok: this.upgradesOk,
       upgrades_failed: this.upgradesFailed,
+      ...(this.#servingSince > 0 ? { serving_since_ms: this.#servingSince } : {}),
     }
   }
 
   /** Write the pid file, open the control socket, start generation 1 and wait until it serves. */
   async start(): Promise<void> {
     try {
-      writePidFile(this.pidFile)
+      if (this.opts.config.pid_file === undefined) ensureRuntimeDir(path.dirname(this.pidFile), this.opts.env ?? process.env)
+      takePidFile(this.pidFile)
     } catch (err) {
-      throw new StartError(`cannot write the pid file ${this.pidFile}: ${(err as Error).message} (set pid_file, or run with RUNTIME_DIRECTORY)`, [])
+      if (err instanceof LeakyError) throw new StartError(err.message, [])
+      throw new StartError(`cannot write the pid file ${this.pidFile}: ${(err as Error).message} (set pid_file, or LEAKY_RUNTIME_DIR)`, [])
     }
+    // whatever ends this process from here on (a throw, process.exit), the pid file and socket go with it
+    process.once('exit', () => this.#cleanup())
     const sock = controlSocketPath(this.pidFile, process.pid)
     this.#control = new ControlServer(sock, (req) => this.#command(req))
     try {
@@ -208,6 +218,8 @@ export class Master {
   }
 
   #adopt(g: GenerationProcess): void {
+    // an upgrade takes over from a serving generation: the service has served all along; else it starts now
+    if (this.current === null) this.#servingSince = g.startedAt
     this.current = g
     this.#port = g.port
     if (this.#stableTimer !== null) clearTimeout(this.#stableTimer)
@@ -435,6 +447,7 @@ export class Master {
 
   #cleanup(): void {
     this.#control?.close()
+    this.#control = null
     removePidFile(this.pidFile)
   }
 
@@ -452,6 +465,7 @@ export class Master {
         uptime_ms: Date.now() - this.startedAt,
         config_file: this.opts.configFile,
         pid_file: this.pidFile,
+        listen: this.#port === null ? this.config.listen : `${this.config.listen.slice(0, this.config.listen.lastIndexOf(':'))}:${this.#port}`,
         protocol: PROTOCOL_VERSION,
       },
       supervisor: this.info(),

@@ -1,11 +1,13 @@
 // Start the real proxy (`node dist/cli/main.js start`) as a child process on free ports and parse its JSON log,
-// so e2e tests talk to it over real sockets and can assert on what it logged.
+// so e2e tests talk to it over real sockets and can assert on what it logged. Its files (config, pid file, control
+// socket, temp files) are in this test file's scratch directory, removed when the file's tests end (scratch.ts).
+import { SCRATCH_TMP } from './scratch.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
+import net from 'node:net'
 import { request } from 'undici'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -77,11 +79,18 @@ export class Proxy {
 }
 
 export function writeConfig(yaml: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'leaky-test-'))
+  const dir = mkdtempSync(path.join(SCRATCH_TMP, 'cfg-'))
   const file = path.join(dir, 'leaky.yaml')
   writeFileSync(file, yaml)
   return file
 }
+
+// a test that failed before its teardown stopped the proxy must not leave it serving: the master goes, and its
+// generation drains and exits when the IPC channel closes
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL')
+})
 
 /** Spawn the proxy on a config (YAML text or a file path) and wait for its ready line. */
 export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Proxy> {
@@ -92,6 +101,8 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const p = new Proxy(child)
+  running.add(child)
+  void p.exited.then(() => running.delete(child))
   const ready = await Promise.race([
     p.waitLog((l) => l.msg === 'ready', 20_000),
     p.exited.then((code) => {
@@ -131,3 +142,15 @@ export function metricValue(text: string, name: string, label = ''): number {
   return sum
 }
 
+
+/** A TCP port nothing listens on right now (for configs that need a fixed one). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(p))
+    })
+  })
+}

@@ -4,6 +4,8 @@ import t from 'tap'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+// its temp dirs are in this file's scratch directory, removed when its tests end
+import '../helpers/scratch.js'
 import { decodeState, encodeState, loadStateFile, writeStateFile, STATE_FILE_VERSION } from '../../src/supervisor/state-file.js'
 
 const snap = { taken_at_ms: 1_780_000_000_123, bytes: new Uint8Array(Array.from({ length: 1000 }, (_, i) => i % 251)) }
