@@ -139,6 +139,15 @@ const SCRIPT = `
     return String(Math.round(v * 100) / 100);
   }
   function fmt(n, d) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en', { maximumFractionDigits: d || 0 }); }
+  // A value between two gaps has no neighbour to draw a line to: latency after a short burst is one such second among
+  // quiet ones (no request, no latency). Those values get a dot, the rest stay lines.
+  function lonely(u, si) {
+    var d = u.data[si], out = [];
+    for (var i = 0; i < d.length; i++) {
+      if (d[i] != null && (i === 0 || d[i - 1] == null) && (i === d.length - 1 || d[i + 1] == null)) out.push(i);
+    }
+    return out.length ? out : null;
+  }
 
   function chart(id, key, series, t, cols) {
     var el = $(id);
@@ -155,7 +164,8 @@ const SCRIPT = `
              { stroke: '#8b98a5', grid: { stroke: '#2a333d' }, ticks: { stroke: '#2a333d' }, size: 56,
                values: function (u, vals) { return vals.map(short); } }],
       series: [{}].concat(series.map(function (s, i) {
-        return { label: s.label, stroke: s.color || COLORS[i % COLORS.length], width: 2, points: { show: false },
+        var color = s.color || COLORS[i % COLORS.length];
+        return { label: s.label, stroke: color, width: 2, points: { show: false, filter: lonely, size: 7, fill: color },
                  value: function (u, v) { return v === null ? '–' : fmt(v, 2); } };
       }))
     };

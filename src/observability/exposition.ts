@@ -35,6 +35,8 @@ export interface LimiterProbe {
   table(): TableReport | null
   /** per limit name, how full its fullest bucket is (0 = empty, 1 = a request would be denied) */
   fill?(): Iterable<[string, number]>
+  /** the bucket table read: its snapshots carry the status history (history.ts) */
+  readonly subject?: object
 }
 
 export interface TableReport {

@@ -9,6 +9,7 @@ import { createMetricsBuffer, openMetrics } from './buffer.js'
 import { MetricsReader } from './reader.js'
 import { SharedRegistry, registerLimiterMetrics, registerMetrics, type BuildInfo, type ExpositionSource, type LimiterProbe, type Ops } from './exposition.js'
 import { StatusSampler } from './status.js'
+import { carryWith } from './history.js'
 import { OTHER } from './label-table.js'
 
 /** At most this many keys marked metrics_label get their own key_id label; the rest count under "other". */
@@ -64,7 +65,7 @@ export class MetricsHub implements ExpositionSource {
         generation: this.ops.generation,
         config_version: this.ops.configVersion,
         workers: this.ops.workers,
-        uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+        uptime_s: Math.round((Date.now() - this.#upSince()) / 1000),
       }),
     })
   }
@@ -124,13 +125,24 @@ export class MetricsHub implements ExpositionSource {
     this.#ops.upgrades = n
   }
 
-  /** Report the bucket table (and per-limit fill) from now on; see tableProbe for the adapter. */
+  /**
+   * Report the bucket table (and per-limit fill) from now on; see tableProbe for the adapter. The /status history
+   * travels with that table's snapshots from then on (history.ts).
+   */
   setLimiterProbe(probe: LimiterProbe | null): void {
     if (this.limiter === null && probe !== null && !this.#limiterMetrics) {
       registerLimiterMetrics(this.registry, this)
       this.#limiterMetrics = true
     }
     this.limiter = probe
+    if (probe?.subject !== undefined) carryWith(probe.subject, this.#status)
+  }
+
+  // Uptime counts from when the service began to serve: under a supervisor that outlives upgrades (and restarts
+  // only after a generation died), else from this generation's start.
+  #upSince(): number {
+    const since = this.supervisor?.()?.serving_since_ms
+    return typeof since === 'number' && since > 0 ? since : this.#startedAt
   }
 
   inflight(): number {

@@ -1,18 +1,25 @@
 // The data behind /status: once a second the main thread totals a few counters from the shared buffer into a ring
 // of the last five minutes, and /status.json turns consecutive samples into rates — req/s, p50/p99 latency, 429s,
 // tokens/min per provider and model, upstream health, the most limited keys. The page (src/admin/status-page.ts)
-// only draws what it gets; a page opened late still shows the last five minutes.
+// only draws what it gets; a page opened late still shows the last five minutes, and so does one reloaded after an
+// upgrade: the ring goes to the next generation with the buckets (history.ts), which continues it.
 import type { MetricsReader } from './reader.js'
 import {
   CAP, DURATION_BUCKETS, FLOW, GAUGE, HIST_CELLS, STRIPE, TOKEN_KINDS, UPSTREAM_RESULTS,
 } from './layout.js'
 import { OTHER } from './label-table.js'
 import { RedisCell } from './metrics.js'
+import { column, HISTORY_VERSION, isHistory, valueAt, type Column, type HistoryCarrier, type StatusHistory } from './history.js'
 
 const RING = 300
 /** how many (provider, model) lines the tokens chart gets; the rest are summed into "other" */
 const TOP_MODELS = 6
 const TOKEN_WINDOW = 10
+/**
+ * A sample this close to the previous one is skipped (seconds): a rate over a sliver of a second is noise, and two
+ * points would share a rounded second on the chart. Only a hand-over brings samples this close together.
+ */
+const MIN_GAP_S = 0.5
 
 interface Sample {
   t: number
@@ -36,13 +43,15 @@ export interface StatusContext {
   info(): Record<string, unknown>
 }
 
-export class StatusSampler {
+export class StatusSampler implements HistoryCarrier {
   readonly #ctx: StatusContext
-  readonly #ring: Sample[] = []
+  #ring: Sample[] = []
   /** index of the newest sample; the ring fills to RING then wraps */
   #head = -1
   #timer: NodeJS.Timeout | null = null
   readonly #live = newSample()
+  /** the previous generation's last totals, in this generation's slots: added to every reading once inherited */
+  #base: Sample | null = null
 
   constructor(ctx: StatusContext) {
     this.#ctx = ctx
@@ -63,6 +72,7 @@ export class StatusSampler {
   /** Take one sample now (the timer calls this; tests call it to avoid waiting). */
   sample(now = Date.now()): void {
     if (this.#ctx.reader === null) return
+    if (this.#head >= 0 && now / 1000 - this.#ring[this.#head].t < MIN_GAP_S) return
     const next = (this.#head + 1) % RING
     this.#ring[next] = this.#fill(this.#ring[next] ?? newSample(), now)
     this.#head = next
@@ -97,7 +107,101 @@ export class StatusSampler {
       s.keysRequests[k] = r.counter(STRIPE.keys + k * 2)
       s.keysLimited[k] = r.counter(STRIPE.keys + k * 2 + 1)
     }
+    if (this.#base !== null) addInto(s, this.#base)
     return s
+  }
+
+  /**
+   * The ring and a reading now, by name, for the next generation (HistoryCarrier). Called with every bucket snapshot,
+   * i.e. every second: it reads the ring, it does not walk every slot of every sample.
+   */
+  history(now = Date.now()): StatusHistory | null {
+    const r = this.#ctx.reader
+    if (r === null) return null
+    const samples = this.#ordered()
+    // the receiver takes over from this instant: the part-second since the last sample goes along
+    const newest = samples.at(-1)
+    if (newest === undefined || now / 1000 - newest.t >= MIN_GAP_S) samples.push(this.#fill(this.#live, now))
+    const n = samples.length
+    const col = (at: (s: Sample) => number): Column | null => column(n, (i) => at(samples[i]))
+    const h: StatusHistory = {
+      version: HISTORY_VERSION,
+      t: Float64Array.from(samples, (s) => s.t),
+      requests: col((s) => s.requests) ?? 0,
+      limited: col((s) => s.limited) ?? 0,
+      duration: [],
+      tokens: [],
+      upstreams: [],
+      keys: [],
+    }
+    for (let c = 0; c < HIST_CELLS; c++) h.duration.push(col((s) => s.duration[c]) ?? 0)
+    const v = r.v
+    for (let p = 0; p < v.llmPairs.used; p++) {
+      const total = col((s) => s.tokens[p])
+      const pr = v.llmPairs.pair(p)
+      if (total === null || pr === null) continue
+      const upstream = v.upstreams.name(pr[0])
+      const model = v.models.name(pr[1])
+      if (upstream !== null && model !== null) h.tokens.push({ upstream, model, total })
+    }
+    for (let u = 0; u < v.upstreams.used; u++) {
+      const attempts = col((s) => s.upstreams[u * 2])
+      const failed = col((s) => s.upstreams[u * 2 + 1])
+      const name = v.upstreams.name(u)
+      if ((attempts !== null || failed !== null) && name !== null) h.upstreams.push({ name, attempts: attempts ?? 0, failed: failed ?? 0 })
+    }
+    for (let k = 0; k < v.keys.used; k++) {
+      const requests = col((s) => s.keysRequests[k])
+      const limited = col((s) => s.keysLimited[k])
+      const id = v.keys.name(k)
+      if ((requests !== null || limited !== null) && id !== null) h.keys.push({ id, requests: requests ?? 0, limited: limited ?? 0 })
+    }
+    return h
+  }
+
+  /**
+   * Continue from the previous generation's history (HistoryCarrier): its samples, mapped to this generation's slots
+   * by name, go before this generation's own, and its last totals are added to every reading from now on. Own samples
+   * not later than the history's end were taken before this generation served: they are dropped. Once per sampler.
+   */
+  inherit(h: StatusHistory): boolean {
+    const r = this.#ctx.reader
+    if (r === null || this.#base !== null || !isHistory(h, HIST_CELLS)) return false
+    const v = r.v
+    const n = h.t.length
+    const end = h.t[n - 1]
+    const own = this.#ordered().filter((s) => s.t - end >= MIN_GAP_S)
+    const pairs = h.tokens.map((e) => v.llmPairs.slot(v.upstreams.intern(e.upstream), v.models.intern(e.model)))
+    const upstreams = h.upstreams.map((e) => v.upstreams.intern(e.name))
+    const keys = h.keys.map((e) => v.keys.intern(e.id))
+    const at = (i: number): Sample => {
+      const s = newSample()
+      s.t = h.t[i]
+      s.requests = valueAt(h.requests, i)
+      s.limited = valueAt(h.limited, i)
+      for (let c = 0; c < HIST_CELLS; c++) s.duration[c] = valueAt(h.duration[c], i)
+      // += : two names may share a slot here (a full label table puts both in "other")
+      h.tokens.forEach((e, j) => (s.tokens[pairs[j]] += valueAt(e.total, i)))
+      h.upstreams.forEach((e, j) => {
+        s.upstreams[upstreams[j] * 2] += valueAt(e.attempts, i)
+        s.upstreams[upstreams[j] * 2 + 1] += valueAt(e.failed, i)
+      })
+      h.keys.forEach((e, j) => {
+        s.keysRequests[keys[j]] += valueAt(e.requests, i)
+        s.keysLimited[keys[j]] += valueAt(e.limited, i)
+      })
+      return s
+    }
+    // its own object: ring samples are refilled in place when the ring wraps
+    const base = at(n - 1)
+    const ring: Sample[] = []
+    for (let i = Math.max(0, n - (RING - own.length)); i < n; i++) ring.push(at(i))
+    // their readings did not include the base yet
+    for (const s of own) addInto(s, base)
+    this.#ring = ring.concat(own)
+    this.#head = this.#ring.length - 1
+    this.#base = base
+    return true
   }
 
   /** The samples oldest first. */
@@ -237,6 +341,19 @@ function newSample(): Sample {
   return {
     t: 0, requests: 0, limited: 0, duration: new Float64Array(HIST_CELLS), tokens: new Float64Array(CAP.llmPairs),
     upstreams: new Float64Array(CAP.upstreams * 2), keysLimited: new Float64Array(CAP.keys), keysRequests: new Float64Array(CAP.keys),
+  }
+}
+
+// s += b, counter by counter (b's time is not s's)
+function addInto(s: Sample, b: Sample): void {
+  s.requests += b.requests
+  s.limited += b.limited
+  for (let i = 0; i < HIST_CELLS; i++) s.duration[i] += b.duration[i]
+  for (let i = 0; i < s.tokens.length; i++) s.tokens[i] += b.tokens[i]
+  for (let i = 0; i < s.upstreams.length; i++) s.upstreams[i] += b.upstreams[i]
+  for (let i = 0; i < s.keysLimited.length; i++) {
+    s.keysLimited[i] += b.keysLimited[i]
+    s.keysRequests[i] += b.keysRequests[i]
   }
 }
 

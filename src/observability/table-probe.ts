@@ -31,6 +31,7 @@ export function tableProbe(table: ProbedTable, now: () => bigint, config: (() =>
   let fill: Array<[string, number]> = []
   let plans: { config: Config; limits: Array<{ name: string; subjects: Array<[CompiledLimit, string]> }> } | null = null
   return {
+    subject: table,
     table(): TableReport {
       const t = performance.now()
       if (t - at >= MAX_AGE_MS) {

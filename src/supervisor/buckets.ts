@@ -17,18 +17,27 @@
 //
 // Time: TATs are nanoseconds since the Unix epoch, so a snapshot restored after downtime has drained by exactly
 // the time spent down (buckets empty by then are dropped by restore).
+//
+// The /status history rides along: a snapshot of a table carries the history of the generation reporting on it, and
+// restoring one hands that history to the receiving generation, which continues it (src/observability/history.ts).
+// So an upgrade keeps the status page's charts, and so does a restart from the master's last copy.
 import { BucketTable, type RestoreResult } from '../limiter/table.js'
 import { SnapshotReader, SnapshotWriter, type SnapshotError } from '../limiter/snapshot.js'
+import { historyOf, inheritHistory } from '../observability/history.js'
 import type { Snapshot } from './protocol.js'
 
 const NS_PER_MS = 1_000_000n
 
 export function takeSnapshot(table: BucketTable): Snapshot {
   const now = table.clock.now()
-  return { taken_at_ms: Number(now / NS_PER_MS), bytes: table.snapshot(now) }
+  const s: Snapshot = { taken_at_ms: Number(now / NS_PER_MS), bytes: table.snapshot(now) }
+  const status = historyOf(table)
+  if (status !== null) s.status = status
+  return s
 }
 
 export function restoreSnapshot(table: BucketTable, s: Snapshot): RestoreResult {
+  if (s.status !== undefined) inheritHistory(table, s.status)
   return table.restore(s.bytes, table.clock.now())
 }
 

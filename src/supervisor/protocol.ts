@@ -1,7 +1,10 @@
 // The messages between the master and a generation process (Node IPC, `serialization: 'advanced'`, so bucket
 // snapshots travel as Uint8Array without base64). The master runs the code it was started with for months while
 // each upgrade forks a generation from the code now on disk: PROTOCOL_VERSION is bumped on any change to these
-// shapes, and a generation refuses an init it does not understand (Envoy's HOT_RESTART_VERSION).
+// shapes that one side cannot do without, and a generation refuses an init it does not understand (Envoy's
+// HOT_RESTART_VERSION). An optional field that both sides do without (`?:` below) is added without a bump, so an
+// upgrade from an older master still works; it just brings nothing.
+import type { StatusHistory } from '../observability/history.js'
 
 export const PROTOCOL_VERSION = 1
 
@@ -19,12 +22,19 @@ export interface SupervisorInfo {
   reloads_failed: number
   upgrades_ok: number
   upgrades_failed: number
+  /**
+   * When the service began to serve without a gap (ms since the epoch): the first generation's start, kept across
+   * upgrades, reset by a restart after a generation died. The status page's uptime. Absent from older masters.
+   */
+  serving_since_ms?: number
 }
 
 /** A bucket snapshot in flight between processes: the limiter's bytes plus when they were taken (wall clock). */
 export interface Snapshot {
   taken_at_ms: number
   bytes: Uint8Array
+  /** the sender's /status history, which the receiver continues (src/observability/history.ts); not in state files */
+  status?: StatusHistory
 }
 
 export interface GenerationInit {

@@ -6,6 +6,8 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+// its temp dirs are in this file's scratch directory, removed when its tests end
+import '../helpers/scratch.js'
 import { parse as parseYaml } from 'yaml'
 import { parseConfig } from '../../src/config/index.js'
 import { MetricsHub } from '../../src/observability/hub.js'
