@@ -1,0 +1,178 @@
+// Every file under config/examples/ (README shows each one verbatim: test/ops/readme.test.ts) is valid for the real
+// loader and works as README says: the proxy is started on the file itself, its listeners moved to free ports and
+// its provider URLs pointed at a local stub through the ${env:…:-default}s the files have for that, the keys it
+// needs set in its environment. prometheus.yml is checked by promtool.
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import net from 'node:net'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { request } from 'undici'
+import { Redis } from 'ioredis'
+import { loadConfigFile, formatIssue } from '../../src/config/index.js'
+import { ROOT, startProxy, type Proxy } from '../helpers/proxy.js'
+import { startStub } from '../helpers/stub.js'
+import { startRedis } from '../helpers/redis.js'
+import type { StubRequestEvent } from '../../src/stub/server.js'
+
+const DIR = path.join(ROOT, 'config/examples')
+const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+
+/** What each example needs from the environment (README says so in the file's first lines). */
+const NEEDS: Record<string, Record<string, string>> = {
+  'openai.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', TEAM_B_KEY: 'team-b-demo-key' },
+  'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
+  'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
+}
+
+const files = readdirSync(DIR).sort()
+const leakyFiles = files.filter((f) => f.endsWith('.yaml'))
+
+t.test('every example is a leaky config or the Prometheus one', async (t) => {
+  t.same(files.filter((f) => !leakyFiles.includes(f)), ['prometheus.yml'])
+  t.same(leakyFiles, Object.keys(NEEDS).sort(), 'each leaky config has its environment listed here')
+})
+
+for (const file of leakyFiles) {
+  t.test(`${file} loads with its environment, and names each variable it lacks without it`, async (t) => {
+    const r = loadConfigFile(path.join(DIR, file), NEEDS[file])
+    t.ok(r.ok, r.ok ? 'valid' : r.issues.map(formatIssue).join('\n'))
+    const text = readFileSync(path.join(DIR, file), 'utf8')
+    t.match(text.split('\n')[0], `# config/examples/${file} — `, 'the first line names the file (README quotes it)')
+    for (const name of Object.keys(NEEDS[file])) t.match(text.split('\n').slice(0, 4).join('\n'), name, `its header says it needs ${name}`)
+    const bare = loadConfigFile(path.join(DIR, file), {})
+    t.notOk(bare.ok, 'invalid without them')
+    if (!bare.ok) {
+      const missing = bare.issues.map((i) => /environment variable (\w+) is not set/.exec(i.message)?.[1])
+      t.same([...new Set(missing)].sort(), Object.keys(NEEDS[file]).sort(), 'every issue is a missing variable, each one named')
+    }
+  })
+}
+
+/** A proxy on an example file, on free ports, with a runtime dir of its own (pid file, control socket). */
+async function startExample(t: Test, file: string, env: Record<string, string>): Promise<Proxy> {
+  const run = mkdtempSync(path.join(tmpdir(), 'leaky-example-'))
+  t.teardown(() => rmSync(run, { recursive: true, force: true }))
+  const p = await startProxy(path.join(DIR, file), {
+    env: { ...NEEDS[file], LEAKY_LISTEN: '127.0.0.1:0', LEAKY_ADMIN_LISTEN: '127.0.0.1:0', LEAKY_RUNTIME_DIR: run, RUNTIME_DIRECTORY: run, ...env },
+  })
+  t.teardown(() => p.stop())
+  return p
+}
+
+/** A stub standing in for api.openai.com; `seen` collects what the proxy sent it. */
+async function fakeOpenAI(t: Test): Promise<{ origin: string; seen: StubRequestEvent[] }> {
+  const { stub, origin } = await startStub({ seed: 1 })
+  t.teardown(() => stub.close())
+  const seen: StubRequestEvent[] = []
+  stub.on('request', (e: StubRequestEvent) => seen.push(e))
+  return { origin, seen }
+}
+
+async function chat(p: Proxy, urlPath: string, key?: string): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (key !== undefined) headers.authorization = `Bearer ${key}`
+  const res = await request(p.url(urlPath), { method: 'POST', headers, body: CHAT })
+  return { status: res.statusCode, body: await res.body.json() }
+}
+
+t.test('openai.yaml: virtual keys in, the real key out; no key 401; /stub/ anonymous on the embedded stub', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'openai.yaml', { LEAKY_OPENAI_URL: openai.origin })
+
+  const a = await chat(p, '/v1/chat/completions', 'team-a-demo-key')
+  t.equal(a.status, 200)
+  t.equal(a.body.object, 'chat.completion')
+  const b = await chat(p, '/v1/chat/completions', 'team-b-demo-key')
+  t.equal(b.status, 200)
+  t.equal(openai.seen.length, 2, 'both went to the OpenAI upstream')
+  for (const e of openai.seen) {
+    t.equal(e.headers.authorization, 'Bearer sk-upstream-primary', 'with the upstream key, never the client\'s')
+    t.equal(e.url, '/v1/chat/completions')
+  }
+  await p.waitLog((l) => l.msg === 'access' && l.key_id === 'team-b')
+  t.same(p.access().map((l) => [l.key_id, l.upstream]), [['team-a-bot', 'openai'], ['team-b', 'openai']], 'each key by its id')
+
+  const none = await request(p.url('/v1/models'))
+  t.equal(none.statusCode, 401, 'no key')
+  t.equal((await none.body.json() as any).error.code, 'LEAKY_UNAUTHORIZED')
+  t.equal((await chat(p, '/v1/chat/completions', 'not-a-key')).status, 401, 'an unknown key')
+  t.equal(openai.seen.length, 2, 'nothing forwarded without a valid key')
+
+  const anon = await chat(p, '/stub/v1/chat/completions')
+  t.equal(anon.status, 200, 'anonymous on /stub/')
+  t.equal(anon.body.object, 'chat.completion')
+  t.equal(openai.seen.length, 2, 'answered by the embedded stub')
+  await p.waitLog((l) => l.msg === 'access' && l.route === '/stub/')
+  t.equal(p.access().at(-1)!.upstream, 'stub')
+})
+
+/** A local port nothing listens on: connections are refused. */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as net.AddressInfo).port
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+t.test('retries.yaml: OpenAI refusing connections → two retries, then the backup account with its own key', async (t) => {
+  const backup = await fakeOpenAI(t)
+  const p = await startExample(t, 'retries.yaml', {
+    LEAKY_OPENAI_URL: `http://127.0.0.1:${await closedPort()}`,
+    LEAKY_OPENAI_BACKUP_URL: backup.origin,
+  })
+  const r = await chat(p, '/v1/chat/completions')
+  t.equal(r.status, 200)
+  t.equal(r.body.object, 'chat.completion')
+  t.equal(backup.seen.length, 1)
+  t.equal(backup.seen[0].headers.authorization, 'Bearer sk-upstream-backup', 'the backup\'s key, not the primary\'s')
+  const line = await p.waitLog((l) => l.msg === 'access')
+  t.equal(line.upstream, 'openai-backup', 'answered by the fallback')
+  t.equal(line.attempts, 4, '1 attempt + 2 retries on openai, then the fallback')
+})
+
+t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'redis.yaml', { LEAKY_REDIS_URL: redis.url, LEAKY_OPENAI_URL: openai.origin })
+  const r = await chat(p, '/v1/chat/completions', 'team-a-demo-key')
+  t.equal(r.status, 200)
+  const line = await p.waitLog((l) => l.msg === 'access')
+  t.equal(line.cluster, 'redis', 'the cluster limits were decided by Redis')
+  t.equal(line.key_id, 'team-a-bot')
+  t.equal(openai.seen[0].headers.authorization, 'Bearer sk-upstream-primary')
+  const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  await client.connect()
+  const stats = await client.info('commandstats')
+  client.disconnect()
+  t.match(stats, /cmdstat_(evalsha|eval):calls=[1-9]/, 'the proxy ran its script on this Redis')
+
+  // Redis gone: provider-tpm has on_error: closed ("never overshoot the account"), so the route answers 503
+  await redis.stop()
+  const down = await chat(p, '/v1/chat/completions', 'team-a-demo-key')
+  t.equal(down.status, 503)
+  t.equal(down.body.error.code, 'LEAKY_REDIS_UNAVAILABLE')
+  t.equal(openai.seen.length, 1, 'not forwarded')
+})
+
+const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0
+t.test('prometheus.yml: promtool accepts it, and the shipped alert rules where it expects them', { skip: promtool ? false : 'promtool is not installed (test/preflight.test.ts says how to get it)' }, async (t) => {
+  const file = path.join(DIR, 'prometheus.yml')
+  const syntax = spawnSync('promtool', ['check', 'config', '--syntax-only', file], { encoding: 'utf8' })
+  t.equal(syntax.status, 0, syntax.stdout + syntax.stderr)
+  // the full check loads the rule file too: the same file, with /etc/prometheus/leaky-alerts.yml in a temp dir
+  const dir = mkdtempSync(path.join(tmpdir(), 'leaky-prom-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const text = readFileSync(file, 'utf8')
+  t.match(text, '/etc/prometheus/leaky-alerts.yml')
+  copyFileSync(path.join(ROOT, 'config/prometheus-alerts.yml'), path.join(dir, 'leaky-alerts.yml'))
+  writeFileSync(path.join(dir, 'prometheus.yml'), text.replace('/etc/prometheus/leaky-alerts.yml', path.join(dir, 'leaky-alerts.yml')))
+  const full = spawnSync('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')], { encoding: 'utf8' })
+  t.equal(full.status, 0, full.stdout + full.stderr)
+  t.match(full.stdout, /SUCCESS: \d+ rules found/)
+})
