@@ -128,4 +128,42 @@ routes:
     await page.screenshot({ path: file, fullPage: true })
     t.ok(statSync(file).size > 20_000, `screenshot saved: ${path.relative(ROOT, file)}`)
   })
+
+  t.test('one busy second between quiet ones is drawn on the latency chart (a dot: no neighbour to draw a line to)', async (t) => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    t.teardown(() => page.close())
+    await page.goto(`http://127.0.0.1:${proxy.adminPort}/status?token=${ADMIN}`)
+    const p50 = () => page.evaluate(() => {
+      const c = (window as any).leakyStatus.charts.latency
+      return c ? (c.plot.data[1] as Array<number | null>) : null
+    })
+    // a quiet second first (the previous test's traffic has stopped), so the burst's second has no busy neighbour
+    await page.waitForFunction(() => {
+      const c = (window as any).leakyStatus.charts.latency
+      return c && c.plot.data[1].length > 0 && c.plot.data[1].at(-1) === null
+    }, null, { timeout: 10_000 })
+    const quiet = (await p50())!.length
+    await Promise.all([openai(false), openai(false), openai(false)])
+    // the burst's second, then a quiet one after it
+    await page.waitForFunction((from: number) => {
+      const d = (window as any).leakyStatus.charts.latency.plot.data[1] as Array<number | null>
+      for (let i = Math.max(1, from - 1); i < d.length - 1; i++) if (d[i] !== null && d[i - 1] === null && d[i + 1] === null) return true
+      return false
+    }, quiet, { timeout: 10_000 })
+    // the canvas, where that value sits: the p50 colour (#58a6ff) within a few pixels
+    const hit = await page.evaluate(() => {
+      const plot = (window as any).leakyStatus.charts.latency.plot
+      const d = plot.data[1] as Array<number | null>
+      let i = d.length - 2
+      while (!(d[i] !== null && d[i - 1] === null && d[i + 1] === null)) i--
+      const x = Math.round(plot.valToPos(plot.data[0][i], 'x', true))
+      const y = Math.round(plot.valToPos(d[i], 'y', true))
+      const ctx = (plot.ctx as CanvasRenderingContext2D)
+      const px = ctx.getImageData(x - 4, y - 4, 9, 9).data
+      let blue = 0
+      for (let k = 0; k < px.length; k += 4) if (Math.abs(px[k] - 0x58) < 40 && Math.abs(px[k + 1] - 0xa6) < 40 && px[k + 2] > 200) blue++
+      return { value: d[i], blue }
+    })
+    t.ok(hit.blue > 4, `p50 ${hit.value} ms drawn: ${hit.blue} p50-coloured pixels around it`)
+  })
 }
