@@ -44,6 +44,8 @@ export class ContentDecoder {
   private z: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress | null = null
   private readonly sink: DecodeSink
   private done = false
+  /** the first byte of a deflate body while it arrived alone */
+  private held: Buffer | null = null
 
   constructor(coding: Coding, sink: DecodeSink) {
     this.coding = coding
@@ -53,14 +55,31 @@ export class ContentDecoder {
   /** Feed compressed bytes; false when the caller should pause the upstream until drained(). */
   write(chunk: Buffer): boolean {
     if (this.done) return true
-    if (this.z === null) this.z = this.open(chunk)
+    if (this.z === null) {
+      // deflate is told apart by its first two bytes (zlibHeader): a first read of one byte waits for the next
+      if (this.held !== null) {
+        chunk = Buffer.concat([this.held, chunk])
+        this.held = null
+      }
+      if (this.coding === 'deflate' && chunk.length < 2) {
+        if (chunk.length > 0) this.held = chunk
+        return true
+      }
+      this.z = this.open(chunk)
+    }
     return this.z.write(chunk)
   }
 
   end(): void {
     if (this.done) return
-    // an empty compressed body: nothing to decode
-    if (this.z === null) return this.finish()
+    if (this.z === null) {
+      // an empty compressed body: nothing to decode
+      if (this.held === null) return this.finish()
+      // a one-byte deflate body: zlib says what it makes of it (too short: the failure)
+      this.z = this.open(this.held)
+      this.z.write(this.held)
+      this.held = null
+    }
     this.z.end()
   }
 

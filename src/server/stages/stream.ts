@@ -98,8 +98,10 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     this.head = headers
     // A response with a known length gets its status and headers in the same cork (one send) as its first body
     // bytes, or its end: a separate cork costs a second sendto per small response (bench/README.md, −15 % CPU).
-    // A stream (chunked, SSE) sends them at once: its client should see the status before the first token.
-    if (this.total < 0 && !this.bodyless) s.res.cork(this.headCorked)
+    // A stream (chunked, SSE) sends them at once: its client should see the status before the first token. A decoded
+    // body that is no SSE stream waits for its first decoded bytes instead: one that decodes to nothing (garbage,
+    // a wrong Content-Encoding) can then still be answered a clean 502.
+    if (this.total < 0 && !this.bodyless && (this.decoder === null || this.sse)) s.res.cork(this.headCorked)
   }
 
   /**
@@ -290,7 +292,11 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
       }
     } else {
       if (tail !== null && tail.length > 0) s.bytesOut += tail.length
-      res.cork(() => res.end(tail !== null && tail.length > 0 ? tail : undefined))
+      res.cork(() => {
+        // a decoded body that decoded to no bytes still has its headers to write
+        if (this.head !== null) this.writeHead()
+        res.end(tail !== null && tail.length > 0 ? tail : undefined)
+      })
     }
     account(s)
   }
