@@ -114,6 +114,26 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
   return p
 }
 
+/**
+ * Start a proxy whose config needs a fixed port (`write(port)` writes the config and returns its path): freePort
+ * only says the port was free a moment ago, and on a busy machine another process can take it before the proxy
+ * binds, so a start that fails on exactly that is tried again on another port.
+ */
+export async function startOnFreePort(
+  write: (port: number) => string,
+  opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {},
+): Promise<{ proxy: Proxy; port: number; file: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const file = write(port)
+    try {
+      return { proxy: await startProxy(file, opts), port, file }
+    } catch (err) {
+      if (attempt >= 3 || !/could not listen on/.test((err as Error).message)) throw err
+    }
+  }
+}
+
 /** Base YAML for tests: loopback, free ports, 2 workers; add upstreams/routes/limits after it. */
 export function baseConfig(extra: string): string {
   return `listen: 127.0.0.1:0

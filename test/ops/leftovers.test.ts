@@ -15,7 +15,7 @@ import { once } from 'node:events'
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { CLI, ROOT, freePort, startProxy, type Proxy } from '../helpers/proxy.js'
+import { CLI, ROOT, freePort, startOnFreePort, startProxy, type Proxy } from '../helpers/proxy.js'
 import { runCli } from '../fixtures/supervisor/master.js'
 
 const fresh = scratchDir('fresh-')
@@ -122,8 +122,14 @@ t.test('a start whose generation cannot listen, and a start refused for a live m
   t.same(readdirSync(TMP), [])
   t.same(readdirSync(RUN), [], 'the master removed its pid file and socket')
 
-  const fixed = `127.0.0.1:${await freePort()}`
-  const holder = await master(write(config(fixed)))
+  const cfgDir = scratchDir('cfg-')
+  const { proxy: holder, port: held } = await startOnFreePort((p) => {
+    const file = path.join(cfgDir, 'holder.yaml')
+    writeFileSync(file, config(`127.0.0.1:${p}`))
+    return file
+  }, { env })
+  started.push(holder)
+  const fixed = `127.0.0.1:${held}`
   const refused = spawn(process.execPath, [CLI, 'start', '-c', write(config(fixed))], { cwd: ROOT, env: cliEnv, stdio: 'ignore' })
   t.equal((await once(refused, 'exit'))[0], 1, 'refused')
   t.equal(readdirSync(RUN).length, 2, 'only the holder\'s pid file and socket')

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { request } from 'undici'
-import { CLI, ROOT, freePort, startProxy, type Proxy } from '../helpers/proxy.js'
+import { CLI, ROOT, startOnFreePort, startProxy, type Proxy } from '../helpers/proxy.js'
 import { runCli } from '../fixtures/supervisor/master.js'
 import { controlSocketPath, readPidFile, writePidFile } from '../../src/supervisor/pid-file.js'
 
@@ -41,11 +41,17 @@ async function master(file: string, env: NodeJS.ProcessEnv = {}): Promise<Proxy>
 }
 
 const pidFileOf = (port: number) => path.join(SCRATCH_RUN, `leaky-127.0.0.1-${port}.pid`)
-const portA = await freePort()
-const portB = await freePort()
-const fileA = write('A.yaml', config(`127.0.0.1:${portA}`))
-const fileB = write('B.yaml', config(`127.0.0.1:${portB}`))
-const [a, b] = await Promise.all([master(fileA), master(fileB)])
+const fixed = async (name: string) => {
+  const dir = scratchDir('cfg-')
+  const r = await startOnFreePort((port) => {
+    const file = path.join(dir, name)
+    writeFileSync(file, config(`127.0.0.1:${port}`))
+    return file
+  })
+  started.push(r.proxy)
+  return r
+}
+const [{ proxy: a, port: portA, file: fileA }, { proxy: b, port: portB, file: fileB }] = await Promise.all([fixed('A.yaml'), fixed('B.yaml')])
 
 function row(out: string, pid: number): string | undefined {
   return out.split('\n').find((l) => l.startsWith(`${pid} `))

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { scratchDir } from '../helpers/scratch.js'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { freePort, startProxy, type Proxy } from '../helpers/proxy.js'
+import { freePort, startOnFreePort, startProxy, type Proxy } from '../helpers/proxy.js'
 import { runCli } from '../fixtures/supervisor/master.js'
 
 const body = (listen: string, extra = '') => `listen: ${listen}
@@ -62,17 +62,28 @@ t.test('a config with pid_file', async (t) => {
   t.match(st.stdout, /reloads: 1 ok, 1 failed/)
 })
 
+/** Like setup, for a config that needs a fixed port. */
+async function setupFixed(yaml: (port: number) => string, env: NodeJS.ProcessEnv = {}): Promise<{ file: string; proxy: Proxy; port: number }> {
+  const file = path.join(scratchDir('cfg-'), 'leaky.yaml')
+  const r = await startOnFreePort((port) => {
+    writeFileSync(file, yaml(port))
+    return file
+  }, { env })
+  started.push(r.proxy)
+  return r
+}
+
 t.test('a config whose listen gives the pid file name', async (t) => {
-  const listen = `127.0.0.1:${await freePort()}`
-  const { file } = await setup(body(listen))
-  writeFileSync(file, broken(body(listen)))
+  const { file, port } = await setupFixed((port) => body(`127.0.0.1:${port}`))
+  writeFileSync(file, broken(body(`127.0.0.1:${port}`)))
   checkRejected(t, await runCli(['reload', '-c', file]), await validateErrors(t, file))
 })
 
 t.test('a config with an ${env:…} the admin\'s shell lacks: found; reloaded by the master; its errors printed', async (t) => {
   t.equal(process.env.LEAKY_T_PORT, undefined, 'not set in the shell the CLI runs in')
-  const port = await freePort()
   const yaml = body('"127.0.0.1:${env:LEAKY_T_PORT}"', 'stub: { seed: "${env:LEAKY_T_SEED}" }\n')
+  // the port reaches the master through its environment only (no retry on a port taken meanwhile, unlike setupFixed)
+  const port = await freePort()
   const { file, proxy } = await setup(yaml, { LEAKY_T_PORT: String(port), LEAKY_T_SEED: '3' })
   t.equal(proxy.port, port)
   const st = await runCli(['status', '-c', file])
