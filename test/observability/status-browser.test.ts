@@ -158,12 +158,22 @@ routes:
       while (!(d[i] !== null && d[i - 1] === null && d[i + 1] === null)) i--
       const x = Math.round(plot.valToPos(plot.data[0][i], 'x', true))
       const y = Math.round(plot.valToPos(d[i], 'y', true))
+      const p99 = (plot.data[2] as Array<number | null>)[i]
+      const y99 = p99 === null ? null : Math.round(plot.valToPos(p99, 'y', true))
       const ctx = (plot.ctx as CanvasRenderingContext2D)
       const px = ctx.getImageData(x - 4, y - 4, 9, 9).data
       let blue = 0
-      for (let k = 0; k < px.length; k += 4) if (Math.abs(px[k] - 0x58) < 40 && Math.abs(px[k + 1] - 0xa6) < 40 && px[k + 2] > 200) blue++
-      return { value: d[i], blue }
+      let orange = 0
+      for (let k = 0; k < px.length; k += 4) {
+        if (Math.abs(px[k] - 0x58) < 40 && Math.abs(px[k + 1] - 0xa6) < 40 && px[k + 2] > 200) blue++
+        if (px[k] > 200 && Math.abs(px[k + 1] - 0x88) < 40 && Math.abs(px[k + 2] - 0x3e) < 40) orange++
+      }
+      // p99's dot is drawn after p50's: where the two values sit within a dot's size, p99's covers p50's
+      const covered = y99 !== null && Math.abs(y99 - y) < 7
+      return { value: d[i], p99, blue, orange, covered }
     })
-    t.ok(hit.blue > 4, `p50 ${hit.value} ms drawn: ${hit.blue} p50-coloured pixels around it`)
+    t.ok(hit.blue > 4 || (hit.covered && hit.orange > 4),
+      `p50 ${hit.value} ms drawn: ${hit.blue} p50-coloured pixels around it` +
+      (hit.covered ? ` (p99 ${hit.p99} ms on top: ${hit.orange} p99-coloured)` : ''))
   })
 }
