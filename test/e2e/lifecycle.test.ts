@@ -19,6 +19,7 @@ const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'h
 
 t.test('SIGTERM lets an in-flight SSE stream finish, then exits 0', async (t) => {
   const proxy = await startProxy(cfg('10s'))
+  t.teardown(() => { if (proxy.child.exitCode === null) proxy.child.kill('SIGKILL') })
   const res = await request(proxy.url('/v1/chat/completions'), { method: 'POST', headers: { 'content-type': 'application/json', 'x-stub-tps': '30' }, body })
   t.equal(res.statusCode, 200)
   const reading = res.body.text()
@@ -33,6 +34,7 @@ t.test('SIGTERM lets an in-flight SSE stream finish, then exits 0', async (t) =>
 
 t.test('past drain_timeout the rest is cut, logged, and the exit is still 0', async (t) => {
   const proxy = await startProxy(cfg('300ms'))
+  t.teardown(() => { if (proxy.child.exitCode === null) proxy.child.kill('SIGKILL') })
   const res = await request(proxy.url('/v1/chat/completions'), { method: 'POST', headers: { 'content-type': 'application/json', 'x-stub-tps': '2' }, body })
   const reading = res.body.text().catch((e: Error) => `error: ${e.message}`)
   proxy.child.kill('SIGTERM')
@@ -44,7 +46,7 @@ t.test('past drain_timeout the rest is cut, logged, and the exit is still 0', as
 
 t.test('refuses to start on the uWS pure-JS fallback', async (t) => {
   const file = writeConfig(cfg('1s'))
-  const r = spawnSync(process.execPath, [CLI, 'start', '-c', file], { env: { ...process.env, UWS_USE_FALLBACK: '1' }, encoding: 'utf8', timeout: 20_000 })
+  const r = spawnSync(process.execPath, [CLI, 'start', '-c', file], { env: { ...process.env, UWS_USE_FALLBACK: '1' }, encoding: 'utf8', timeout: 60_000 })
   t.not(r.status, 0)
   t.match(r.stderr, /fell back to its pure-JS implementation/)
 })
