@@ -74,6 +74,17 @@ export function num(min: number, max = Infinity) {
   })
 }
 
+/** A number >= 0 and <= max: amounts that may be zero (a free tier, an output price of 0 for embeddings). */
+export function amount(max = Number.MAX_SAFE_INTEGER) {
+  return parsed((v): UnitResult<number> => {
+    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > max) {
+      return { ok: false, message: `expected a number from 0 to ${max}, got ${show(v)}` }
+    }
+    return { ok: true, value: n }
+  })
+}
+
 export function bool() {
   return parsed((v): UnitResult<boolean> => {
     if (v === true || v === 'true') return { ok: true, value: true }

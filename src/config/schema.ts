@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import * as z from 'zod'
 import {
-  backoff, bool, cidr, count, duration, HEADER_NAME_RE, hostname, int, listen, name, num, oneOf, parsed, rate, secret,
+  amount, backoff, bool, cidr, count, duration, HEADER_NAME_RE, hostname, int, listen, name, num, oneOf, parsed, rate, secret,
   show, size, target, text,
 } from './fields.js'
 
@@ -163,6 +163,25 @@ const routeEntry = z.strictObject({
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
 })
 
+/** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */
+const usd = () => amount(100_000)
+const priceEntry = z.strictObject({
+  input: usd().describe('USD per 1 M prompt tokens not read from a cache'),
+  cached_input: usd().optional().describe('USD per 1 M prompt tokens read from a cache; default: input'),
+  cache_write: usd().optional().describe('USD per 1 M prompt tokens written to a cache (Anthropic); default: input'),
+  output: usd().describe('USD per 1 M completion tokens'),
+  reasoning: usd().optional().describe('USD per 1 M reasoning / thinking tokens; default: output'),
+  request: usd().optional().describe('USD per request, where a provider charges one; default: 0'),
+})
+const modelPrices = z.record(z.string().min(1).max(64), priceEntry)
+/** per provider, per model (as the metrics name it: lower case, no dated suffix) */
+export const pricesSection = z.strictObject({
+  openai: modelPrices.optional(),
+  gemini: modelPrices.optional(),
+  qwen: modelPrices.optional(),
+  anthropic: modelPrices.optional(),
+})
+
 const redis = z.strictObject({
   url: secret(z.string().regex(/^rediss?:\/\//, 'expected redis://… or rediss://…')).optional()
     .describe('redis://[user:pass@]host:port[/db]'),
@@ -220,6 +239,8 @@ export const configSchema = z.strictObject({
   upstreams: z.record(name(), upstreamEntry).default({}).describe('where requests go'),
   routes: z.array(routeEntry).default([]).describe('host + path prefix → upstream, auth and limits'),
   redis: redis.optional().describe('limits shared by several proxies (scope: cluster)'),
+  prices: pricesSection.prefault({})
+    .describe('USD per 1 M tokens per provider and model: added to, or replacing entries of, the shipped config/prices.yaml'),
   stub: stub.prefault({}).describe('knobs of the embedded stub upstream (targets: [embedded])'),
 }).transform((c) => ({
   ...c,
@@ -232,3 +253,5 @@ export type LimitConfig = Config['limits'][string]
 export type KeyConfig = Config['keys'][number]
 export type UpstreamConfig = Config['upstreams'][string]
 export type RouteConfig = Config['routes'][number]
+export type PricesConfig = Config['prices']
+export type PriceConfig = z.output<typeof priceEntry>

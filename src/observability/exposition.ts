@@ -255,6 +255,44 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
         }
       }
     })
+  counter('leaky_llm_cost_usd_total', 'What responses cost in USD at the configured prices (shipped config/prices.yaml + the prices section), by upstream, provider and model.',
+    ['upstream', 'provider', 'model'], (emit) => {
+      const r = src.reader
+      if (r === null) return
+      const v = r.v
+      for (let p = 0; p < v.llmPairs.used; p++) {
+        const pair = v.llmPairs.pair(p)
+        const n = r.counter(STRIPE.cost + p)
+        if (pair === null || n <= 0) continue
+        const upstream = v.upstreams.name(pair[0]) ?? OTHER
+        const provider = src.providerOf(upstream)
+        const model = v.models.name(pair[1]) ?? OTHER
+        emit(`${frags.pair('upstream', upstream)},${frags.pair('provider', provider)},${frags.pair('model', model)}`, { upstream, provider, model }, n / 1e9)
+      }
+    })
+  counter('leaky_llm_cost_unknown_total', 'Responses whose cost is unknown: their model has no price (add it under prices:), or their usage could not be read.',
+    ['model'], (emit) => {
+      const r = src.reader
+      if (r === null) return
+      for (let m = 0; m < r.v.models.used; m++) {
+        const n = r.counter(STRIPE.costUnknown + m)
+        const model = r.v.models.name(m)
+        if (n > 0 && model !== null) emit(frags.pair('model', model), { model }, n)
+      }
+    })
+  counter('leaky_key_cost_usd_total', 'What each key\'s responses cost in USD, for keys marked metrics_label (the rest summed as "other").',
+    ['key_id'], (emit) => {
+      const r = src.reader
+      if (r === null) return
+      const by = new Map<string, number>()
+      for (let k = 0; k < r.v.keys.used; k++) {
+        const name = r.v.keys.name(k)
+        if (name === null) continue
+        const label = k === 0 ? OTHER : src.keyLabel(name)
+        by.set(label, (by.get(label) ?? 0) + r.counter(STRIPE.keyCost + k))
+      }
+      for (const [key_id, n] of by) if (n > 0) emit(frags.pair('key_id', key_id), { key_id }, n / 1e9)
+    })
   counter('leaky_llm_usage_unknown_total', 'Responses whose usage could not be read, by reason: encoding (a Content-Encoding the proxy does not decode), invalid (usage fields of the wrong type); their estimate stays charged.',
     ['upstream', 'reason'], (emit) => upstreams((frag, labels, slot, r) => {
       for (let k = 0; k < 2; k++) {

@@ -94,8 +94,12 @@ export const STRIPE = (() => {
   const keys = take(CAP.keys * 2)
   const redis = take(REDIS_CELLS.length)
   const usageIssues = take(CAP.upstreams * USAGE_ISSUES.length)
+  /** nano-USD per (upstream, model) pair, per key, and responses whose cost is unknown per model */
+  const cost = take(CAP.llmPairs)
+  const keyCost = take(CAP.keys)
+  const costUnknown = take(CAP.models)
   const counters = at
-  return { requests, flows, upstreams, estimate, tokens, limits, keys, redis, usageIssues, counters }
+  return { requests, flows, upstreams, estimate, tokens, limits, keys, redis, usageIssues, cost, keyCost, costUnknown, counters }
 })()
 
 /** gauge words (Int32, stored not added) after the counters: per upstream open / in-use connections, breaker open */

@@ -189,6 +189,24 @@ export class WorkerMetrics {
     this.tokens(up, m, TokenKind.AUDIO, u.audio)
   }
 
+  /**
+   * What one response cost (leaky_llm_cost_usd_total, and leaky_key_cost_usd_total for the key), in nano-USD; null:
+   * its model has no price, or its usage could not be read (leaky_llm_cost_unknown_total).
+   */
+  cost(upstream: string, model: string, keyId: string, nanoUsd: number | null): void {
+    if (!this.enabled) return
+    const v = this.#v!
+    const m = this.modelSlot(model)
+    if (nanoUsd === null) {
+      this.#inc(this.#stripe + (STRIPE.costUnknown + m) * 2)
+      return
+    }
+    if (!(nanoUsd > 0)) return
+    const pair = v.llmPairs.slot(v.upstreams.intern(upstream), m)
+    this.#add(this.#stripe + (STRIPE.cost + pair) * 2, nanoUsd)
+    if (keyId !== '') this.#add(this.#stripe + (STRIPE.keyCost + v.keys.intern(keyId)) * 2, nanoUsd)
+  }
+
   /** A response whose usage could not be read (leaky_llm_usage_unknown_total) or only in part (…_partial_total). */
   usageIssue(upstream: string, issue: UsageIssue): void {
     if (!this.enabled) return

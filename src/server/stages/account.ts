@@ -8,6 +8,7 @@ import { metrics, DenyReason, UsageIssue } from '../../observability/metrics.js'
 import { reconcile, scopeOf } from './limit.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
+import { costPico, formatUsd } from '../../spend/prices.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -31,10 +32,17 @@ export function account(s: RequestState): void {
   const end = performance.now()
   metrics.request(s, status, end)
   if (metrics.enabled && (s.charged || s.limitDenied !== '')) limitDecisions(s)
+  // pico-USD at the plan's prices; -1: no price for the model, or no usage to price
+  let cost = -1
   if (usage !== null && s.upstream !== null) {
-    if (usage.source === 'unknown') usageUnknown(s, s.upstream.name, s.meter!.unknown)
-    else {
+    if (usage.source === 'unknown') {
+      usageUnknown(s, s.upstream.name, s.meter!.unknown)
+      metrics.cost(s.upstream.name, usage.model || s.model, s.keyId, null)
+    } else {
       if (usage.model === '') usage.model = s.model
+      const price = s.plan.prices.lookup(s.upstream.provider, usage.model)
+      if (price !== null) cost = costPico(price, usage)
+      metrics.cost(s.upstream.name, usage.model, s.keyId, cost < 0 ? null : Math.round(cost / 1000))
       metrics.usage(s.upstream.name, usage)
       if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
       else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
@@ -73,6 +81,7 @@ export function account(s: RequestState): void {
     tokens_thoughts: known != null && known.thoughts > 0 ? known.thoughts : undefined,
     tokens_tool_prompt: known != null && known.toolPrompt > 0 ? known.toolPrompt : undefined,
     tokens_source: usage?.source,
+    cost_usd: cost < 0 ? undefined : formatUsd(cost),
     cluster: s.cluster === null ? undefined : VIA_NAME[s.cluster.via],
   })
 }
