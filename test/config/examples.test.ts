@@ -25,6 +25,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'openai.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', TEAM_B_KEY: 'team-b-demo-key' },
   'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
+  'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -133,6 +134,20 @@ t.test('retries.yaml: OpenAI refusing connections → two retries, then the back
   const line = await p.waitLog((l) => l.msg === 'access')
   t.equal(line.upstream, 'openai-backup', 'answered by the fallback')
   t.equal(line.attempts, 4, '1 attempt + 2 retries on openai, then the fallback')
+})
+
+t.test('prices.yaml: a model priced only by the config gets its cost on the access line', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'prices.yaml', { LEAKY_OPENAI_URL: openai.origin })
+  const res = await request(p.url('/v1/chat/completions'), {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'my-finetune', messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  const line = await p.waitLog((l) => l.msg === 'access')
+  const pico = (line.tokens_prompt as number) * 300_000 + (line.tokens_completion as number) * 1_200_000
+  t.equal(line.cost_usd, (Math.round(pico / 1e6) / 1e6).toFixed(6), `${line.tokens_prompt} + ${line.tokens_completion} tokens at 0.30 / 1.20`)
 })
 
 t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) => {

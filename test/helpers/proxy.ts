@@ -1,7 +1,7 @@
 // Start the real proxy (`node dist/cli/main.js start`) as a child process on free ports and parse its JSON log,
 // so e2e tests talk to it over real sockets and can assert on what it logged. Its files (config, pid file, control
 // socket, temp files) are in this test file's scratch directory, removed when the file's tests end (scratch.ts).
-import { SCRATCH_TMP } from './scratch.js'
+import { reapOnExit, SCRATCH_TMP } from './scratch.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -85,13 +85,6 @@ export function writeConfig(yaml: string): string {
   return file
 }
 
-// a test that failed before its teardown stopped the proxy must not leave it serving: the master goes, and its
-// generation drains and exits when the IPC channel closes
-const running = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL')
-})
-
 /** Spawn the proxy on a config (YAML text or a file path) and wait for its ready line. */
 export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Proxy> {
   const file = config.includes('\n') ? writeConfig(config) : config
@@ -100,9 +93,10 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  // a test that failed before its teardown stopped the proxy must not leave it serving: the master goes, and its
+  // generation drains and exits when the IPC channel closes
+  reapOnExit(child)
   const p = new Proxy(child)
-  running.add(child)
-  void p.exited.then(() => running.delete(child))
   const ready = await Promise.race([
     p.waitLog((l) => l.msg === 'ready', 20_000),
     p.exited.then((code) => {

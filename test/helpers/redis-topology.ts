@@ -11,6 +11,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { REDIS_SERVER, stopProcess } from './redis.js'
+import { reapOnExit } from './scratch.js'
 
 export const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli'
 const HOST = '127.0.0.1'
@@ -36,7 +37,7 @@ export class RedisNode {
   async start(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const [port, port2] = await freePorts(2)
-      const proc = spawn(REDIS_SERVER, this.args(port, port2), { stdio: ['ignore', 'pipe', 'pipe'] })
+      const proc = reapOnExit(spawn(REDIS_SERVER, this.args(port, port2), { stdio: ['ignore', 'pipe', 'pipe'] }))
       this.proc = proc
       this.port = port
       this.log = ''

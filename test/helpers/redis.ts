@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { accessSync, constants } from 'node:fs'
 import net from 'node:net'
+import { reapOnExit } from './scratch.js'
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server'
 
@@ -25,8 +26,8 @@ export class RedisProcess {
     requireRedisServer()
     for (let attempt = 0; ; attempt++) {
       const port = this.port !== 0 ? this.port : await freePort()
-      const proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        { stdio: ['ignore', 'pipe', 'pipe'] })
+      const proc = reapOnExit(spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: ['ignore', 'pipe', 'pipe'] }))
       let out = ''
       const ready = new Promise<boolean>((resolve) => {
         proc.stdout!.on('data', (d: Buffer) => {

@@ -4,6 +4,7 @@
 // and control sockets of the proxies a test starts land there — and `leaky status` in a test never sees (or cleans)
 // the user's own masters. Scratch dirs of test processes that died without cleaning up (SIGKILL, a tap timeout)
 // are removed by the next test file that starts.
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -42,6 +43,26 @@ process.env.LEAKY_RUNTIME_DIR = SCRATCH_RUN
 // a file that runs a subtest and then awaits more setup at top level is before that setup reads its config
 const remove = () => rmSync(SCRATCH, { recursive: true, force: true })
 process.once('exit', remove)
+
+// Processes a test started (proxies, redis-servers) go with it, however it ends: at exit, and when tap ends a
+// timed-out file with SIGALRM — 'exit' does not fire for a signal, and a proxy left running would keep serving.
+const children = new Set<ChildProcess>()
+const reap = () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+}
+process.once('exit', reap)
+process.once('SIGALRM', () => {
+  reap()
+  // tap's own SIGALRM handler has reported the timeout; with a listener of ours it leaves the exit to us
+  process.exit(1)
+})
+
+/** Kill `child` (SIGKILL) if it is still running when this test process ends, normally or by tap's timeout. */
+export function reapOnExit(child: ChildProcess): ChildProcess {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
 
 /** A fresh directory inside the scratch dir (removed with it). */
 export function scratchDir(prefix = 'd-'): string {

@@ -185,7 +185,7 @@ interface FixtureRun {
 }
 
 /** Run the fixture as a test file of its own (tap's TypeScript loader, not under this file's tap runner). */
-function fixture(mode: string, onScratch?: (child: ReturnType<typeof spawn>) => void): Promise<FixtureRun> {
+function fixture(mode: string, onLine?: (child: ReturnType<typeof spawn>) => void, line = /^scratch .+\n/m): Promise<FixtureRun> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LEAKY_TEST_REAL_TMPDIR: fixtureTmp }
   for (const k of Object.keys(childEnv)) if (k.startsWith('TAP')) delete childEnv[k]
   const flags = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps')
@@ -194,9 +194,9 @@ function fixture(mode: string, onScratch?: (child: ReturnType<typeof spawn>) => 
   let told = false
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d
-    if (!told && /^scratch .+\n/m.test(stderr)) {
+    if (!told && line.test(stderr)) {
       told = true
-      onScratch?.(child)
+      onLine?.(child)
     }
   })
   return once(child, 'exit').then(([code]) => ({
@@ -228,6 +228,15 @@ t.test('a test file that throws with a proxy running and no teardown: the proxy 
   const r = await fixture('throw')
   t.not(r.code, 0)
   t.match(r.stderr, /deliberately, with a proxy running/)
+  t.equal(r.pids.length, 2, r.stderr)
+  t.notOk(existsSync(r.scratch), 'scratch dir removed')
+  for (const pid of r.pids) t.ok(await gone(pid), `process ${pid} (master, then generation) is gone`)
+})
+
+t.test('a test file that tap times out (SIGALRM) with a proxy running: the proxy is killed, the scratch dir removed', async (t) => {
+  // once its pids are out and it waits: what tap does to a file past its timeout
+  const r = await fixture('timeout', (child) => child.kill('SIGALRM'), /^waiting\n/m)
+  t.not(r.code, 0)
   t.equal(r.pids.length, 2, r.stderr)
   t.notOk(existsSync(r.scratch), 'scratch dir removed')
   for (const pid of r.pids) t.ok(await gone(pid), `process ${pid} (master, then generation) is gone`)

@@ -4,7 +4,7 @@
 // disturbs nothing; a master refuses a pid file a live master holds; stale pid files are cleaned. Real masters,
 // real CLI; this file's runtime dir is its own (scratch.ts), never the user's.
 import t from 'tap'
-import { SCRATCH_RUN, scratchDir } from '../helpers/scratch.js'
+import { reapOnExit, SCRATCH_RUN, scratchDir } from '../helpers/scratch.js'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
@@ -87,7 +87,7 @@ t.test('a master refuses the pid file of a live master: one line naming the file
   const sameAddress = write('B-again.yaml', config(`127.0.0.1:${portB}`))
   const sameFile = write('B-file.yaml', config('127.0.0.1:0', `pid_file: ${pidFileOf(portB)}\n`))
   for (const file of [sameAddress, sameFile]) {
-    const child = spawn(process.execPath, [CLI, 'start', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = reapOnExit(spawn(process.execPath, [CLI, 'start', '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }))
     let stderr = ''
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     const [code] = await once(child, 'exit')
