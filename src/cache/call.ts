@@ -137,6 +137,11 @@ export class CacheClient {
         if (c !== undefined) sink.bypass(c)
         return
       }
+      case O.FOLLOW: {
+        const c = this.calls.get(m.id)
+        if (c !== undefined) c.s.cacheStatus = 'coalesced'
+        return
+      }
       case O.FOLLOWED: {
         const c = this.calls.get(m.id)
         if (c !== undefined) c.followed = true

@@ -178,6 +178,7 @@ export class CacheOwner {
       if (!flight.joinable) return send(port, { t: O.BYPASS, id: m.id })
       if (flight.stale !== null && !m.fresh && now < flight.stale.staleUntil) return this.#hit(port, [m.id], flight.stale, Served.STALE, now)
       this.counters.coalesced++
+      send(port, { t: O.FOLLOW, id: m.id })
       const ids = flight.followers.get(port)
       if (ids === undefined) flight.followers.set(port, [m.id])
       else ids.push(m.id)

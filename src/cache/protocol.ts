@@ -32,6 +32,8 @@ export const enum O {
   DATA = 5,
   END = 6,
   FAIL = 7,
+  /** the request waits for an identical one in flight (it is coalesced) */
+  FOLLOW = 8,
 }
 
 /** How an answer reached the client: the access line's `cache` and the x-cache header. */
@@ -78,7 +80,7 @@ export interface HitMsg {
 
 export type ToWorker =
   | HitMsg
-  | { t: O.LEAD | O.BYPASS | O.FOLLOWED; id: number }
+  | { t: O.LEAD | O.BYPASS | O.FOLLOWED | O.FOLLOW; id: number }
   | { t: O.HEAD; ids: number[]; status: number; headers: string[] }
   | { t: O.DATA; ids: number[]; chunk: Uint8Array }
   | { t: O.END; ids: number[]; usage: number }
