@@ -61,8 +61,13 @@ export class CacheOwner {
   #beta: number
   #wait: number
   #sweep: NodeJS.Timeout | null = null
+  /** ms clock (tests step it); Math.random draws XFetch's chance (tests fix it) */
+  readonly now: () => number
+  readonly random: () => number
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, clock: { now?: () => number, random?: () => number } = {}) {
+    this.now = clock.now ?? Date.now
+    this.random = clock.random ?? Math.random
     this.store = new CacheStore(config.cache.memory)
     this.#logger = logger
     this.#section = sectionOf(config)
@@ -78,7 +83,7 @@ export class CacheOwner {
     // the worker's end closes when its thread exits (drain, crash): what it led fails over, what it waited for is gone
     port1.on('close', () => this.#gone(port1))
     if (this.#sweep === null) {
-      this.#sweep = setInterval(() => this.#expireWaits(Date.now()), 1000)
+      this.#sweep = setInterval(() => this.#expireWaits(this.now()), 1000)
       this.#sweep.unref()
     }
     return port2
@@ -117,7 +122,7 @@ export class CacheOwner {
   onMessage(port: MessagePort, m: ToOwner): void {
     switch (m.t) {
       case W.GET:
-        return this.#get(port, m, Date.now())
+        return this.#get(port, m, this.now())
       case W.LEFT:
         return this.#left(port, m.key, m.id)
     }
@@ -151,7 +156,7 @@ export class CacheOwner {
         if (!f.relayed) this.#each(f, (p, ids) => ids.forEach((id) => send(p, { t: O.BYPASS, id })), true)
         return
       case W.END:
-        return this.#end(f, m.usage, Date.now())
+        return this.#end(f, m.usage, this.now())
       case W.FAIL:
         return this.#fail(f)
     }
@@ -165,7 +170,7 @@ export class CacheOwner {
         if (now < e.expiresAt) {
           // XFetch: the closer to expiry and the costlier the answer, the likelier one request refreshes it early
           // (then it leads a flight while the others keep getting this entry)
-          const early = this.#beta > 0 && flight === undefined && now - e.delta * this.#beta * Math.log(Math.random()) >= e.expiresAt
+          const early = this.#beta > 0 && flight === undefined && now - e.delta * this.#beta * Math.log(this.random()) >= e.expiresAt
           if (!early) return this.#hit(port, [m.id], e, Served.HIT, now)
         } else if (now < e.staleUntil) {
           if (flight !== undefined) return this.#hit(port, [m.id], e, Served.STALE, now)
@@ -254,7 +259,7 @@ export class CacheOwner {
       f.headers = null
       f.chunks = []
       f.bytes = 0
-      f.startedAt = Date.now()
+      f.startedAt = this.now()
       send(p, { t: O.LEAD, id })
       if (f.followed) send(p, { t: O.FOLLOWED, id })
       return

@@ -165,7 +165,7 @@ const cacheSection = z.strictObject({
   charge_tokens: bool().default(false).describe('a hit charges the stored answer\'s tokens on token limits (false: only request limits)'),
   ignore: z.array(text()).default(['user', 'stream_options', 'metadata'])
     .describe('top-level body fields left out of the cache key'),
-  xfetch_beta: num(0).default(1).describe('probabilistic early refresh (XFetch); 0 turns it off'),
+  xfetch_beta: z.number().min(0).max(100).default(1).describe('probabilistic early refresh (XFetch): higher refreshes earlier; 0 turns it off'),
   wait: duration().prefault('60s').describe('how long a coalesced request waits for the first bytes of its leader\'s answer'),
 }).describe('response cache shared by all worker threads (README "Cache")')
 
