@@ -225,9 +225,11 @@ export class CacheOwner {
     this.flights.delete(f.key)
     const headers = f.headers ?? []
     const ok = f.status >= 200 && f.status < 300
+    // a JSON answer is kept as one piece: a hit is written with one end() and its Content-Length
+    const chunks = !f.sse && f.chunks.length > 1 ? [Buffer.concat(f.chunks)] : f.chunks
     const e: Entry = {
-      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks: f.chunks, usage,
-      bytes: entrySize(f.key, headers, f.chunks), storedAt: now, expiresAt: now + f.ttl, staleUntil: now + f.ttl + f.swr,
+      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, usage,
+      bytes: entrySize(f.key, headers, chunks), storedAt: now, expiresAt: now + f.ttl, staleUntil: now + f.ttl + f.swr,
       delta: now - f.startedAt,
     }
     if (f.store && ok && f.bytes <= f.maxEntry) this.store.set(e)
