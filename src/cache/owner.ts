@@ -226,7 +226,7 @@ export class CacheOwner {
     const headers = f.headers ?? []
     const ok = f.status >= 200 && f.status < 300
     // a JSON answer is kept as one piece: a hit is written with one end() and its Content-Length
-    const chunks = !f.sse && f.chunks.length > 1 ? [Buffer.concat(f.chunks)] : f.chunks
+    const chunks = !f.sse && f.chunks.length > 1 ? [joined(f.chunks, f.bytes)] : f.chunks
     const e: Entry = {
       key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, usage,
       bytes: entrySize(f.key, headers, chunks), storedAt: now, expiresAt: now + f.ttl, staleUntil: now + f.ttl + f.swr,
@@ -309,6 +309,18 @@ export class CacheOwner {
     for (const [p, ids] of f.followers) if (ids.length > 0) fn(p, ids)
     if (clear) f.followers.clear()
   }
+}
+
+// its own ArrayBuffer, exactly this long: Buffer.concat may return a view into a shared pool, which a message would
+// copy whole and the byte count would not see
+function joined(chunks: Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
 }
 
 function send(p: MessagePort, m: ToWorker): void {
