@@ -33,6 +33,8 @@ interface Flight {
   sse: boolean
   store: boolean
   chunks: Uint8Array[]
+  times: number[]
+  headAt: number
   bytes: number
   /** the SSE head went to the followers: from then on they are fed live and cannot be handed the call */
   relayed: boolean
@@ -133,6 +135,7 @@ export class CacheOwner {
       case W.HEAD:
         f.status = m.status
         f.headers = m.headers
+        f.headAt = this.now()
         f.sse = m.sse
         if (!m.store) f.store = false
         if (m.sse) {
@@ -145,6 +148,7 @@ export class CacheOwner {
         if (f.relayed) this.#each(f, (p, ids) => send(p, { t: O.DATA, ids, chunk: c }))
         if (!f.joinable) return
         f.chunks.push(c)
+        if (f.sse) f.times.push(this.now() - f.headAt)
         f.bytes += c.byteLength
         return
       }
@@ -152,6 +156,7 @@ export class CacheOwner {
         f.store = false
         f.joinable = false
         f.chunks = []
+        f.times = []
         // a JSON answer was not relayed: its followers cannot get it whole from here, they ask the upstream themselves
         if (!f.relayed) this.#each(f, (p, ids) => ids.forEach((id) => send(p, { t: O.BYPASS, id })), true)
         return
@@ -204,7 +209,7 @@ export class CacheOwner {
     this.flights.set(m.key, {
       key: m.key, route: m.route, scope: m.scope, ttl: m.ttl, swr: m.swr, maxEntry: m.maxEntry,
       leaderPort: port, leaderId: m.id, followers: new Map(), followed: false,
-      status: 0, headers: null, sse: false, store: true, chunks: [], bytes: 0, relayed: false, joinable: true,
+      status: 0, headers: null, sse: false, store: true, chunks: [], times: [], headAt: 0, bytes: 0, relayed: false, joinable: true,
       startedAt: now, stale,
     })
     send(port, { t: O.LEAD, id: m.id })
@@ -215,7 +220,7 @@ export class CacheOwner {
     else if (served === Served.STALE) this.counters.stale += ids.length
     if (e.usage > 0) this.counters.tokensSaved += e.usage * ids.length
     const m: HitMsg = {
-      t: O.HIT, ids, served, status: e.status, headers: e.headers, sse: e.sse, chunks: e.chunks, usage: e.usage,
+      t: O.HIT, ids, served, status: e.status, headers: e.headers, sse: e.sse, chunks: e.chunks, times: e.times, usage: e.usage,
       age: Math.max(0, Math.floor((now - e.storedAt) / 1000)),
     }
     send(port, m)
@@ -228,7 +233,7 @@ export class CacheOwner {
     // a JSON answer is kept as one piece: a hit is written with one end() and its Content-Length
     const chunks = !f.sse && f.chunks.length > 1 ? [joined(f.chunks, f.bytes)] : f.chunks
     const e: Entry = {
-      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, usage,
+      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, times: f.times, usage,
       bytes: entrySize(f.key, headers, chunks), storedAt: now, expiresAt: now + f.ttl, staleUntil: now + f.ttl + f.swr,
       delta: now - f.startedAt,
     }
@@ -238,7 +243,7 @@ export class CacheOwner {
     } else {
       if (usage > 0) this.counters.tokensSaved += usage * this.#followers(f)
       this.#each(f, (p, ids) => send(p, {
-        t: O.HIT, ids, served: Served.COALESCED, status: e.status, headers, sse: e.sse, chunks: e.chunks, usage, age: 0,
+        t: O.HIT, ids, served: Served.COALESCED, status: e.status, headers, sse: e.sse, chunks: e.chunks, times: e.times, usage, age: 0,
       }))
     }
   }
@@ -260,6 +265,7 @@ export class CacheOwner {
       f.status = 0
       f.headers = null
       f.chunks = []
+      f.times = []
       f.bytes = 0
       f.startedAt = this.now()
       send(p, { t: O.LEAD, id })

@@ -11,6 +11,8 @@ export interface RouteCachePlan {
   get: boolean
   post: boolean
   deterministic: boolean
+  /** replay a stored stream with its original gaps */
+  paced: boolean
 }
 
 export interface CachePlan {
@@ -30,6 +32,7 @@ export function compileCache(config: Config): CachePlan {
       return {
         route: r.path, ttl: c.ttl, swr: c.stale_while_revalidate, maxEntry: c.max_entry, scope: c.scope,
         get: c.methods.includes('GET'), post: c.methods.includes('POST'), deterministic: c.when === 'deterministic',
+        paced: c.replay_pace === 'original',
       }
     }),
   }

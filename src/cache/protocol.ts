@@ -72,6 +72,8 @@ export interface HitMsg {
   headers: string[]
   sse: boolean
   chunks: Uint8Array[]
+  /** SSE: ms from the head to each chunk as it first arrived */
+  times: number[]
   /** tokens of the stored answer, -1 unknown */
   usage: number
   /** seconds since it was stored (the Age header) */

@@ -10,6 +10,8 @@ export interface Entry {
   headers: string[]
   sse: boolean
   chunks: Uint8Array[]
+  /** an SSE answer: ms from its head to each chunk (replay_pace: original) */
+  times: number[]
   usage: number
   bytes: number
   storedAt: number

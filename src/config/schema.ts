@@ -156,6 +156,8 @@ const routeCache = z.strictObject({
   methods: z.array(oneOf(['GET', 'POST'])).default(['POST']).describe('methods looked up and stored'),
   when: oneOf(['deterministic', 'always']).default('deterministic')
     .describe('deterministic: only requests with temperature 0 or a seed; always: every JSON request'),
+  replay_pace: oneOf(['unpaced', 'original']).default('unpaced')
+    .describe('a stored stream is replayed at once (unpaced) or with the gaps between its chunks as they came (original)'),
   stale_while_revalidate: duration().prefault('0ms')
     .describe('past ttl, an entry is still served (x-cache: STALE) for this long while one request refreshes it'),
 }).describe('exact-match response cache for this route (README "Cache")')

@@ -19,6 +19,7 @@ ${extra}routes:
   - { path: /v1/, upstream: llm, auth: key, limits: [key-tokens], cache: { ttl: 1h } }
   - { path: /g/, upstream: llm, strip_prefix: true, cache: { scope: global } }
   - { path: /org/, upstream: llm, strip_prefix: true, auth: key, cache: { scope: org } }
+  - { path: /paced/, upstream: llm, strip_prefix: true, auth: key, cache: { replay_pace: original } }
 cache: ${cache}
 `)
 const file = writeConfig(config('{ memory: 2mb }'))
@@ -174,6 +175,21 @@ t.test('a hit of a streamed answer replays the same events; a non-stream request
   const line = await proxy.waitLog((l) => l.msg === 'access' && l.req_id === hit.reqId)
   t.equal(line.cache, 'hit')
   t.equal(line.tokens_charged, 0, 'charge_tokens: false — a hit charges no tokens')
+})
+
+t.test('replay_pace: original replays a stored stream with the gaps it came with', async (t) => {
+  up.gapMs = 60
+  t.teardown(() => (up.gapMs = 0))
+  const body = chat('paced', { stream: true })
+  const first = await post('/paced/chat/completions', body)
+  up.gapMs = 0
+  const start = performance.now()
+  const hit = await post('/paced/chat/completions', body)
+  const took = performance.now() - start
+  t.same([first.xCache, hit.xCache], ['MISS', 'HIT'])
+  t.same(sseData(hit.text), sseData(first.text), 'the same events')
+  // six 60 ms gaps between the first event and the last: a timer never fires early, so this bound holds under load
+  t.ok(took >= 300, `the replay took ${took.toFixed(0)} ms, as the original did`)
 })
 
 t.test('bypass: sampled requests, Cache-Control no-store, non-JSON bodies; never stored: upstream no-store/private and errors', async (t) => {

@@ -23,6 +23,8 @@ export interface CountingUpstream {
   /** extra response headers, status override for the next answers */
   headers: Record<string, string>
   status: number
+  /** ms between two SSE events (0: as fast as possible) */
+  gapMs: number
   close(): Promise<void>
 }
 
@@ -38,6 +40,7 @@ export async function startCountingUpstream(): Promise<CountingUpstream> {
     calls,
     headers: {},
     status: 200,
+    gapMs: 0,
     hold: () => {
       held = true
     },
@@ -86,7 +89,8 @@ function respond(call: UpstreamCall, res: http.ServerResponse, up: CountingUpstr
       if (res.destroyed) return
       if (i < EVENTS.length) {
         res.write(chunk({ content: EVENTS[i++] }, null))
-        setImmediate(next)
+        if (up.gapMs > 0) setTimeout(next, up.gapMs)
+        else setImmediate(next)
         return
       }
       res.write(chunk({}, 'stop'))

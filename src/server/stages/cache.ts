@@ -85,6 +85,10 @@ class Sink implements CacheSink {
     s.ttfbMs = performance.now() - s.startMs
     const strip = m.sse && s.stripUsage ? stripper(s) : null
     const res = s.res
+    if (m.sse && call.rp.paced && m.times.length === m.chunks.length && m.chunks.length > 0) {
+      res.cork(() => writeHead(s, m.status, m.headers, X_CACHE[m.served], m.age))
+      return new PacedReplay(s, m, strip).next()
+    }
     res.cork(() => {
       writeHead(s, m.status, m.headers, X_CACHE[m.served], m.age)
       if (!m.sse && m.chunks.length === 1) {
@@ -166,6 +170,57 @@ class Sink implements CacheSink {
     const res = s.res
     res.cork(() => res.end('event: error\ndata: {"error":{"message":"upstream stream failed","type":"upstream_error","code":"LEAKY_UPSTREAM_RESET"}}\n\n'))
     account(s)
+  }
+}
+
+/** replay_pace: original — a stored stream written with the gaps it first came with (one timer at a time). */
+class PacedReplay {
+  readonly s: RequestState
+  readonly m: HitMsg
+  readonly strip: UsageMeter | null
+  readonly start = performance.now()
+  readonly tick: () => void
+  readonly write: () => void
+  i = 0
+  elapsed = 0
+
+  constructor(s: RequestState, m: HitMsg, strip: UsageMeter | null) {
+    this.s = s
+    this.m = m
+    this.strip = strip
+    this.tick = () => this.next()
+    this.write = () => this.due()
+  }
+
+  next(): void {
+    const s = this.s
+    // the client left: clientAborted has accounted the request
+    if (s.finished || s.aborted) return
+    this.elapsed = performance.now() - this.start
+    s.res.cork(this.write)
+    if (this.i < this.m.chunks.length) {
+      setTimeout(this.tick, this.m.times[this.i] - this.elapsed)
+      return
+    }
+    s.finished = true
+    account(s)
+  }
+
+  /** Inside cork: every chunk that is due, and the end after the last. */
+  due(): void {
+    const { s, m, strip } = this
+    const res = s.res
+    while (this.i < m.chunks.length && m.times[this.i] <= this.elapsed) {
+      const c = m.chunks[this.i++]
+      const out = strip === null ? c : strip.write(asBuffer(c))
+      if (out.byteLength === 0) continue
+      s.bytesOut += out.byteLength
+      res.write(out)
+    }
+    if (this.i < m.chunks.length) return
+    const tail = strip === null ? EMPTY : strip.end()
+    s.bytesOut += tail.length
+    res.end(tail.length > 0 ? tail : undefined)
   }
 }
 
