@@ -20,6 +20,7 @@ ${extra}routes:
   - { path: /g/, upstream: llm, strip_prefix: true, cache: { scope: global } }
   - { path: /org/, upstream: llm, strip_prefix: true, auth: key, cache: { scope: org } }
   - { path: /paced/, upstream: llm, strip_prefix: true, auth: key, cache: { replay_pace: original } }
+  - { path: /swr/, upstream: llm, strip_prefix: true, auth: key, cache: { ttl: 300ms, stale_while_revalidate: 1h } }
 cache: ${cache}
 `)
 const file = writeConfig(config('{ memory: 2mb }'))
@@ -190,6 +191,29 @@ t.test('replay_pace: original replays a stored stream with the gaps it came with
   t.same(sseData(hit.text), sseData(first.text), 'the same events')
   // six 60 ms gaps between the first event and the last: a timer never fires early, so this bound holds under load
   t.ok(took >= 300, `the replay took ${took.toFixed(0)} ms, as the original did`)
+})
+
+t.test('stale_while_revalidate: past ttl one request refreshes while the others are served the stale answer', async (t) => {
+  const body = chat('stale')
+  const first = await post('/swr/chat/completions', body)
+  t.equal(first.xCache, 'MISS')
+  // the entry's ttl is 300 ms: nothing to await but time itself
+  await new Promise((r) => setTimeout(r, 400))
+  const before = up.calls.length
+  up.hold()
+  t.teardown(() => up.release())
+  const refresh = post('/swr/chat/completions', body)
+  await up.arrived(before + 1)
+  const stale = await post('/swr/chat/completions', body)
+  t.equal(stale.xCache, 'STALE', 'served at once while the refresh is under way')
+  t.equal(stale.text, first.text, 'the old answer')
+  up.release()
+  const fresh = await refresh
+  t.equal(fresh.xCache, 'MISS', 'the refreshing request went upstream')
+  t.not(fresh.text, first.text, 'and got a new answer')
+  const after = await post('/swr/chat/completions', body)
+  t.same([after.xCache, after.text], ['HIT', fresh.text], 'the refreshed entry is served from then on')
+  t.equal(up.calls.length - before, 1)
 })
 
 t.test('bypass: sampled requests, Cache-Control no-store, non-JSON bodies; never stored: upstream no-store/private and errors', async (t) => {
