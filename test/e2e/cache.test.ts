@@ -20,6 +20,7 @@ ${extra}routes:
   - { path: /g/, upstream: llm, strip_prefix: true, cache: { scope: global } }
   - { path: /org/, upstream: llm, strip_prefix: true, auth: key, cache: { scope: org } }
   - { path: /paced/, upstream: llm, strip_prefix: true, auth: key, cache: { replay_pace: original } }
+  - { path: /small/, upstream: llm, strip_prefix: true, auth: key, cache: { max_entry: 200b } }
   - { path: /swr/, upstream: llm, strip_prefix: true, auth: key, cache: { ttl: 300ms, stale_while_revalidate: 1h } }
 cache: ${cache}
 `)
@@ -214,6 +215,29 @@ t.test('stale_while_revalidate: past ttl one request refreshes while the others 
   const after = await post('/swr/chat/completions', body)
   t.same([after.xCache, after.text], ['HIT', fresh.text], 'the refreshed entry is served from then on')
   t.equal(up.calls.length - before, 1)
+})
+
+t.test('max_entry: a larger request bypasses; a larger answer is relayed to coalesced requests but never stored', async (t) => {
+  const big = chat('x'.repeat(300))
+  t.equal((await post('/small/chat/completions', big)).xCache, 'BYPASS', 'a 397-byte body over max_entry 200b')
+  const before = up.calls.length
+  const coalesced = await metric('leaky_cache_coalesced_total')
+  up.hold()
+  t.teardown(() => up.release())
+  // a 107-byte request whose ~300-byte answer is over max_entry; the follower cannot be handed it whole
+  const body = chat('big answer')
+  const leader = post('/small/chat/completions', body)
+  await up.arrived(before + 1)
+  const follower = post('/small/chat/completions', body)
+  await until('leaky_cache_coalesced_total', coalesced + 1)
+  up.release()
+  const [l, f] = await Promise.all([leader, follower])
+  t.same([l.status, f.status], [200, 200], 'both answered')
+  t.equal(l.xCache, 'MISS')
+  t.equal(f.xCache, 'BYPASS', 'the follower went upstream itself')
+  t.equal(JSON.parse(f.text).choices[0].message.content, EVENTS.join(''))
+  t.equal(up.calls.length - before, 2)
+  t.equal((await post('/small/chat/completions', body)).xCache, 'MISS', 'never stored')
 })
 
 t.test('bypass: sampled requests, Cache-Control no-store, non-JSON bodies; never stored: upstream no-store/private and errors', async (t) => {
