@@ -238,10 +238,10 @@ export class CacheOwner {
       delta: now - f.startedAt,
     }
     if (f.store && ok && f.bytes <= f.maxEntry) this.store.set(e)
+    if (usage > 0) this.counters.tokensSaved += usage * this.#followers(f)
     if (f.relayed) {
       this.#each(f, (p, ids) => send(p, { t: O.END, ids, usage }))
     } else {
-      if (usage > 0) this.counters.tokensSaved += usage * this.#followers(f)
       this.#each(f, (p, ids) => send(p, {
         t: O.HIT, ids, served: Served.COALESCED, status: e.status, headers, sse: e.sse, chunks: e.chunks, times: e.times, usage, age: 0,
       }))

@@ -64,6 +64,7 @@ function sseData(text: string): string[] {
 async function coalesce(t: Test, stream: boolean): Promise<void> {
   const before = up.calls.length
   const coalesced = await metric('leaky_cache_coalesced_total')
+  const saved = await metric('leaky_cache_tokens_saved_total')
   up.hold()
   t.teardown(() => up.release())
   const body = chat(`coalesce ${stream ? 'sse' : 'json'}`, stream ? { stream: true } : {})
@@ -88,6 +89,7 @@ async function coalesce(t: Test, stream: boolean): Promise<void> {
   t.equal(again.xCache, 'HIT', 'stored once complete')
   t.equal(again.text, rs[0].text)
   t.equal(up.calls.length - before, 1)
+  t.equal(await metric('leaky_cache_tokens_saved_total') - saved, 100 * 15, 'tokens saved: 99 coalesced and 1 hit, 15 each')
 }
 
 t.test('100 concurrent identical JSON requests across both workers: 1 upstream call, 100 identical answers', (t) => coalesce(t, false))
