@@ -18,6 +18,8 @@ export interface AdminStatus {
   access?(): AdminAccess
   metrics?(): Promise<{ contentType: string; body: string }>
   status?(): Record<string, unknown>
+  /** POST /admin/cache/purge (src/cache/purge.ts) */
+  cachePurge?(req: http.IncomingMessage, res: http.ServerResponse): void
 }
 
 const NO_ACCESS: AdminAccess = { token: undefined, metricsPublic: true }
@@ -88,6 +90,9 @@ export class AdminServer {
       case '/status.json':
         if (!this.#status.status) break
         return send(res, 200, this.#status.status())
+      case '/admin/cache/purge':
+        if (!this.#status.cachePurge) break
+        return this.#status.cachePurge(req, res)
     }
     return send(res, 404, { error: { message: `no admin endpoint ${path}`, type: 'invalid_request_error', code: 'LEAKY_NO_ROUTE' } })
   }

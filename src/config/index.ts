@@ -1,5 +1,5 @@
 // The config module's public face: load and validate a YAML file, format its issues, redact it, diff two of them.
-export { configSchema, type Config, type LimitConfig, type KeyConfig, type UpstreamConfig, type RouteConfig } from './schema.js'
+export { configSchema, type Config, type LimitConfig, type KeyConfig, type UpstreamConfig, type RouteConfig, type CacheConfig, type RouteCacheConfig } from './schema.js'
 export { parseConfig, loadConfigFile, DEFAULT_CONFIG_PATH, type ConfigResult } from './load.js'
 export { formatIssue, formatPath, type ConfigIssue } from './issue.js'
 export { redact, REDACTED } from './redact.js'

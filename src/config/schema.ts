@@ -148,6 +148,29 @@ const upstreamEntry = z.strictObject({
   default_max_tokens: int(1).default(1024).describe('output tokens assumed when the client sets no max (for the estimate)'),
 })
 
+const routeCache = z.strictObject({
+  ttl: duration().prefault('1h').describe('how long a stored answer is served'),
+  max_entry: size().prefault('1mb').describe('largest request body or answer stored; larger ones bypass the cache'),
+  scope: oneOf(['key', 'org', 'global']).default('key')
+    .describe('whose answers may be shared: key (default), org (a key without an org: its own), global (everyone on the route)'),
+  methods: z.array(oneOf(['GET', 'POST'])).default(['POST']).describe('methods looked up and stored'),
+  when: oneOf(['deterministic', 'always']).default('deterministic')
+    .describe('deterministic: only requests with temperature 0 or a seed; always: every JSON request'),
+  replay_pace: oneOf(['unpaced', 'original']).default('unpaced')
+    .describe('a stored stream is replayed at once (unpaced) or with the gaps between its chunks as they came (original)'),
+  stale_while_revalidate: duration().prefault('0ms')
+    .describe('past ttl, an entry is still served (x-cache: STALE) for this long while one request refreshes it'),
+}).describe('exact-match response cache for this route (README "Cache")')
+
+const cacheSection = z.strictObject({
+  memory: size().prefault('256mb').describe('bytes of stored answers, all worker threads together; least recently used evicted first'),
+  charge_tokens: bool().default(false).describe('a hit charges the stored answer\'s tokens on token limits (false: only request limits)'),
+  ignore: z.array(text()).default(['user', 'stream_options', 'metadata'])
+    .describe('top-level body fields left out of the cache key'),
+  xfetch_beta: z.number().min(0).max(100).default(1).describe('probabilistic early refresh (XFetch): higher refreshes earlier; 0 turns it off'),
+  wait: duration().prefault('60s').describe('how long a coalesced request waits for the first bytes of its leader\'s answer'),
+}).describe('response cache shared by all worker threads (README "Cache")')
+
 const routeEntry = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"').describe('path prefix; the longest matching prefix wins'),
   host: hostname().optional().describe('match only this Host (port ignored); routes without host match any'),
@@ -161,6 +184,7 @@ const routeEntry = z.strictObject({
     return v
   }).describe('key: a virtual key is required (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
+  cache: routeCache.optional(),
 })
 
 /** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */
@@ -242,6 +266,7 @@ export const configSchema = z.strictObject({
   prices: pricesSection.prefault({})
     .describe('USD per 1 M tokens per provider and model: added to, or replacing entries of, the shipped config/prices.yaml'),
   stub: stub.prefault({}).describe('knobs of the embedded stub upstream (targets: [embedded])'),
+  cache: cacheSection.prefault({}),
 }).transform((c) => ({
   ...c,
   keys: c.keys.map((k) => ({ ...k, scale: k.tier !== undefined ? (c.tiers[k.tier]?.scale ?? 1) : 1 })),
@@ -255,3 +280,5 @@ export type UpstreamConfig = Config['upstreams'][string]
 export type RouteConfig = Config['routes'][number]
 export type PricesConfig = Config['prices']
 export type PriceConfig = z.output<typeof priceEntry>
+export type CacheConfig = Config['cache']
+export type RouteCacheConfig = NonNullable<RouteConfig['cache']>

@@ -3,6 +3,7 @@
 import type { Logger } from '../observability/logger.js'
 import type { BucketTable } from '../limiter/table.js'
 import type { ClusterLimiter } from '../limiter/cluster.js'
+import type { CacheClient } from '../cache/call.js'
 
 export interface WorkerContext {
   logger: Logger
@@ -14,6 +15,8 @@ export interface WorkerContext {
   table: BucketTable | null
   /** this thread's Redis backend for `scope: cluster` limits (null: no redis section) */
   cluster: ClusterLimiter | null
+  /** this thread's connection to the response cache owner (null: no cache port, e.g. in-process tests) */
+  cache: CacheClient | null
 }
 
 export const ctx: WorkerContext = {
@@ -22,4 +25,5 @@ export const ctx: WorkerContext = {
   local: 0,
   table: null,
   cluster: null,
+  cache: null,
 }

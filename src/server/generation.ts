@@ -15,6 +15,9 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { CacheOwner } from '../cache/owner.js'
+import { registerCacheMetrics } from '../cache/metrics.js'
+import { purgeHandler } from '../cache/purge.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -63,6 +66,8 @@ export class Generation {
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
+  /** the response cache all workers share (README "Cache") */
+  cache: CacheOwner | null = null
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -75,6 +80,18 @@ export class Generation {
     this.shared.buckets = this.buckets.sab
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
+    this.#cacheFor(config)
+  }
+
+  // One owner for the generation's life, also without cached routes (it holds nothing then, and nothing asks it):
+  // a reload that adds a cache finds every worker already connected.
+  #cacheFor(config: Config): void {
+    if (this.cache === null) {
+      this.cache = new CacheOwner(config, this.logger)
+      registerCacheMetrics(this.metrics.registry, () => this.cache)
+    } else {
+      this.cache.configure(config)
+    }
   }
 
   get workerCount(): number {
@@ -127,6 +144,7 @@ export class Generation {
           supervisor: this.supervisor ?? undefined,
         },
       }),
+      cachePurge: purgeHandler(() => this.cache),
     })
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
@@ -206,8 +224,9 @@ export class Generation {
       shared: this.shared,
       listenAtStart,
       workers: this.workerCount,
+      cachePort: this.cache === null ? null : this.cache.connect(),
     }
-    const worker = new Worker(WORKER_URL, { workerData: data })
+    const worker = new Worker(WORKER_URL, { workerData: data, transferList: data.cachePort === null ? [] : [data.cachePort] })
     let onDrained: (cut: number) => void = () => {}
     const slot: WorkerSlot = { worker, listening: false, drained: new Promise<number>((r) => (onDrained = r)) }
     this.#workers[index] = slot
@@ -269,6 +288,7 @@ export class Generation {
     const failed = out.find((m) => m.type === 'reload-failed')
     this.metrics.configure(config, version)
     this.metrics.reloaded(failed === undefined)
+    if (failed === undefined) this.#cacheFor(config)
     this.buckets.setWhenFull(config.limits_table.when_full)
     this.config = config
     this.version = version
@@ -286,6 +306,7 @@ export class Generation {
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
     this.metrics.stop()
+    this.cache?.close()
     await this.#admin?.close()
     await this.#stub?.close()
     return cuts.reduce((a, b) => a + b, 0)

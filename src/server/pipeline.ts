@@ -1,6 +1,6 @@
 // The request pipeline of one worker thread: the stages of ARCHITECTURE §3, in order. Each stage either lets the
 // request go on (CONTINUE), or has answered the client itself (REPLIED), or will resume it later (PENDING).
-// Where a request is limited: stages/limit.ts · forwarded: stages/forward.ts + stages/stream.ts · accounted:
+// Where a request is limited: stages/limit.ts · answered from the cache: stages/cache.ts · forwarded: stages/forward.ts + stages/stream.ts · accounted:
 // stages/account.ts.
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { Next, RequestState } from './request-state.js'
@@ -11,6 +11,7 @@ import { identify } from './stages/identify.js'
 import { estimate } from './stages/estimate.js'
 import { limit } from './stages/limit.js'
 import { admit } from './stages/admit.js'
+import { cache } from './stages/cache.js'
 import { forward } from './stages/forward.js'
 import { collectBody } from './body.js'
 
@@ -36,5 +37,6 @@ function afterEstimate(s: RequestState): void {
 
 function afterLimit(s: RequestState): void {
   if (admit(s) !== Next.CONTINUE) return
+  if (cache(s, forward) !== Next.CONTINUE) return
   forward(s) // → stages/stream.ts relays the response → stages/account.ts when it ends
 }

@@ -9,6 +9,7 @@ import { compileKeys, type KeyIdentity } from './stages/identify.js'
 import { compileLimits, type LimitPlan } from './stages/limit.js'
 import type { PathPolicy } from './path.js'
 import { PriceTable } from '../spend/prices.js'
+import { compileCache, type CachePlan } from '../cache/plan.js'
 
 export interface CompiledRoute {
   index: number
@@ -40,6 +41,7 @@ export interface WorkerPlan {
   limits: LimitPlan
   /** USD per token per (provider, model): the shipped table with the config's prices over it */
   prices: PriceTable
+  cache: CachePlan
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -58,6 +60,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     keys: compileKeys(config.keys),
     limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
     prices: new PriceTable(config.prices),
+    cache: compileCache(config),
   }
 }
 

@@ -11,6 +11,7 @@ import type { UsageMeter } from '../llm/usage.js'
 import type { RedisCharges } from '../limiter/redis.js'
 import type { ClusterLimiter } from '../limiter/cluster.js'
 import type { StreamingBody } from './body.js'
+import type { CacheCall } from '../cache/call.js'
 
 /** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
 export const enum Next {
@@ -89,6 +90,14 @@ export class RequestState {
   attempts = 0
   /** account has run: it runs exactly once whether the request ends, fails or is aborted */
   accounted = false
+  /** the request body as parsed by estimate (undefined: not parsed), for the cache key */
+  json: unknown = undefined
+  /** the request's exchange with the response cache (stages/cache.ts); null on routes without one */
+  cache: CacheCall | null = null
+  /** hit | miss | coalesced | stale | bypass, for the access line; '' on routes without a cache */
+  cacheStatus = ''
+  /** tokens an answer from the cache charges on token limits (cache.charge_tokens); -1: not from the cache */
+  cacheTokens = -1
 
   constructor(res: HttpResponse, plan: WorkerPlan) {
     this.res = res

@@ -1,6 +1,6 @@
 // A worker thread: one uWS App listening on the shared port (SO_REUSEPORT), serving the pipeline with the current
 // plan. The generation's main thread sends it new configs (reload) and the drain order (stop, upgrade).
-import { parentPort, workerData, threadId } from 'node:worker_threads'
+import { parentPort, workerData, threadId, type MessagePort } from 'node:worker_threads'
 import type { HttpResponse, RecognizedString, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
 import { BucketTable } from '../limiter/table.js'
@@ -12,6 +12,7 @@ import { metrics } from '../observability/metrics.js'
 import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
 import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
+import { connectCache } from './stages/cache.js'
 
 export interface WorkerData {
   index: number
@@ -26,6 +27,8 @@ export interface WorkerData {
   shared: SharedBuffers
   /** false: start everything but wait for a `listen` message (an upgrade restores the buckets first) */
   listenAtStart: boolean
+  /** this worker's port to the response cache owner on the main thread (src/cache/owner.ts) */
+  cachePort: MessagePort | null
 }
 
 export type ToWorker =
@@ -54,6 +57,7 @@ const { logger, flush } = createLogger({ level: data.config.log.level, bindings:
 ctx.logger = logger
 ctx.inflight = new Int32Array(data.shared.inflight)
 ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared.buckets)
+ctx.cache = connectCache(data.cachePort)
 
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second

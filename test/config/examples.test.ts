@@ -22,6 +22,7 @@ const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', c
 
 /** What each example needs from the environment (README says so in the file's first lines). */
 const NEEDS: Record<string, Record<string, string>> = {
+  'cache.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'openai.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', TEAM_B_KEY: 'team-b-demo-key' },
   'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
@@ -108,6 +109,25 @@ t.test('openai.yaml: virtual keys in, the real key out; no key 401; /stub/ anony
   t.equal(openai.seen.length, 2, 'answered by the embedded stub')
   await p.waitLog((l) => l.msg === 'access' && l.route === '/stub/')
   t.equal(p.access().at(-1)!.upstream, 'stub')
+})
+
+t.test('cache.yaml: a repeated deterministic prompt is answered from the cache; a sampled one always goes upstream', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'cache.yaml', { LEAKY_OPENAI_URL: openai.origin })
+  const post = async (temperature: number) => {
+    const res = await request(p.url('/v1/chat/completions'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer team-a-demo-key' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], temperature }),
+    })
+    return { xCache: res.headers['x-cache'], text: await res.body.text() }
+  }
+  const a = await post(0)
+  const b = await post(0)
+  t.same([a.xCache, b.xCache], ['MISS', 'HIT'])
+  t.equal(b.text, a.text, 'the stored answer')
+  t.equal((await post(1)).xCache, 'BYPASS', 'when: deterministic')
+  t.equal(openai.seen.length, 2, 'the hit never reached OpenAI')
 })
 
 /** A local port nothing listens on: connections are refused. */

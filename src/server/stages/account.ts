@@ -28,7 +28,10 @@ export function account(s: RequestState): void {
   const usage = s.meter === null ? null : s.meter.usage()
   // tokens really used: the meter's total (reported, or counted on a cut); none when the upstream answered no
   // success; the estimate itself when the usage could not be read — charged as the most the request could cost
-  if (s.charged && s.costTokens > 0) reconcile(s, usage === null ? 0 : usage.source === 'unknown' ? s.costTokens : usage.total)
+  if (s.charged && s.costTokens > 0) {
+    reconcile(s, s.cacheTokens >= 0 ? s.cacheTokens : usage === null ? 0 : usage.source === 'unknown' ? s.costTokens : usage.total)
+  }
+  if (s.cache !== null) s.cache.finished()
   const end = performance.now()
   metrics.request(s, status, end)
   if (metrics.enabled && (s.charged || s.limitDenied !== '')) limitDecisions(s)
@@ -83,6 +86,8 @@ export function account(s: RequestState): void {
     tokens_source: usage?.source,
     cost_usd: cost < 0 ? undefined : formatUsd(cost),
     cluster: s.cluster === null ? undefined : VIA_NAME[s.cluster.via],
+    cache: s.cacheStatus === '' ? undefined : s.cacheStatus,
+    tokens_charged: s.cacheTokens >= 0 ? s.cacheTokens : undefined,
   })
 }
 

@@ -24,6 +24,7 @@ export function estimate(s: RequestState, then: (s: RequestState) => void): Next
       return replyError(s, 'LEAKY_BAD_JSON')
     }
   }
+  s.json = body
   if (shape === 'openai-chat' || shape === 'openai-completions') {
     // without include_usage an OpenAI stream reports no usage: ask for it, and strip the extra chunk on the way back
     const injected = injectIncludeUsage(body, raw)

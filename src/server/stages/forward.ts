@@ -19,11 +19,15 @@ import type { Upstream } from '../../upstream/upstream.js'
 import { failureOf } from '../../upstream/retry.js'
 import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
+import { CacheTee } from '../../cache/tee.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
 
 export function forward(s: RequestState): void {
-  new Forward(s).go()
+  const f = new Forward(s)
+  // a cache leader's answer is copied to the cache owner on its way (src/cache/tee.ts)
+  if (s.cache !== null) f.handler = s.cache.tee = new CacheTee(f, s.cache)
+  f.go()
 }
 
 /**
@@ -59,6 +63,8 @@ export class Forward extends ResponseStream {
   trial = false
   /** runs the next attempt; bound on the first retry only, so the hot path creates no closure for it */
   again: (() => void) | null = null
+  /** what undici calls: this, or the cache tee wrapping it */
+  handler: Dispatcher.DispatchHandler | null = null
 
   /**
    * Send the next attempt to s.upstream or, while its breaker refuses, to the next upstream of its fallback chain.
@@ -134,7 +140,7 @@ export class Forward extends ResponseStream {
           bodyTimeout: up.idleTimeout,
           blocking: true,
         },
-        this,
+        this.handler ?? this,
       )
     } catch (err) {
       // dispatch throws synchronously only for invalid arguments (e.g. a header value undici refuses)

@@ -22,7 +22,7 @@ const DROP = new Set([
 ])
 
 const statusLines = new Map<number, string>()
-function statusLine(code: number): string {
+export function statusLine(code: number): string {
   let l = statusLines.get(code)
   if (l === undefined) statusLines.set(code, (l = `${code} ${STATUS_CODES[code] ?? 'Unknown'}`))
   return l
