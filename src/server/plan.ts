@@ -8,6 +8,8 @@ import { compileTrust, type TrustPlan } from './stages/accept.js'
 import { compileKeys, type KeyIdentity } from './stages/identify.js'
 import { compileLimits, type LimitPlan } from './stages/limit.js'
 import type { PathPolicy } from './path.js'
+import { compileJwt } from './stages/jwt.js'
+import type { JwtVerifier } from '../auth/jwt.js'
 
 export interface CompiledRoute {
   index: number
@@ -15,7 +17,7 @@ export interface CompiledRoute {
   host: string
   upstream: Upstream
   stripPrefix: boolean
-  auth: 'key' | 'none'
+  auth: 'key' | 'none' | 'jwt'
   limits: string[]
   /** the subject of `per: route` limits: host + path, stable across reloads that keep the route */
   scope: string
@@ -37,6 +39,8 @@ export interface WorkerPlan {
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
   limits: LimitPlan
+  /** bearer JWT verification for `auth: jwt` routes (null: no jwt section) */
+  jwt: JwtVerifier | null
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -53,10 +57,13 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
-    limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
+    // a JWT may carry any configured tier, so every tier's scale gets its per-key limits compiled
+    limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
+    jwt: compileJwt(config),
   }
 }
 
 export async function closePlan(plan: WorkerPlan): Promise<void> {
+  plan.jwt?.close()
   await Promise.allSettled([...plan.upstreams.values()].map((u) => u.close()))
 }
