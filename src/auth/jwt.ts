@@ -46,6 +46,7 @@ export class JwtVerifier {
   readonly #claims: JwtConfig['claims']
   readonly #tiers: ReadonlyMap<string, number>
   readonly #cacheSize: number
+  readonly #skewSec: number
   /** verified tokens by base64 SHA-256, in insertion order (the oldest is evicted first) */
   readonly #cache = new Map<string, JwtIdentity>()
   /** verifications under way, so a burst of requests with one new token verifies it once */
@@ -67,13 +68,14 @@ export class JwtVerifier {
       issuer: cfg.issuer,
       audience: cfg.audience,
       algorithms: cfg.algorithms,
-      clockTolerance: Math.ceil(cfg.clock_skew / 1000),
+      clockTolerance: cfg.clock_skew / 1000,
       requiredClaims: ['exp'],
     }
     this.#allowed = new Set(cfg.algorithms)
     this.#claims = cfg.claims
     this.#tiers = new Map(Object.entries(tiers).map(([n, t]) => [n, t.scale]))
     this.#cacheSize = cfg.cache_size
+    this.#skewSec = Math.ceil(cfg.clock_skew / 1000)
     // fetch the keys now, so the first requests do not wait for them
     void this.#jwks?.refresh()
   }
@@ -163,6 +165,8 @@ export class JwtVerifier {
   }
 
   #identity(p: JWTPayload, digest: string): JwtResult {
+    // jose checks iat only against a maximum age; a token issued in the future is as unusable as one with nbf there
+    if (typeof p.iat === 'number' && p.iat > Date.now() / 1000 + this.#skewSec) return fail('LEAKY_JWT_NOT_YET_VALID', '"iat" claim is in the future')
     const c = this.#claims
     const id = claim(p, c.key_id)
     if (id === '') return fail('LEAKY_JWT_CLAIMS', `claim ${c.key_id} (jwt.claims.key_id) is missing, empty or longer than ${MAX_CLAIM_CHARS}`)

@@ -28,8 +28,9 @@ export class VerifyKey {
     if (need === undefined || this.jwk.kty !== need.kty) return false
     if (need.crv !== undefined && this.jwk.crv !== need.crv) return false
     if (this.jwk.alg !== undefined && this.jwk.alg !== alg) return false
-    // a token naming a kid gets only that key; one without a kid may use any key that fits (a single-key issuer)
-    return kid === '' || kid === this.kid
+    // a token naming a kid gets only that key; one without a kid may use any key that fits (a single-key issuer),
+    // and a key without a kid (a PEM in the config) serves whatever kid the issuer stamps on its tokens
+    return kid === '' || this.kid === '' || kid === this.kid
   }
 
   key(alg: string): Promise<CryptoKey | Uint8Array> {
