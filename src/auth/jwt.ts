@@ -3,7 +3,8 @@
 // hash and one map lookup, synchronous (bench/macro/jwt-overhead.mjs). The token itself is never stored, logged
 // or echoed; failure details name the reason only.
 import { hash } from 'node:crypto'
-import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose'
+import type { JWTPayload, JWTVerifyOptions } from 'jose'
+import { jose } from './jose.js'
 import type { ErrorCode } from '../errors.js'
 import type { JwtConfig } from '../config/schema.js'
 import { JwksSource, type JwksEvents } from './jwks.js'
@@ -76,8 +77,9 @@ export class JwtVerifier {
     this.#tiers = new Map(Object.entries(tiers).map(([n, t]) => [n, t.scale]))
     this.#cacheSize = cfg.cache_size
     this.#skewSec = Math.ceil(cfg.clock_skew / 1000)
-    // fetch the keys now, so the first requests do not wait for them
+    // fetch the keys and load jose now, so the first requests do not wait for them
     void this.#jwks?.refresh()
+    void jose()
   }
 
   /** The token's cache slot (base64 SHA-256). */
@@ -112,6 +114,7 @@ export class JwtVerifier {
   async #verify(token: string, digest: string): Promise<JwtResult> {
     // decodeProtectedHeader also takes JWE (5 parts) and JSON serialisations: only a compact JWS is a JWT here
     if (dots(token) !== 2) return fail('LEAKY_JWT_MALFORMED', 'not three dot-separated parts')
+    const { decodeProtectedHeader, jwtVerify } = await jose()
     let alg: unknown, kid: unknown
     try {
       ;({ alg, kid } = decodeProtectedHeader(token))

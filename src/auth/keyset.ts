@@ -1,7 +1,8 @@
 // The verification keys of one issuer and how a token's header picks among them. jose's createLocalJWKSet would do
 // the picking, but it refuses HS* (symmetric JWKs), and `jwt.keys` may hold an HMAC secret; one picker serves both
 // the configured keys and a fetched JWKS. Imported keys are kept per (key, alg): importing costs more than verifying.
-import { importJWK, type CryptoKey, type JWK } from 'jose'
+import type { CryptoKey, JWK } from 'jose'
+import { jose } from './jose.js'
 import type { JsonWebKey } from 'node:crypto'
 
 /** What a signature algorithm needs of a key: its kty and, for EC/OKP, its curve. */
@@ -36,7 +37,7 @@ export class VerifyKey {
   key(alg: string): Promise<CryptoKey | Uint8Array> {
     let k = this.#imported.get(alg)
     if (k === undefined) {
-      k = importJWK(this.jwk as JWK, alg)
+      k = jose().then((j) => j.importJWK(this.jwk as JWK, alg))
       // a key that cannot be imported for this alg must not stay cached as a rejected promise
       k.catch(() => this.#imported.delete(alg))
       this.#imported.set(alg, k)
