@@ -1,7 +1,7 @@
 // Stage 3 — identify: who is asking. On `auth: key` routes the client presents a virtual key (Authorization:
 // Bearer, x-api-key, x-goog-api-key or ?key=); it is looked up by its SHA-256, so the config never needs the plain
 // key and the key itself never leaves this function (stripped before forward, never logged). `auth: none` routes
-// are scoped by client IP, decided in accept.
+// are scoped by client IP, decided in accept. `auth: jwt`: a bearer JWT from the same places, stages/jwt.ts.
 import { createHash } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
