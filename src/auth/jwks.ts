@@ -24,6 +24,12 @@ export interface JwksEvents {
   failed(url: string, reason: string, keptKids: readonly string[] | null): void
 }
 
+/**
+ * The last good set per URL in this thread, across plans: a reload builds a new source, and an IdP that is down at
+ * that moment must not leave the new plan without the keys the old one had.
+ */
+const lastGood = new Map<string, KeySet>()
+
 export class JwksSource {
   readonly #o: JwksOptions
   readonly #events: JwksEvents
@@ -39,6 +45,7 @@ export class JwksSource {
   constructor(o: JwksOptions, events: JwksEvents) {
     this.#o = o
     this.#events = events
+    this.set = lastGood.get(o.url) ?? null
   }
 
   /** Fetch now unless one is under way; resolves when it has settled (never rejects). */
@@ -88,6 +95,7 @@ export class JwksSource {
     const removed = this.set !== null && this.set.removedIn(next)
     const changed = this.set === null || this.set.kids.join('\n') !== next.kids.join('\n')
     this.set = next
+    lastGood.set(this.#o.url, next)
     if (changed) this.#events.loaded(url, next.kids, removed)
   }
 

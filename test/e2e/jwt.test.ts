@@ -179,6 +179,21 @@ t.test('the JWKS endpoint failing or stalling: tokens of known keys still pass, 
   }
 })
 
+t.test('a reload while the JWKS endpoint is down keeps the keys the workers had', async (t) => {
+  t.teardown(() => (jwks.mode = 'ok'))
+  jwks.keys = [r1.jwk, e1.jwk, d1.jwk]
+  jwks.mode = 'fail'
+  const earlier = new Set(proxy.lines)
+  process.kill(proxy.child.pid!, 'SIGHUP')
+  await proxy.waitLog((l) => !earlier.has(l) && l.msg === 'reloaded')
+  await proxy.waitLog((l) => !earlier.has(l) && l.msg === 'jwks fetch failed', 20_000)
+  // r1: the key every worker has had since start (the rotation round above may have taught one worker a set without e1)
+  for (let i = 0; i < 4; i++) {
+    const r = await chat('/v1/chat/completions', await sign(r1, { sub: `after-reload-${i}` }))
+    t.equal(r.status, 200, `request ${i + 1}: ${JSON.stringify(r.body?.error ?? '')}`)
+  }
+})
+
 t.test('a client that goes away while its token is being verified: 499, the proxy serves on', async (t) => {
   t.teardown(() => (jwks.mode = 'ok'))
   jwks.mode = 'stall'
