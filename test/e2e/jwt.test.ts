@@ -153,6 +153,9 @@ t.test('a body is read (LLM route) or streamed (plain route) while a new token i
   })
   t.equal(bad.statusCode, 401)
   t.equal((await bad.body.json() as any).error.code, 'LEAKY_JWT_AUDIENCE', 'refused with the body unread')
+  t.equal(bad.headers.connection, 'close', 'and the connection closed: the rest of that body is never read')
+  const after = await chat('/v1/chat/completions', await sign(r1, { sub: 'after-unread-body' }))
+  t.equal(after.status, 200, 'the proxy serves on')
 })
 
 t.test('key rotation: a token signed with a newly published key is accepted without a reload', async (t) => {

@@ -43,7 +43,9 @@ function verified(s: RequestState, r: JwtResult, then: (s: RequestState) => void
   if (s.finished) return
   if (failed(r)) {
     s.errorDetail = r.detail
-    replyError(s, r.code)
+    // a streaming body may have paused the client socket and will never be read now: close rather than leave a
+    // keep-alive connection whose next request would wait behind it
+    replyError(s, r.code, s.streamBody !== null)
     return
   }
   apply(s, r)
