@@ -33,7 +33,10 @@ function verifier(t: Test, jwt: string, tiers = ''): { v: JwtVerifier; ev: Event
   return { v, ev }
 }
 
-const remote = (cooldown: string, extra = '') => `  issuer: "${ISSUER}"\n  audience: ${AUDIENCE}\n  jwks_url: ${jwks.url}\n  jwks_cooldown: ${cooldown}\n  jwks_timeout: 1s\n  algorithms: [RS256, ES256, EdDSA]\n  claims: { key_id: sub, org: org_id, tier: plan }\n${extra}`
+// a URL of its own per verifier: a worker keeps the last good set of a URL across plans (reloads), and each test
+// here starts from what its own fetches give it
+let urls = 0
+const remote = (cooldown: string, extra = '') => `  issuer: "${ISSUER}"\n  audience: ${AUDIENCE}\n  jwks_url: "${jwks.url}?v=${++urls}"\n  jwks_cooldown: ${cooldown}\n  jwks_timeout: 1s\n  algorithms: [RS256, ES256, EdDSA]\n  claims: { key_id: sub, org: org_id, tier: plan }\n${extra}`
 
 async function check(v: JwtVerifier, token: string): Promise<JwtResult> {
   return v.verify(token, v.digest(token))
@@ -141,6 +144,16 @@ for (const mode of ['fail', 'garbage', 'stall'] as const) {
     t.equal(code(await check(v, await sign(e1, { sub: 'after' }))), 'ok')
   })
 }
+
+t.test('a new verifier for the same URL (a reload) starts from the last good set while the endpoint fails', async (t) => {
+  t.teardown(() => (jwks.mode = 'ok'))
+  const cfg = `  issuer: "${ISSUER}"\n  audience: ${AUDIENCE}\n  jwks_url: "${jwks.url}?v=shared"\n`
+  const { v: before } = verifier(t, cfg)
+  t.equal(code(await check(before, await sign(r1, { sub: 'x' }))), 'ok')
+  jwks.mode = 'fail'
+  const { v: after } = verifier(t, cfg)
+  t.equal(code(await check(after, await sign(e1, { sub: 'y' }))), 'ok', 'not LEAKY_JWT_KEYS_UNAVAILABLE')
+})
 
 t.test('no JWKS ever fetched: LEAKY_JWT_KEYS_UNAVAILABLE, and the first good fetch ends it', async (t) => {
   const srv = net.createServer().listen(0, '127.0.0.1')
