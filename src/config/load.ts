@@ -1,7 +1,8 @@
 // YAML text → validated Config, or every issue found, each with file:line:col. Steps: parse (syntax errors stop
-// here: the tree is not trustworthy), interpolate ${env:…} in string values, validate with the schema and the
+// here: the tree is not trustworthy), interpolate ${env:…} and ${file:…} in string values, validate with the schema and the
 // cross-section checks together, then map each issue's path back to the YAML node it came from.
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
 import type * as z from 'zod'
@@ -90,7 +91,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     return { ok: false, issues: broken.map((e) => loc.at(e.pos[0], [], syntaxMessage(e.code, e.message, text, e.pos[0]))) }
   }
 
-  const pass: Pass = { doc, env, loc, issues: [], unresolved: [], structural: [] }
+  const pass: Pass = { doc, env, dir: path.dirname(path.resolve(file)), loc, issues: [], unresolved: [], structural: [] }
   if (!interpolate(pass, doc.contents as Node | null, [])) doc.contents = null
   if (pass.structural.length > 0) return { ok: false, issues: pass.structural }
   const { issues, unresolved } = pass
@@ -151,6 +152,8 @@ function syntaxMessage(code: string, message: string, text: string, offset: numb
 interface Pass {
   doc: Document
   env: NodeJS.ProcessEnv
+  /** relative ${file:} paths are read from here: the config file's directory */
+  dir: string
   loc: Locator
   issues: ConfigIssue[]
   /** paths whose value could not be produced: the schema's complaint about them would only repeat the issue */
@@ -181,7 +184,7 @@ function interpolate(p: Pass, node: Node | null, path: Path): boolean {
       if (!interpolate(p, item as Node | null, [...path, i])) node.items[i] = null
     })
   } else if (isScalar(node) && typeof node.value === 'string') {
-    const r = interpolateEnv(node.value, p.env)
+    const r = interpolateEnv(node.value, p.env, p.dir)
     if (r.ok) {
       node.value = r.value
     } else {

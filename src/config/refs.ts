@@ -45,6 +45,9 @@ export function checkRefs(raw: unknown): RefIssue[] {
       issues.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}"${didYouMean(r.upstream, upstreams)}` })
     }
     crossSlot(raw.redis, limits, r, i, issues)
+    if (r.auth === 'jwt' && !isObj(raw.jwt)) {
+      issues.push({ path: ['routes', i, 'auth'], message: 'auth: jwt needs a jwt section (issuer, audience, and jwks_url or keys)' })
+    }
     const anonymous = r.auth === undefined || r.auth === 'none'
     list(r.limits).forEach((name, j) => {
       if (typeof name !== 'string') return

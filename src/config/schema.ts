@@ -10,6 +10,8 @@ import {
   amount, backoff, bool, cidr, count, duration, HEADER_NAME_RE, hostname, int, listen, name, num, oneOf, parsed, rate, secret,
   show, size, target, text,
 } from './fields.js'
+import { parseJwtKey } from './jwt-key.js'
+import type { UnitResult } from './units.js'
 
 export const PROVIDERS = ['openai', 'gemini', 'qwen', 'anthropic', 'none'] as const
 export const LIMIT_SUBJECTS = ['key', 'org', 'route', 'upstream', 'ip', 'global'] as const
@@ -176,13 +178,8 @@ const routeEntry = z.strictObject({
   host: hostname().optional().describe('match only this Host (port ignored); routes without host match any'),
   upstream: text().describe('upstream name'),
   strip_prefix: bool().default(false).describe('remove the path prefix before forwarding'),
-  auth: oneOf(['key', 'none', 'jwt']).default('none').transform((v, ctx) => {
-    if (v === 'jwt') {
-      ctx.addIssue({ code: 'custom', message: 'jwt is not supported yet' })
-      return z.NEVER
-    }
-    return v
-  }).describe('key: a virtual key is required (401 without); none: anonymous (limits per ip/route/upstream/global)'),
+  auth: oneOf(['key', 'none', 'jwt']).default('none')
+    .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
   cache: routeCache.optional(),
 })
@@ -204,6 +201,45 @@ export const pricesSection = z.strictObject({
   gemini: modelPrices.optional(),
   qwen: modelPrices.optional(),
   anthropic: modelPrices.optional(),
+})
+
+/** Signature algorithms a `jwt` section may accept; `none` is not among them, so it can never be configured. */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'HS256', 'HS384', 'HS512'] as const
+
+/** One string or a non-empty list of them (issuer, audience): always a list after parsing. */
+const textList = () => parsed((v): UnitResult<string[]> => {
+  if (typeof v === 'string' && v !== '') return { ok: true, value: [v] }
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x !== '')) return { ok: true, value: v as string[] }
+  return { ok: false, message: `expected a string or a list of strings, got ${show(v)}` }
+})
+
+const jwt = z.strictObject({
+  issuer: textList().describe('accepted `iss` value(s); a token from any other issuer is refused'),
+  audience: textList().describe('accepted `aud` value(s): the token must name one of them'),
+  jwks_url: parsed((v): UnitResult<string> => {
+    if (typeof v === 'string' && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)) return { ok: true, value: v }
+    return { ok: false, message: `expected an http(s) URL of the issuer's JSON Web Key Set, got ${show(v)}` }
+  }).optional().describe('the issuer\'s JWKS (set this or keys); fetched at start, cached, refreshed in the background'),
+  keys: z.array(secret(parsed(parseJwtKey))).min(1).optional()
+    .describe('verification keys written here (set this or jwks_url): a PEM public key or certificate, or a JWK (map or JSON text; kty oct for HS*)'),
+  algorithms: z.array(oneOf(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA'])
+    .describe('accepted `alg` values; HS* only when listed (a shared secret must never meet a public-key setup by accident)'),
+  clock_skew: duration().prefault('30s').describe('tolerance for exp, nbf and iat against this host\'s clock'),
+  jwks_refresh: duration().prefault('10m').describe('age after which the JWKS is fetched again (in the background; the old set serves meanwhile)'),
+  jwks_cooldown: duration().prefault('30s').describe('least time between two fetches caused by a token with an unknown kid'),
+  jwks_timeout: duration().prefault('5s').describe('longest a JWKS fetch may take; a failed fetch keeps the last good set'),
+  cache_size: int(0).default(10_000).describe('verified tokens remembered per worker (by SHA-256, until exp); 0 = verify every request'),
+  claims: z.strictObject({
+    key_id: text().default('sub').describe('claim whose value is the key id (per: key limits, logs); the token is refused without it'),
+    org: text().optional().describe('claim naming the organisation (per: org limits); unset or absent: no org'),
+    tier: text().optional().describe('claim naming the tier (see tiers); a value that is not a configured tier is refused'),
+  }).prefault({}).describe('which claims identify the caller, as a virtual key\'s id, org and tier would'),
+}).transform((v, ctx) => {
+  if ((v.jwks_url === undefined) === (v.keys === undefined)) {
+    ctx.addIssue({ code: 'custom', path: v.keys !== undefined ? ['keys'] : [], message: 'set exactly one of jwks_url or keys' })
+    return z.NEVER
+  }
+  return v
 })
 
 const redis = z.strictObject({
@@ -262,6 +298,7 @@ export const configSchema = z.strictObject({
   keys: z.array(keyEntry).default([]).describe('virtual keys clients send; provider credentials never leave the proxy'),
   upstreams: z.record(name(), upstreamEntry).default({}).describe('where requests go'),
   routes: z.array(routeEntry).default([]).describe('host + path prefix → upstream, auth and limits'),
+  jwt: jwt.optional().describe('how routes with auth: jwt verify bearer tokens (OIDC / JWT issuers)'),
   redis: redis.optional().describe('limits shared by several proxies (scope: cluster)'),
   prices: pricesSection.prefault({})
     .describe('USD per 1 M tokens per provider and model: added to, or replacing entries of, the shipped config/prices.yaml'),
@@ -282,3 +319,4 @@ export type PricesConfig = Config['prices']
 export type PriceConfig = z.output<typeof priceEntry>
 export type CacheConfig = Config['cache']
 export type RouteCacheConfig = NonNullable<RouteConfig['cache']>
+export type JwtConfig = NonNullable<Config['jwt']>

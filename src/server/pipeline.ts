@@ -13,16 +13,33 @@ import { limit } from './stages/limit.js'
 import { admit } from './stages/admit.js'
 import { cache } from './stages/cache.js'
 import { forward } from './stages/forward.js'
-import { collectBody } from './body.js'
+import { collectBody, hasBody, StreamingBody } from './body.js'
 
 export function handleRequest(res: HttpResponse, req: HttpRequest, plan: WorkerPlan): void {
   const s = new RequestState(res, plan)
   if (accept(s, req) !== Next.CONTINUE) return
   if (route(s) !== Next.CONTINUE) return
-  if (identify(s) !== Next.CONTINUE) return
+  const who = identify(s, afterIdentify)
+  if (who === Next.PENDING) return takeBody(s)
+  if (who !== Next.CONTINUE) return
   // LLM routes read the whole body first: the estimate needs the prompt. Others stream it through forward.
   if (s.route!.readsBody) collectBody(s, afterBody)
   else afterBody(s)
+}
+
+// identify is verifying a new JWT: uWS hands the body over only to an onData set in this tick, so it is taken now
+// (collected, or held by a StreamingBody that pauses the client) and the request goes on once both are done
+function takeBody(s: RequestState): void {
+  if (s.route!.readsBody) collectBody(s, bodyWhileIdentifying)
+  else if (hasBody(s)) s.streamBody = new StreamingBody(s)
+}
+
+function bodyWhileIdentifying(s: RequestState): void {
+  if (!s.identifying) afterBody(s)
+}
+
+function afterIdentify(s: RequestState): void {
+  if (!s.route!.readsBody || s.body !== null) afterBody(s)
 }
 
 function afterBody(s: RequestState): void {

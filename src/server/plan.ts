@@ -10,6 +10,8 @@ import { compileLimits, type LimitPlan } from './stages/limit.js'
 import type { PathPolicy } from './path.js'
 import { PriceTable } from '../spend/prices.js'
 import { compileCache, type CachePlan } from '../cache/plan.js'
+import { compileJwt } from './stages/jwt.js'
+import type { JwtVerifier } from '../auth/jwt.js'
 
 export interface CompiledRoute {
   index: number
@@ -17,7 +19,7 @@ export interface CompiledRoute {
   host: string
   upstream: Upstream
   stripPrefix: boolean
-  auth: 'key' | 'none'
+  auth: 'key' | 'none' | 'jwt'
   limits: string[]
   /** the subject of `per: route` limits: host + path, stable across reloads that keep the route */
   scope: string
@@ -42,6 +44,8 @@ export interface WorkerPlan {
   /** USD per token per (provider, model): the shipped table with the config's prices over it */
   prices: PriceTable
   cache: CachePlan
+  /** bearer JWT verification for `auth: jwt` routes (null: no jwt section) */
+  jwt: JwtVerifier | null
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -58,12 +62,15 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
-    limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
+    // a JWT may carry any configured tier, so every tier's scale gets its per-key limits compiled
+    limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
     prices: new PriceTable(config.prices),
     cache: compileCache(config),
+    jwt: compileJwt(config),
   }
 }
 
 export async function closePlan(plan: WorkerPlan): Promise<void> {
+  plan.jwt?.close()
   await Promise.allSettled([...plan.upstreams.values()].map((u) => u.close()))
 }

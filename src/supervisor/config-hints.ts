@@ -2,6 +2,7 @@
 // `leaky reload -c FILE` must find the master of a file that is broken (the reload is there to report that), and an
 // admin's shell often lacks the ${env:…} values the service has.
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parseDocument } from 'yaml'
 import { interpolateEnv } from '../config/env.js'
 import { listen as listenField } from '../config/fields.js'
@@ -16,11 +17,11 @@ export interface ConfigHints {
 const DEFAULT_LISTEN = '0.0.0.0:8080'
 
 /** null when absent, the text with ${env:…} resolved, or false when it is not a string or does not resolve here. */
-function setting(raw: Record<string, unknown>, key: string, env: NodeJS.ProcessEnv): string | null | false {
+function setting(raw: Record<string, unknown>, key: string, env: NodeJS.ProcessEnv, dir: string): string | null | false {
   if (!(key in raw) || raw[key] === null) return null
   const v = raw[key]
   if (typeof v !== 'string') return false
-  const r = interpolateEnv(v, env)
+  const r = interpolateEnv(v, env, dir)
   return r.ok ? r.value : false
 }
 
@@ -34,8 +35,8 @@ export function readConfigHints(file: string, env: NodeJS.ProcessEnv = process.e
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { pidFile: undefined, listen: raw == null ? DEFAULT_LISTEN : null }
   const map = raw as Record<string, unknown>
-  const pid = setting(map, 'pid_file', env)
-  const listen = setting(map, 'listen', env)
+  const pid = setting(map, 'pid_file', env, path.dirname(path.resolve(file)))
+  const listen = setting(map, 'listen', env, path.dirname(path.resolve(file)))
   let normal: string | null = null
   if (listen === null) normal = DEFAULT_LISTEN
   else if (listen !== false) {

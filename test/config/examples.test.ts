@@ -16,6 +16,7 @@ import { ROOT, startProxy, type Proxy } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
 import { startRedis } from '../helpers/redis.js'
 import type { StubRequestEvent } from '../../src/stub/server.js'
+import { AUDIENCE, ISSUER, sign, signingKey, startJwks } from '../helpers/jwks.js'
 
 const DIR = path.join(ROOT, 'config/examples')
 const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
@@ -27,6 +28,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -193,6 +195,25 @@ t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) 
   t.equal(down.status, 503)
   t.equal(down.body.error.code, 'LEAKY_REDIS_UNAVAILABLE')
   t.equal(openai.seen.length, 1, 'not forwarded')
+})
+
+t.test('jwt.yaml: a token from the IdP (JWKS served locally) in, the real key out; its claims as key, org and tier', async (t) => {
+  const key = await signingKey('idp-1', 'RS256')
+  const jwks = await startJwks([key.jwk])
+  t.teardown(() => jwks.close())
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'jwt.yaml', {
+    LEAKY_OPENAI_URL: openai.origin, LEAKY_JWKS_URL: jwks.url, LEAKY_JWT_ISSUER: ISSUER, LEAKY_JWT_AUDIENCE: AUDIENCE,
+  })
+  const r = await chat(p, '/v1/chat/completions', await sign(key, { sub: 'alice@example.com', org_id: 'acme', plan: 'pro' }))
+  t.equal(r.status, 200)
+  t.equal(openai.seen[0].headers.authorization, 'Bearer sk-upstream-primary', 'the upstream key, never the token')
+  const line = await p.waitLog((l) => l.msg === 'access')
+  t.equal(line.key_id, 'alice@example.com')
+  const none = await chat(p, '/v1/chat/completions')
+  t.equal(none.status, 401)
+  t.equal(none.body.error.code, 'LEAKY_JWT_MISSING')
+  t.equal(openai.seen.length, 1, 'nothing forwarded without a token')
 })
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0

@@ -94,7 +94,7 @@ const cases: Case[] = [
   { name: 'per-key limit on a key route', yaml: `${BASE}routes:\n  - { path: /v1/, upstream: openai, auth: key, limits: [key-rpm, ip-rps] }\n`, want: 'ok' },
   {
     name: 'auth: jwt', yaml: `${BASE}routes:\n  - { path: /v1/, upstream: openai, auth: jwt }\n`,
-    want: ['c.yaml:11:43 routes[0].auth: jwt is not supported yet'],
+    want: ['c.yaml:11:43 routes[0].auth: auth: jwt needs a jwt section (issuer, audience, and jwks_url or keys)'],
   },
   {
     name: 'auth typo', yaml: `${BASE}routes:\n  - { path: /v1/, upstream: openai, auth: kye }\n`,
@@ -269,7 +269,7 @@ listen: 1.2.3.4
 `)
   t.strictSame(issues, [
     'c.yaml:3:28 routes[0].upstream: unknown upstream "nowhere"',
-    'c.yaml:3:43 routes[0].auth: jwt is not supported yet',
+    'c.yaml:3:43 routes[0].auth: auth: jwt needs a jwt section (issuer, audience, and jwks_url or keys)',
     'c.yaml:4:10 workers: expected "auto" or an integer from 1 to 64, got "none"',
     'c.yaml:6:13 limits.l.per: expected one of key, org, route, upstream, ip, global, got "everyone"',
     'c.yaml:6:33 limits.l.requests: expected a rate "AMOUNT/UNIT" with UNIT one of s, sec, min, hour, day, month (e.g. "20/s", "100k/min", "5M/day"); a bare number has no unit, got 5',

@@ -1,10 +1,11 @@
 // Stage 3 — identify: who is asking. On `auth: key` routes the client presents a virtual key (Authorization:
 // Bearer, x-api-key, x-goog-api-key or ?key=); it is looked up by its SHA-256, so the config never needs the plain
 // key and the key itself never leaves this function (stripped before forward, never logged). `auth: none` routes
-// are scoped by client IP, decided in accept.
+// are scoped by client IP, decided in accept. `auth: jwt`: a bearer JWT from the same places, stages/jwt.ts.
 import { createHash } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
+import { identifyJwt } from './jwt.js'
 
 export interface KeyIdentity {
   id: string
@@ -28,8 +29,11 @@ export function compileKeys(keys: KeyConfig[]): Map<string, KeyIdentity> {
   return m
 }
 
-export function identify(s: RequestState): Next {
-  if (s.route!.auth === 'none') return Next.CONTINUE
+export function identify(s: RequestState, then: (s: RequestState) => void): Next {
+  const auth = s.route!.auth
+  if (auth === 'none') return Next.CONTINUE
+  // bearer JWTs: stages/jwt.ts (PENDING while a token not seen before is verified)
+  if (auth === 'jwt') return identifyJwt(s, then)
   const presented = presentedKey(s)
   if (presented === '') return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'missing API key: send it as Authorization: Bearer, x-api-key, x-goog-api-key or ?key=')
   const who = s.plan.keys.get(createHash('sha256').update(presented).digest('hex'))
@@ -40,7 +44,8 @@ export function identify(s: RequestState): Next {
   return Next.CONTINUE
 }
 
-function presentedKey(s: RequestState): string {
+/** The credential the client sent (virtual key or JWT), '' when none. */
+export function presentedKey(s: RequestState): string {
   const h = s.headers
   for (let i = 0; i < h.length; i += 2) {
     const k = h[i]

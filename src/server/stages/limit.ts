@@ -96,7 +96,7 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   if (typeof r === 'number') return settle(s, lc)
   // a body that streams to the upstream must be taken from uWS now (onData is only set in the handler's tick);
   // StreamingBody pauses the client once 64 KiB wait, so nothing piles up while Redis decides
-  if (!s.route!.readsBody && hasBody(s)) s.streamBody = new StreamingBody(s)
+  if (!s.route!.readsBody && hasBody(s) && s.streamBody === null) s.streamBody = new StreamingBody(s)
   r.then(() => {
     if (settle(s, lc) === Next.CONTINUE) then(s)
   })

@@ -10,7 +10,7 @@ export interface RouteConfig {
   host?: string
   upstream: string
   strip_prefix: boolean
-  auth: 'key' | 'none'
+  auth: 'key' | 'none' | 'jwt'
   limits: string[]
 }
 
