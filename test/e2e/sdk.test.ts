@@ -148,6 +148,20 @@ t.test('@anthropic-ai/sdk messages.stream: message_start + message_delta usage a
   reported.anthropic.completion += 40
 })
 
+t.test("@anthropic-ai/sdk at the proxy's root: /v1/messages goes to the Anthropic route, not OpenAI's /v1/", async (t) => {
+  const claude = new Anthropic({ apiKey: 'sk-anything', baseURL: proxy.url(''), maxRetries: 0 })
+  const m = await claude.messages.create(
+    { model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] },
+    { headers: { 'x-request-id': 'sdk-anthropic-root' } },
+  )
+  t.match(await accessOf('sdk-anthropic-root'), {
+    status: 200, route: '/v1/messages', upstream: 'stub-anthropic', tokens_source: 'reported',
+    tokens_prompt: m.usage.input_tokens, tokens_completion: 8, tokens_total: m.usage.input_tokens + 8,
+  })
+  reported.anthropic.prompt += m.usage.input_tokens
+  reported.anthropic.completion += 8
+})
+
 t.test('openai responses.create through /v1: parsed, accounted as the stub reported', async (t) => {
   const body = { model: 'gpt-4o-mini', instructions: 'Be brief.', input: 'What is a token bucket?', max_output_tokens: 20 }
   const r = await openai.responses.create(body, { headers: { 'x-request-id': 'sdk-responses-json' } })
