@@ -117,6 +117,10 @@ export class ContentDecoder {
     z.on('end', () => this.finish())
     z.on('error', (err: Error) => {
       if (this.done) return
+      // output zlib made before the failure but held while the sink had it paused (a slow client) did decode: it
+      // goes to the client and the meter before the failure. A failed zlib stream still hands out what it buffered,
+      // and read() emits no 'data' once the error is out, so nothing is delivered twice.
+      for (let d = z.read() as Buffer | null; d !== null; d = z.read() as Buffer | null) this.sink.decoded(d)
       this.done = true
       this.sink.decodeFailed(err)
     })
