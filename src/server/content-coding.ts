@@ -80,7 +80,13 @@ export class ContentDecoder {
       this.z.write(this.held)
       this.held = null
     }
-    this.z.end()
+    // end() right behind a write makes zlib decode that last write with its finishing flush, and a truncated body
+    // then fails in that same call, which loses everything the call decoded: flush first, so the last bytes come
+    // out as 'data' before the end can fail
+    const z = this.z
+    z.flush(() => {
+      if (!this.done) z.end()
+    })
   }
 
   pause(): void {
