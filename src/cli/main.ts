@@ -87,7 +87,7 @@ program
   .description('run the stub LLM upstream on its own (OpenAI, Gemini, Qwen shapes)')
   .option('-p, --port <port>', 'port', '8081')
   .option('--host <host>', 'address to bind', '127.0.0.1')
-  .option('--provider <name>', 'openai | gemini | qwen | all', 'all')
+  .option('--provider <name>', 'openai | gemini | qwen | anthropic | all', 'all')
   .option('--seed <n>', 'seed for deterministic output', '1')
   .option('--ttft <ms>', 'time to first token in ms', '0')
   .option('--tps <n>', 'tokens per second when streaming (0 = unpaced)', '0')

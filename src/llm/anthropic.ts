@@ -6,6 +6,8 @@
 // (and an output count of 1 or so), then `message_delta` near the end with the cumulative `output_tokens` (newer
 // API versions repeat the input counts there too); only the fields each event has are taken.
 // Delivered text is the sum of content_block_delta text and tool-input JSON; thinking deltas count as thoughts.
+// message_start's output count is a placeholder (1): a stream that ends without message_delta (Anthropic can send
+// an `error` event mid-stream, e.g. overloaded_error, and close) is charged the text it delivered, not that 1.
 import { ResponseMeter } from './meter.js'
 import type { MeterOptions } from './usage.js'
 
@@ -15,6 +17,8 @@ export class AnthropicMeter extends ResponseMeter {
   private input = -1
   private cacheRead = -1
   private cacheWrite = -1
+  /** message_delta brought the cumulative output count */
+  private delta = false
 
   constructor(opts: MeterOptions) {
     super(opts, false)
@@ -42,11 +46,18 @@ export class AnthropicMeter extends ResponseMeter {
           this.readUsage(c.usage)
           // the output count is cumulative and this is its last word: final even if message_stop never comes
           this.final = true
+          this.delta = true
         }
         return false
       default:
         return false
     }
+  }
+
+  override end(): Buffer {
+    const held = super.end()
+    if (this.sse !== null && !this.delta) this.final = false
+    return held
   }
 
   protected readUsage(u: Record<string, any>): void {

@@ -80,7 +80,13 @@ export class ContentDecoder {
       this.z.write(this.held)
       this.held = null
     }
-    this.z.end()
+    // end() right behind a write makes zlib decode that last write with its finishing flush, and a truncated body
+    // then fails in that same call, which loses everything the call decoded: flush first, so the last bytes come
+    // out as 'data' before the end can fail
+    const z = this.z
+    z.flush(() => {
+      if (!this.done) z.end()
+    })
   }
 
   pause(): void {
@@ -117,6 +123,10 @@ export class ContentDecoder {
     z.on('end', () => this.finish())
     z.on('error', (err: Error) => {
       if (this.done) return
+      // output zlib made before the failure but held while the sink had it paused (a slow client) did decode: it
+      // goes to the client and the meter before the failure. A failed zlib stream still hands out what it buffered,
+      // and read() emits no 'data' once the error is out, so nothing is delivered twice.
+      for (let d = z.read() as Buffer | null; d !== null; d = z.read() as Buffer | null) this.sink.decoded(d)
       this.done = true
       this.sink.decodeFailed(err)
     })

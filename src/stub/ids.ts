@@ -28,3 +28,10 @@ export function uuid(rng: Rng): string {
   }
   return s
 }
+
+/** `len` lower-case hex digits, as in the Responses API's `resp_…` / `msg_…` ids. */
+export function hex(rng: Rng, len: number): string {
+  let s = ''
+  for (let i = 0; i < len; i++) s += HEX[rng.next() & 15]
+  return s
+}

@@ -1,9 +1,10 @@
 // Error bodies as each provider shapes them, so the proxy's error passthrough and retry logic meet the real
 // formats: OpenAI `{error:{message,type,param,code}}`, Qwen compatible-mode the same plus `request_id`,
-// DashScope native `{code,message,request_id}`, Gemini `{error:{code,message,status}}` (google.rpc.Status).
+// DashScope native `{code,message,request_id}`, Gemini `{error:{code,message,status}}` (google.rpc.Status),
+// Anthropic `{type:"error",error:{type,message},request_id}`.
 
 /** Which provider's error shape a route answers with. */
-export type ErrorFamily = 'openai' | 'qwen-compat' | 'qwen' | 'gemini'
+export type ErrorFamily = 'openai' | 'qwen-compat' | 'qwen' | 'gemini' | 'anthropic'
 
 interface Known {
   message: string
@@ -24,6 +25,24 @@ const KNOWN: Record<number, Known> = {
   502: { message: 'Bad gateway.', openaiType: 'server_error', openaiCode: null, qwenCode: 'InternalError', geminiStatus: 'UNAVAILABLE' },
   503: { message: 'The model is overloaded. Please try again later.', openaiType: 'server_error', openaiCode: 'overloaded', qwenCode: 'ServiceUnavailable', geminiStatus: 'UNAVAILABLE' },
   504: { message: 'Deadline exceeded.', openaiType: 'server_error', openaiCode: null, qwenCode: 'RequestTimeOut', geminiStatus: 'DEADLINE_EXCEEDED' },
+  529: { message: 'Overloaded', openaiType: 'server_error', openaiCode: 'overloaded', qwenCode: 'ServiceUnavailable', geminiStatus: 'UNAVAILABLE' },
+}
+
+/** Anthropic's error types by status (its API reference, "Errors"); 529 is its "overloaded". */
+function anthropicType(status: number): string {
+  switch (status) {
+    case 400: return 'invalid_request_error'
+    case 401: return 'authentication_error'
+    case 402: return 'billing_error'
+    case 403: return 'permission_error'
+    case 404: return 'not_found_error'
+    case 413: return 'request_too_large'
+    case 429: return 'rate_limit_error'
+    case 503:
+    case 529: return 'overloaded_error'
+    case 504: return 'timeout_error'
+    default: return status >= 500 ? 'api_error' : 'invalid_request_error'
+  }
 }
 
 function known(status: number): Known {
@@ -51,5 +70,7 @@ export function errorBody(family: ErrorFamily, status: number, requestId: string
       if (status === 429) error.details = [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '1s' }]
       return JSON.stringify({ error })
     }
+    case 'anthropic':
+      return JSON.stringify({ type: 'error', error: { type: anthropicType(status), message: msg }, request_id: 'req_' + requestId.replace(/-/g, '') })
   }
 }

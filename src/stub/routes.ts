@@ -2,13 +2,15 @@
 // from a Map (exact paths) and two prefix checks (Gemini's `models/{model}:{action}`, OpenAI's `models/{id}`).
 import type { ErrorFamily } from './provider-errors.js'
 
-export type StubProvider = 'openai' | 'gemini' | 'qwen'
+export type StubProvider = 'openai' | 'gemini' | 'qwen' | 'anthropic'
 
 export type RouteKind =
   | 'openai-chat'
   | 'openai-completions'
   | 'openai-embeddings'
+  | 'openai-responses'
   | 'openai-models'
+  | 'anthropic-messages'
   | 'qwen-chat'
   | 'qwen-embeddings'
   | 'qwen-models'
@@ -39,12 +41,14 @@ const EXACT = new Map<string, Route>([
   ['/v1/chat/completions', route('openai-chat', 'openai', 'openai', 'POST')],
   ['/v1/completions', route('openai-completions', 'openai', 'openai', 'POST')],
   ['/v1/embeddings', route('openai-embeddings', 'openai', 'openai', 'POST')],
+  ['/v1/responses', route('openai-responses', 'openai', 'openai', 'POST')],
   ['/v1/models', route('openai-models', 'openai', 'openai', 'GET')],
   ['/compatible-mode/v1/chat/completions', route('qwen-chat', 'qwen', 'qwen-compat', 'POST')],
   ['/compatible-mode/v1/embeddings', route('qwen-embeddings', 'qwen', 'qwen-compat', 'POST')],
   ['/compatible-mode/v1/models', route('qwen-models', 'qwen', 'qwen-compat', 'GET')],
   ['/api/v1/services/aigc/text-generation/generation', route('qwen-native', 'qwen', 'qwen', 'POST')],
   ['/v1beta/models', route('gemini-models', 'gemini', 'gemini', 'GET')],
+  ['/v1/messages', route('anthropic-messages', 'anthropic', 'anthropic', 'POST')],
   ['/__stub/bytes', route('bytes', null, 'openai', 'GET')],
   ['/__stub/echo', route('echo', null, 'openai', null)],
   ['/__stub/health', route('health', null, 'openai', 'GET')],

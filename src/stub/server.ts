@@ -1,5 +1,6 @@
-// The stub LLM upstream: OpenAI, Gemini and Qwen (DashScope) simulators on one node:http server, deterministic
-// in (seed, request), with per-request knobs for latency and failures. Used by the proxy's tests, its benchmark
+// The stub LLM upstream: OpenAI (chat, completions, embeddings, Responses), Gemini, Qwen (DashScope) and Anthropic
+// (Messages) simulators on one node:http server, deterministic in (seed, request), with per-request knobs for
+// latency and failures. Used by the proxy's tests, its benchmark
 // (as the upstream: every response is prebuilt strings, one write when nothing is paced) and the default config.
 import { EventEmitter } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
@@ -10,6 +11,8 @@ import { gemini, geminiModels, type GeminiAction } from './gemini.js'
 import type { KnobDefaults } from './knobs.js'
 import { chat, completions, embeddings, models } from './openai.js'
 import { qwenNative } from './qwen.js'
+import { responses } from './responses.js'
+import { messages } from './anthropic.js'
 import { resolveRoute, type StubProvider } from './routes.js'
 
 export type { StubProvider } from './routes.js'
@@ -189,6 +192,10 @@ export class StubServer extends EventEmitter implements ExchangeHost {
         return completions(ex, body)
       case 'openai-embeddings':
         return embeddings(ex, body, 'openai')
+      case 'openai-responses':
+        return responses(ex, body)
+      case 'anthropic-messages':
+        return messages(ex, body)
       case 'qwen-embeddings':
         return embeddings(ex, body, 'qwen')
       case 'openai-models':

@@ -302,11 +302,14 @@ t.test('the shipped default config parses with no environment and runs on the st
   t.equal(c.workers, 'auto')
   t.strictSame(Object.fromEntries(Object.entries(c.upstreams).map(([n, u]) => [n, [u.provider, u.targets]])), {
     'stub-openai': ['openai', ['embedded']], 'stub-gemini': ['gemini', ['embedded']], 'stub-qwen': ['qwen', ['embedded']],
+    'stub-anthropic': ['anthropic', ['embedded']],
   })
   t.strictSame(c.routes.map((r) => [r.path, r.upstream, r.strip_prefix, r.auth, r.limits]), [
     ['/v1/', 'stub-openai', false, 'none', ['ip-rps', 'ip-tpm']],
     ['/gemini/', 'stub-gemini', true, 'none', ['ip-rps', 'ip-tpm']],
     ['/qwen/', 'stub-qwen', true, 'none', ['ip-rps', 'ip-tpm']],
+    ['/anthropic/', 'stub-anthropic', true, 'none', ['ip-rps', 'ip-tpm']],
+    ['/v1/messages', 'stub-anthropic', false, 'none', ['ip-rps', 'ip-tpm']],
   ])
   t.strictSame(c.limits['ip-rps'], { name: 'ip-rps', per: 'ip', unit: 'requests', amount: 20, period_ms: 1000, burst: 40, scope: 'local' })
   t.strictSame(c.limits['ip-tpm'], { name: 'ip-tpm', per: 'ip', unit: 'tokens', amount: 100_000, period_ms: 60_000, burst: 100_000, scope: 'local' })

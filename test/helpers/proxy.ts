@@ -98,7 +98,8 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
   reapOnExit(child)
   const p = new Proxy(child)
   const ready = await Promise.race([
-    p.waitLog((l) => l.msg === 'ready', 20_000),
+    // bounds a hang, not a speed: on the shared 2-core machine at load 30 a 2-worker start took 15 s
+    p.waitLog((l) => l.msg === 'ready', 60_000),
     p.exited.then((code) => {
       throw new Error(`proxy exited with ${code} before ready: ${p.stderr}`)
     }),

@@ -9,12 +9,13 @@ import { gzipSync } from 'node:zlib'
 import path from 'node:path'
 import { ROOT } from './proxy.js'
 
-export const RECORDED = path.resolve(ROOT, '../shared/recorded')
+/** ../shared/recorded beside the checkout; LEAKY_RECORDED_DIR points elsewhere (a git worktree, which sits apart). */
+export const RECORDED = path.resolve(ROOT, process.env.LEAKY_RECORDED_DIR ?? '../shared/recorded')
 
 /** The recordings folder, or a clear failure: CI has it beside the checkout. */
 export function recordedDir(): string {
   if (!existsSync(path.join(RECORDED, 'SOURCES.md'))) {
-    throw new Error(`recorded provider responses not found at ${RECORDED}: these tests replay ../shared/recorded (beside the checkout, as CI lays it out)`)
+    throw new Error(`recorded provider responses not found at ${RECORDED}: these tests replay ../shared/recorded (beside the checkout, as CI lays it out; LEAKY_RECORDED_DIR=DIR to use another)`)
   }
   return RECORDED
 }

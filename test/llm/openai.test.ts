@@ -164,3 +164,13 @@ t.test('other shapes pass through with zero usage', async (t) => {
   t.equal(m.end().length, 0)
   t.same(m.usage(), { prompt: 0, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 0, model: 'gpt-4o', source: 'counted' })
 })
+
+t.test('audio tokens (gpt-4o-audio): inside prompt and completion, counted apart; the total as reported', async (t) => {
+  const m = createMeter('openai-chat', { ...opts, stream: false, model: 'gpt-4o-audio-preview' })
+  const body = '{"id":"chatcmpl-a","object":"chat.completion","model":"gpt-4o-audio-preview-2024-12-17","choices":[{"index":0,' +
+    '"message":{"role":"assistant","content":null,"audio":{"id":"audio_1","data":"UklGRg==","transcript":"Hi"}},"finish_reason":"stop"}],' +
+    '"usage":{"prompt_tokens":40,"completion_tokens":120,"total_tokens":160,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":25},' +
+    '"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":100,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}'
+  feed(m, [Buffer.from(body)])
+  t.same(m.usage(), { prompt: 40, completion: 120, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 125, total: 160, model: 'gpt-4o-audio-preview-2024-12-17', source: 'reported' })
+})

@@ -21,6 +21,10 @@ const CASES: Array<[string, string, unknown, Record<string, string>?]> = [
   ['gemini SSE', '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse', { contents: [{ role: 'user', parts: [{ text: 'Same' }] }] }],
   ['qwen native SSE', '/api/v1/services/aigc/text-generation/generation', { model: 'qwen-plus', input: { messages } }, { 'x-dashscope-sse': 'enable' }],
   ['qwen compat', '/compatible-mode/v1/chat/completions', { model: 'qwen-plus', messages }],
+  ['anthropic SSE', '/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 20, stream: true, messages }, { 'anthropic-version': '2023-06-01' }],
+  ['anthropic JSON', '/v1/messages', { model: 'claude-sonnet-4-5', max_tokens: 20, messages }, { 'anthropic-version': '2023-06-01' }],
+  ['responses SSE', '/v1/responses', { model: 'gpt-4o-mini', input: messages, stream: true }, { 'x-stub-thoughts': '8' }],
+  ['responses JSON', '/v1/responses', { model: 'gpt-4o-mini', input: 'Same' }],
 ]
 
 async function fetchText(s: StubServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<string> {

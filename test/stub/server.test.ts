@@ -17,7 +17,7 @@ t.test("provider: 'gemini' serves Gemini and the helpers, and 404s the rest", as
   const g = await request(`${origin}/v1beta/models/gemini-2.5-flash:generateContent`, { method: 'POST', body: JSON.stringify({ contents: [] }) })
   t.equal(g.statusCode, 200)
   await g.body.dump()
-  for (const path of ['/v1/chat/completions', '/compatible-mode/v1/chat/completions', '/api/v1/services/aigc/text-generation/generation']) {
+  for (const path of ['/v1/chat/completions', '/v1/responses', '/v1/messages', '/compatible-mode/v1/chat/completions', '/api/v1/services/aigc/text-generation/generation']) {
     const r = await request(origin + path, { method: 'POST', body: chat })
     t.equal(r.statusCode, 404, path)
     await r.body.dump()
@@ -25,6 +25,23 @@ t.test("provider: 'gemini' serves Gemini and the helpers, and 404s the rest", as
   const h = await request(`${origin}/__stub/health`)
   t.equal(h.statusCode, 200)
   await h.body.dump()
+})
+
+t.test("provider: 'anthropic' serves /v1/messages, not OpenAI's /v1/ paths", async (t) => {
+  const stub = new StubServer({ provider: 'anthropic' })
+  const origin = `http://127.0.0.1:${await stub.listen(0)}`
+  t.teardown(() => stub.close())
+  const m = await request(`${origin}/v1/messages`, {
+    method: 'POST', headers: { 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  t.equal(m.statusCode, 200)
+  t.match(await m.body.json(), { type: 'message', usage: { output_tokens: 4 } })
+  for (const path of ['/v1/chat/completions', '/v1/responses']) {
+    const r = await request(origin + path, { method: 'POST', body: chat })
+    t.equal(r.statusCode, 404, path)
+    await r.body.dump()
+  }
 })
 
 t.test('unknown paths: 404 in the OpenAI error shape', async (t) => {
