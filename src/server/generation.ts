@@ -60,6 +60,8 @@ export class Generation {
   readonly #opts: GenerationOptions
   #stub: StubServer | null = null
   #stubSocket: string | null = null
+  /** listen_plain, port resolved: every worker (and a replacement) binds the same one */
+  #plain: { host: string; port: number } | null = null
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
@@ -100,6 +102,10 @@ export class Generation {
     const chosen = fixed === 0 ? await freePort(host) : fixed
     // all workers start at once: a restart after a crash must be serving again within a second
     const now = this.#opts.listen !== false
+    if (cfg.listen_plain !== undefined) {
+      const p = parseListen(cfg.listen_plain)
+      this.#plain = { host: p.host, port: p.port === 0 ? await freePort(p.host) : p.port }
+    }
     const all: Promise<number>[] = []
     for (let i = 0; i < this.workerCount; i++) all.push(this.#spawn(i, host, chosen, now))
     const ports = await Promise.all(all)
@@ -202,6 +208,7 @@ export class Generation {
       version: this.version,
       host,
       port,
+      plain: this.#plain,
       embeddedSocket: this.#stubSocket,
       shared: this.shared,
       listenAtStart,

@@ -1,0 +1,32 @@
+// The TLS files a config names, checked after the schema has passed (they are file contents, not YAML): every
+// certificate, key and CA the proxy listener, the admin listener and the upstreams would load. Also the one
+// cross-field rule of upstream tls: it only means something for https:// targets.
+import { checkCa, checkPair, type PemIssue } from '../tls/pem.js'
+import type { Config } from './schema.js'
+
+export function checkTlsFiles(config: Config): PemIssue[] {
+  const out: PemIssue[] = []
+  const listener = (at: string[], t: Config['tls']) => {
+    if (t === undefined) return
+    out.push(...checkPair(at, t))
+    if (t.client_ca !== undefined) out.push(...checkCa([...at, 'client_ca'], t.client_ca))
+  }
+  listener(['tls'], config.tls)
+  listener(['admin', 'tls'], config.admin.tls)
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    const t = u.tls
+    if (t === undefined) continue
+    const at = ['upstreams', name, 'tls']
+    if (!u.targets.some((x) => x.startsWith('https://'))) {
+      out.push({ path: at, message: 'tls applies to https:// targets, and this upstream has none' })
+      continue
+    }
+    if (t.ca !== undefined) out.push(...checkCa([...at, 'ca'], t.ca))
+    if ((t.cert === undefined) !== (t.key === undefined)) {
+      out.push({ path: [...at, t.cert === undefined ? 'key' : 'cert'], message: 'set both cert and key (a client certificate for the upstream), or neither' })
+    } else if (t.cert !== undefined && t.key !== undefined) {
+      out.push(...checkPair(at, { cert: t.cert, key: t.key, passphrase: t.passphrase }))
+    }
+  }
+  return out
+}
