@@ -4,6 +4,18 @@
 import { checkCa, checkPair, type PemIssue } from '../tls/pem.js'
 import type { Config } from './schema.js'
 
+/** Every TLS file the config names (a certificate renewed on disk is a reason to reload under `watch`). */
+export function tlsFiles(config: Config): string[] {
+  const out: string[] = []
+  for (const t of [config.tls, config.admin.tls]) if (t !== undefined) out.push(t.cert, t.key, ...(t.client_ca === undefined ? [] : [t.client_ca]))
+  for (const u of Object.values(config.upstreams)) {
+    const t = u.tls
+    if (t === undefined) continue
+    for (const f of [t.ca, t.cert, t.key]) if (f !== undefined) out.push(f)
+  }
+  return out
+}
+
 export function checkTlsFiles(config: Config): PemIssue[] {
   const out: PemIssue[] = []
   const listener = (at: string[], t: Config['tls']) => {

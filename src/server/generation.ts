@@ -111,6 +111,7 @@ export class Generation {
     const ports = await Promise.all(all)
     this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
+    warnInsecure(cfg, this.logger)
   }
 
   /** Bind the admin listener (an upgraded generation does it once the old one has released the port). */
@@ -133,7 +134,7 @@ export class Generation {
           supervisor: this.supervisor ?? undefined,
         },
       }),
-    })
+    }, cfg.admin.tls)
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
       this.metrics.start()
@@ -279,6 +280,15 @@ export class Generation {
     this.buckets.setWhenFull(config.limits_table.when_full)
     this.config = config
     this.version = version
+    if (failed === undefined) {
+      warnInsecure(config, this.logger)
+      try {
+        const why = this.#admin?.setTls(config.admin.tls) ?? null
+        if (why !== null) this.logger.warn({ msg: why })
+      } catch (err) {
+        this.logger.error({ msg: 'admin.tls: new certificates not applied; the running ones stay', err: (err as Error).message })
+      }
+    }
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
   }
 
@@ -296,6 +306,14 @@ export class Generation {
     await this.#admin?.close()
     await this.#stub?.close()
     return cuts.reduce((a, b) => a + b, 0)
+  }
+}
+
+/** insecure_skip_verify is allowed only when written, and then said out loud at every start and reload. */
+function warnInsecure(config: Config, logger: Logger): void {
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.tls?.insecure_skip_verify !== true) continue
+    logger.warn({ msg: 'upstream TLS certificates are NOT verified (tls.insecure_skip_verify: true): anyone on the path can impersonate it and read its credentials', upstream: name })
   }
 }
 
