@@ -42,11 +42,13 @@ function privateKey(file: string, data: Buffer, passphrase: string | undefined):
   try {
     return { ok: true, key: createPrivateKey({ key: data, format: 'pem', passphrase }) }
   } catch (err) {
-    const msg = (err as Error).message
-    if (/passphrase|bad decrypt|decrypt/i.test(msg)) {
-      return { ok: false, message: `${file}: ${passphrase === undefined ? 'the key is encrypted and no passphrase is set' : 'wrong passphrase'}` }
+    const { code = '', message } = err as NodeJS.ErrnoException
+    // OpenSSL 3 reports a missing passphrase as an interrupted password callback
+    if (code === 'ERR_MISSING_PASSPHRASE' || code === 'ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED') {
+      return { ok: false, message: `${file}: the key is encrypted and no passphrase is set` }
     }
-    return { ok: false, message: `${file}: not a PEM private key (${msg})` }
+    if (code === 'ERR_OSSL_BAD_DECRYPT') return { ok: false, message: `${file}: wrong passphrase` }
+    return { ok: false, message: `${file}: not a PEM private key (${message})` }
   }
 }
 
@@ -67,7 +69,7 @@ export function checkPair(at: (string | number)[], f: PairFiles): PemIssue[] {
   const chain = certs(f.cert, c.data)
   if (!chain.ok) return [{ path: [...at, 'cert'], message: chain.message }]
   const key = privateKey(f.key, k.data, f.passphrase)
-  if (!key.ok) return [{ path: [...at, f.passphrase !== undefined && /passphrase/.test(key.message) ? 'passphrase' : 'key'], message: key.message }]
+  if (!key.ok) return [{ path: [...at, key.message.endsWith(': wrong passphrase') ? 'passphrase' : 'key'], message: key.message }]
   if (!chain.list[0].checkPrivateKey(key.key)) {
     return [{ path: [...at, 'key'], message: `${f.key}: does not match the certificate in ${f.cert} (subject ${chain.list[0].subject.replace(/\n/g, ', ')})` }]
   }
