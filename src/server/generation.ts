@@ -15,6 +15,7 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { describeCertificate } from '../tls/pem.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -112,6 +113,7 @@ export class Generation {
     this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
     warnInsecure(cfg, this.logger)
+    logCertificate(cfg, this.logger, 'TLS certificate loaded')
   }
 
   /** Bind the admin listener (an upgraded generation does it once the old one has released the port). */
@@ -257,8 +259,11 @@ export class Generation {
     })
   }
 
-  /** Apply a validated config in place: every worker compiles it and swaps between requests. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * Apply a validated config in place: every worker compiles it and swaps between requests. Returns whether the
+   * proxy listener took new certificate files (they can change on disk while the config text stays the same).
+   */
+  async reload(config: Config): Promise<{ tls: boolean }> {
     const version = this.version + 1
     const results = this.#workers.map(
       (w) =>
@@ -290,6 +295,9 @@ export class Generation {
       }
     }
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
+    const tls = out.some((m) => m.type === 'reloaded' && m.tls)
+    if (tls) logCertificate(config, this.logger, 'TLS certificate reloaded')
+    return { tls }
   }
 
   /**
@@ -307,6 +315,17 @@ export class Generation {
     await this.#stub?.close()
     return cuts.reduce((a, b) => a + b, 0)
   }
+}
+
+/** Which certificate the proxy listener serves, and until when (a warning when it has less than 14 days left). */
+function logCertificate(config: Config, logger: Logger, msg: string): void {
+  if (config.tls === undefined) return
+  const c = describeCertificate(config.tls.cert)
+  if (c === null) return
+  const daysLeft = Math.floor((c.notAfter - Date.now()) / 86_400_000)
+  const line = { msg, cert: config.tls.cert, subject: c.subject, serial: c.serial, not_after: new Date(c.notAfter).toISOString(), days_left: daysLeft }
+  if (daysLeft < 14) logger.warn({ ...line, msg: `${msg}; it expires in ${daysLeft} days` })
+  else logger.info(line)
 }
 
 /** insecure_skip_verify is allowed only when written, and then said out loud at every start and reload. */

@@ -71,14 +71,14 @@ export class Listener {
    * new app that takes over the port. Returns an error message and keeps the running app when the new one cannot
    * be built or bound (config validation checked the files, but they may have changed since).
    */
-  update(tls: ListenerTls): string | null {
+  update(tls: ListenerTls): { swapped: boolean } | { error: string } {
     const digest = digestOf(tls)
-    if (digest === this.#digest) return null
+    if (digest === this.#digest) return { swapped: false }
     let app: TemplatedApp
     try {
       app = this.#build(tls)
     } catch (err) {
-      return `TLS context for ${tls?.cert ?? 'the plain listener'} could not be built (${(err as Error).message}); the running certificate stays`
+      return { error: `TLS context for ${tls?.cert ?? 'the plain listener'} could not be built (${(err as Error).message}); the running certificate stays` }
     }
     if (this.#token !== null) {
       let token: us_listen_socket | null = null
@@ -87,7 +87,7 @@ export class Listener {
       })
       if (token === null) {
         ;(app as unknown as { close(): void }).close()
-        return `could not listen on ${this.#host}:${this.#port} with the new TLS context; the running certificate stays`
+        return { error: `could not listen on ${this.#host}:${this.#port} with the new TLS context; the running certificate stays` }
       }
       this.#uws.us_listen_socket_close(this.#token)
       this.#token = token
@@ -97,7 +97,7 @@ export class Listener {
     }
     this.#app = app
     this.#digest = digest
-    return null
+    return { swapped: true }
   }
 
   /** Stop accepting new connections; open ones go on being served. */

@@ -45,7 +45,8 @@ export type FromWorker =
   | { type: 'started' }
   | { type: 'listening'; port: number }
   | { type: 'listen-failed'; message: string }
-  | { type: 'reloaded'; version: number }
+  /** tls: the listener took new certificate files (or TLS was switched on or off) */
+  | { type: 'reloaded'; version: number; tls: boolean }
   | { type: 'reload-failed'; version: number; message: string }
   | { type: 'drained'; cut: number }
   | { type: 'stats'; requests: number }
@@ -171,10 +172,10 @@ port.on('message', (m: ToWorker) => {
       }
       // new certificates (or TLS switched on or off) take over the port before the plan does; if they cannot,
       // nothing of this reload is applied on this worker
-      const tlsError = main.update(m.config.tls)
-      if (tlsError !== null) {
+      const tls = main.update(m.config.tls)
+      if ('error' in tls) {
         void closePlan(next)
-        return post({ type: 'reload-failed', version: m.version, message: tlsError })
+        return post({ type: 'reload-failed', version: m.version, message: tls.error })
       }
       const cluster = redisFor(m.config)
       // reloads apply in the order they came, also when one waits for a new Redis connection
@@ -189,7 +190,7 @@ port.on('message', (m: ToWorker) => {
         // the old pools finish the requests that began on them, then close; so does the old Redis connection
         void closePlan(old)
         if (oldCluster !== null && oldCluster !== cluster) void oldCluster.close()
-        post({ type: 'reloaded', version: m.version })
+        post({ type: 'reloaded', version: m.version, tls: tls.swapped })
         resolve()
       })))
       return

@@ -84,6 +84,16 @@ export function checkCa(at: (string | number)[], file: string): PemIssue[] {
   return list.ok ? [] : [{ path: at, message: list.message }]
 }
 
+/** Subject, serial and expiry of the leaf certificate in a PEM file, or null when it cannot be read. */
+export function describeCertificate(file: string): { subject: string; serial: string; notAfter: number } | null {
+  const r = read(file)
+  if (!r.ok) return null
+  const c = certs(file, r.data)
+  if (!c.ok) return null
+  const leaf = c.list[0]
+  return { subject: leaf.subject.replace(/\n/g, ', '), serial: leaf.serialNumber, notAfter: Date.parse(leaf.validTo) }
+}
+
 /**
  * A digest of the files' contents (missing files count as empty): a reload rebuilds a TLS context only when what
  * it would load differs from what is loaded, whether the paths or the files behind them changed.

@@ -60,6 +60,9 @@ function handshake(opts: tls.ConnectionOptions): Promise<string> {
 }
 
 t.test('HTTPS through undici, curl and openssl s_client; the plain listener serves the same routes', async (t) => {
+  const loaded = await m.waitLog((l) => l.msg === 'TLS certificate loaded')
+  t.match(loaded, { cert: live.cert, serial: serialOf(certs.server.cert) })
+  t.ok((loaded.days_left as number) >= 0, 'with its expiry')
   const r = await request(`https://localhost:${port}/v1/models`, { dispatcher: trusting })
   t.equal(r.statusCode, 200)
   t.equal(((await r.body.json()) as { object: string }).object, 'list')
@@ -155,6 +158,9 @@ t.test('reload with new certificate files: a stream in flight finishes, its conn
   copyFileSync(certs.server2.key, live.key)
   const r = await m.cli('reload')
   t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /changed: tls\n/, 'the config text did not change, the certificate did: the reload says so')
+  const logged = await m.waitLog((l) => l.msg === 'TLS certificate reloaded')
+  t.match(logged, { cert: live.cert, subject: 'CN=localhost', serial: serialOf(certs.server2.cert) })
   t.equal(await servedSerial(), serialOf(certs.server2.cert), 'a new connection is shown the new certificate')
   t.notOk(done, 'the stream was still running when the new certificate took over')
   await ended
