@@ -317,14 +317,15 @@ export class Generation {
   }
 }
 
-/** Which certificate the proxy listener serves, and until when (a warning when it has less than 14 days left). */
+/** Which certificate the proxy listener serves, and until when (at warn level when it has less than 14 days left). */
 function logCertificate(config: Config, logger: Logger, msg: string): void {
   if (config.tls === undefined) return
   const c = describeCertificate(config.tls.cert)
   if (c === null) return
   const daysLeft = Math.floor((c.notAfter - Date.now()) / 86_400_000)
   const line = { msg, cert: config.tls.cert, subject: c.subject, serial: c.serial, not_after: new Date(c.notAfter).toISOString(), days_left: daysLeft }
-  if (daysLeft < 14) logger.warn({ ...line, msg: `${msg}; it expires in ${daysLeft} days` })
+  // the same message either way (log queries match on it); the level says whether to act
+  if (daysLeft < 14) logger.warn(line)
   else logger.info(line)
 }
 

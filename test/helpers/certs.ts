@@ -39,21 +39,21 @@ function leaf(dir: string, name: string, subject: string, san: string | null, si
   const cert = path.join(dir, `${name}.crt`)
   openssl(dir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key])
   if (!signed) {
-    openssl(dir, ['req', '-x509', '-new', '-key', key, '-out', cert, '-days', '2', '-subj', subject])
+    openssl(dir, ['req', '-x509', '-new', '-key', key, '-out', cert, '-days', '30', '-subj', subject])
     return { cert, key }
   }
   const csr = path.join(dir, `${name}.csr`)
   openssl(dir, ['req', '-new', '-key', key, '-out', csr, '-subj', subject])
   const ext = path.join(dir, `${name}.ext`)
   writeFileSync(ext, san === null ? 'basicConstraints=CA:FALSE\n' : `basicConstraints=CA:FALSE\nsubjectAltName=${san}\n`)
-  openssl(dir, ['x509', '-req', '-in', csr, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext])
+  openssl(dir, ['x509', '-req', '-in', csr, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', cert, '-days', '30', '-extfile', ext])
   return { cert, key }
 }
 
 export function makeCerts(): Certs {
   const dir = mkdtempSync(path.join(SCRATCH_TMP, 'certs-'))
   openssl(dir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'ca.key'])
-  openssl(dir, ['req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=leaky test CA',
+  openssl(dir, ['req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=leaky test CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
   const server = leaf(dir, 'server', '/CN=localhost', 'DNS:localhost,IP:127.0.0.1', true)
   const server2 = leaf(dir, 'server2', '/CN=localhost', 'DNS:localhost,IP:127.0.0.1', true)
