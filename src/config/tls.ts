@@ -18,6 +18,11 @@ export function tlsFiles(config: Config): string[] {
 
 export function checkTlsFiles(config: Config): PemIssue[] {
   const out: PemIssue[] = []
+  if (config.listen_plain !== undefined && samePort(config.listen, config.listen_plain)) {
+    // uWS binds with SO_REUSEPORT: both listeners would share the port and the kernel would split connections
+    // between TLS and plain at random
+    out.push({ path: ['listen_plain'], message: `must be another port than listen (${config.listen})` })
+  }
   const listener = (at: string[], t: Config['tls']) => {
     if (t === undefined) return
     out.push(...checkPair(at, t))
@@ -41,4 +46,12 @@ export function checkTlsFiles(config: Config): PemIssue[] {
     }
   }
   return out
+}
+
+function samePort(a: string, b: string): boolean {
+  const port = (l: string) => l.slice(l.lastIndexOf(':') + 1)
+  const host = (l: string) => l.slice(0, l.lastIndexOf(':')).replace(/^\[|\]$/g, '')
+  if (port(a) !== port(b) || port(a) === '0') return false
+  const wild = (h: string) => h === '' || h === '0.0.0.0' || h === '::'
+  return host(a) === host(b) || wild(host(a)) || wild(host(b))
 }

@@ -41,7 +41,12 @@ export class Listener {
     this.#host = host
     this.#handler = handler
     this.#digest = digestOf(tls)
-    this.#app = this.#build(tls)
+    try {
+      this.#app = this.#build(tls)
+    } catch (err) {
+      // uWS says only "App construction failed": name the files (they were checked at load, but may have changed)
+      throw new Error(`TLS context from ${tls?.cert} and ${tls?.key} could not be built (${(err as Error).message})`, { cause: err })
+    }
   }
 
   get tls(): boolean {

@@ -86,6 +86,10 @@ const cases: Array<{ name: string; yaml: string; want: Want; skip?: boolean }> =
     want: 'ok',
   },
   {
+    name: 'listen_plain on the port of listen', yaml: `listen: 127.0.0.1:8443\nlisten_plain: 0.0.0.0:8443\ntls: { cert: ${c.server.cert}, key: ${c.server.key} }\n`,
+    want: (y) => [`${at(y, '0.0.0.0:8443')} listen_plain: must be another port than listen (127.0.0.1:8443)`],
+  },
+  {
     name: 'unknown key in tls, with a suggestion', yaml: `tls: { cert: ${c.server.cert}, key: ${c.server.key}, clientca: x }\n`,
     want: (y) => [`${at(y, 'clientca')} tls.clientca: unknown key "clientca" (did you mean "client_ca"?)`],
   },
