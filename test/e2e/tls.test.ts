@@ -196,6 +196,20 @@ t.test('reload with a key that does not match: refused naming the file, the runn
   copyFileSync(certs.server2.key, live.key)
 })
 
+t.test('upgrade: the next generation serves HTTPS on the same port with the certificate on disk, and listen_plain', async (t) => {
+  const up = await m.cli('upgrade')
+  t.equal(up.code, 0, up.stderr)
+  t.match(up.stdout, /upgraded: generation 2 \(pid \d+\) serves/)
+  t.equal(await servedSerial(), serialOf(certs.server2.cert))
+  const r = await request(`https://localhost:${port}/v1/models`, { dispatcher: trusting, reset: true })
+  t.equal(r.statusCode, 200)
+  await r.body.text()
+  const plain = await request(`http://127.0.0.1:${plainPort}/v1/models`, { reset: true })
+  t.equal(plain.statusCode, 200, 'listen_plain, taken over by the new generation')
+  await plain.body.text()
+  t.equal(await handshake({ cert: read(certs.rogue.cert), key: read(certs.rogue.key) }) === 'connected', false, 'client_ca still applies')
+})
+
 t.test('watch: a renewed certificate on disk is loaded without a signal; encrypted key with passphrase; admin over HTTPS with client_cert: require', async (t) => {
   const files = { cert: `${certs.dir}/watched.crt`, key: `${certs.dir}/watched.key` }
   copyFileSync(certs.server.cert, files.cert)
