@@ -29,6 +29,7 @@ export const ERRORS = {
   LEAKY_REDIS_UNAVAILABLE: { status: 503, type: 'server_error', message: 'a cluster-wide limit cannot be checked (Redis unavailable) and its on_error is closed; try again later' },
   LEAKY_OVERLOADED: { status: 503, type: 'server_error', message: 'proxy is at max_inflight; try again later' },
   LEAKY_UPSTREAM_CONNECT: { status: 502, type: 'upstream_error', message: 'could not connect to the upstream' },
+  LEAKY_UPSTREAM_TLS: { status: 502, type: 'upstream_error', message: 'TLS to the upstream failed: its certificate did not verify for the expected host, or the handshake failed' },
   LEAKY_UPSTREAM_RESET: { status: 502, type: 'upstream_error', message: 'the upstream closed the connection' },
   LEAKY_UPSTREAM_INVALID: { status: 502, type: 'upstream_error', message: 'the upstream sent an invalid response' },
   LEAKY_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', message: 'the upstream did not answer in time' },

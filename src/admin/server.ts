@@ -6,6 +6,9 @@
 //   /status.json        what the page draws
 // Everything but /live and /ready (and public /metrics) needs admin.token when one is set.
 import http from 'node:http'
+import https from 'node:https'
+import type { TLSSocket } from 'node:tls'
+import { adminTlsOptions, type AdminTls } from './tls.js'
 import { authorized, sessionCookie, tokenMatches, type AdminAccess } from './auth.js'
 import { statusPage } from './status-page.js'
 
@@ -28,9 +31,22 @@ export class AdminServer {
   readonly #server: http.Server
   readonly #status: AdminStatus
 
-  constructor(status: AdminStatus) {
+  /** the client_cert mode the server was built with: it cannot change without a new server */
+  readonly #mode: string
+
+  constructor(status: AdminStatus, tls?: AdminTls) {
     this.#status = status
-    this.#server = http.createServer((req, res) => this.handle(req, res))
+    this.#mode = tls === undefined ? 'plain' : (tls.client_cert ?? 'none')
+    if (tls === undefined) {
+      this.#server = http.createServer((req, res) => this.handle(req, res))
+    } else {
+      this.#server = https.createServer(adminTlsOptions(tls), (req, res) => this.handle(req, res))
+      // client_cert: optional lets a client without a certificate in, but one whose certificate does not verify is
+      // cut at once, as uWS does on the proxy listener (node's rejectUnauthorized: false would let it through)
+      this.#server.on('secureConnection', (s: TLSSocket) => {
+        if (!s.authorized && s.getPeerCertificate().raw !== undefined) s.destroy()
+      })
+    }
     this.#server.keepAliveTimeout = 5_000
   }
 
@@ -42,6 +58,17 @@ export class AdminServer {
         resolve((this.#server.address() as { port: number }).port)
       })
     })
+  }
+
+  /**
+   * New certificates on reload: swapped in for new connections (open ones keep theirs). Switching TLS on or off, or
+   * changing client_cert, needs a new listener: that waits for an upgrade, and the message says so.
+   */
+  setTls(tls: AdminTls | undefined): string | null {
+    const mode = tls === undefined ? 'plain' : (tls.client_cert ?? 'none')
+    if (mode !== this.#mode) return 'admin.tls: switching TLS on or off or changing client_cert takes effect with an upgrade (leaky upgrade)'
+    if (tls !== undefined) (this.#server as https.Server).setSecureContext(adminTlsOptions(tls))
+    return null
   }
 
   close(): Promise<void> {

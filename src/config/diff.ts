@@ -13,6 +13,7 @@ export interface ConfigDiff {
 /** Settings inside a section that need an upgrade; the rest of that section applies in place. */
 const UPGRADE_ONLY: Partial<Record<keyof Config, readonly string[]>> = {
   listen: [],
+  listen_plain: [],
   workers: [],
   limits_table: ['capacity'],
   admin: ['listen'],

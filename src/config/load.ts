@@ -10,6 +10,7 @@ import { interpolateEnv } from './env.js'
 import { show } from './fields.js'
 import { formatPath, type ConfigIssue } from './issue.js'
 import { checkRefs } from './refs.js'
+import { checkTlsFiles } from './tls.js'
 import { configSchema, type Config } from './schema.js'
 import { didYouMean } from './suggest.js'
 import { objectKeys, schemaAt } from './walk.js'
@@ -113,6 +114,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   for (const r of checkRefs(raw)) {
     if (unresolved.some((p) => startsWith(r.path, p))) continue
     issues.push(loc.issue(loc.locate(r.path).node, r.path, r.message))
+  }
+  // certificate files are read only once the config is otherwise sound: their paths are then final
+  if (parsed.success && issues.length === 0) {
+    for (const r of checkTlsFiles(parsed.data)) issues.push(loc.issue(loc.locate(r.path).node, r.path, r.message))
   }
   if (issues.length > 0 || !parsed.success) {
     // file order reads best; sort is stable, so issues at one place keep the order they were found in

@@ -25,8 +25,42 @@ const limitsTable = z.strictObject({
     .describe('table full: deny_new answers 503 for new subjects; evict_idle reclaims the slot idle longest'),
 })
 
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const
+
+// The TLS settings of a listener. The proxy listener is uWS's SSLApp, whose options in the pinned build are key,
+// cert, passphrase and a CA file only: its minimum version is fixed at TLS 1.2 by uSockets, and a client CA makes
+// it verify a certificate the client sends without requiring one (SSL_VERIFY_PEER alone) and without showing the
+// certificate to JS (no getX509Certificate in uWebSockets.js 20.30). So the proxy listener takes only what it can
+// honour; the admin listener (node:https) takes everything.
+function listenerTls(where: 'proxy' | 'admin') {
+  return z.strictObject({
+    cert: text().describe('PEM certificate file, leaf first then intermediates; re-read on reload'),
+    key: text().describe('PEM private key file of cert; re-read on reload'),
+    passphrase: secret(text()).optional().describe('passphrase of an encrypted key (use ${env:NAME})'),
+    min_version: oneOf(TLS_VERSIONS).default('TLSv1.2').describe('lowest TLS version accepted'),
+    client_ca: text().optional().describe('PEM file of the CAs a client certificate must chain to'),
+    client_cert: oneOf(['optional', 'require']).optional()
+      .describe('with client_ca: optional verifies a certificate the client sends; require also refuses clients without one'),
+  }).transform((v, ctx) => {
+    if (where === 'proxy' && v.min_version !== 'TLSv1.2') {
+      ctx.addIssue({ code: 'custom', path: ['min_version'], message: 'the proxy listener (uWebSockets.js 20.30 SSLApp) has no minimum-version setting: it accepts TLS 1.2 and 1.3, fixed in uSockets' })
+      return z.NEVER
+    }
+    if (v.client_cert !== undefined && v.client_ca === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['client_cert'], message: 'client_cert needs client_ca (the CAs to verify client certificates with)' })
+      return z.NEVER
+    }
+    if (where === 'proxy' && v.client_cert === 'require') {
+      ctx.addIssue({ code: 'custom', path: ['client_cert'], message: 'require is not possible on the proxy listener: uWebSockets.js 20.30 verifies a client certificate when one is sent (a bad one is refused in the handshake) but cannot refuse a client that sends none; use optional' })
+      return z.NEVER
+    }
+    return { ...v, client_cert: v.client_ca === undefined ? undefined : (v.client_cert ?? 'optional') }
+  })
+}
+
 const admin = z.strictObject({
   listen: listen().prefault('127.0.0.1:9090').describe('admin listener: /live /ready /metrics /status'),
+  tls: listenerTls('admin').optional().describe('serve the admin listener over HTTPS (node:https)'),
   token: secret(text()).optional().describe('bearer token for the admin endpoints; unset = no auth (keep listen local)'),
   metrics_public: bool().default(true).describe('serve /metrics without the token'),
 })
@@ -147,6 +181,15 @@ const upstreamEntry = z.strictObject({
     cooldown: duration().prefault('15s').describe('open time before one trial request is let through'),
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
+  tls: z.strictObject({
+    ca: text().optional().describe('PEM file of the CAs trusted for this upstream, instead of Node\'s bundled list'),
+    servername: hostname().optional().describe('name sent in SNI and checked against the certificate (default: the target\'s host)'),
+    cert: text().optional().describe('PEM client certificate file, for upstreams that require mutual TLS (with key)'),
+    key: text().optional().describe('PEM private key file of cert'),
+    passphrase: secret(text()).optional().describe('passphrase of an encrypted key'),
+    insecure_skip_verify: bool().default(false)
+      .describe('accept any upstream certificate (warned at start, gauge leaky_upstream_tls_insecure); never in production'),
+  }).optional().describe('TLS to https:// targets; verification is always on unless insecure_skip_verify'),
   default_max_tokens: int(1).default(1024).describe('output tokens assumed when the client sets no max (for the estimate)'),
 })
 
@@ -270,6 +313,8 @@ const stub = z.strictObject({
 
 export const configSchema = z.strictObject({
   listen: listen().prefault('0.0.0.0:8080').describe('proxy listener "host:port" (":8080" = all IPv4 interfaces)'),
+  tls: listenerTls('proxy').optional().describe('terminate TLS on the proxy listener (uWS SSLApp); certificates re-read on reload'),
+  listen_plain: listen().optional().describe('a plain-HTTP listener beside the TLS one (health checks, sidecars); same routes'),
   workers: parsed((v) => {
     if (v === 'auto') return { ok: true, value: 'auto' as 'auto' | number }
     const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v

@@ -63,6 +63,8 @@ export interface ExpositionSource {
   providerOf(upstream: string): string
   /** the key_id label for a key: its id when marked metrics_label (within the cap), else "other" */
   keyLabel(id: string): string
+  /** upstreams whose certificate is not verified (tls.insecure_skip_verify) */
+  insecureUpstreams?(): readonly string[]
 }
 
 type Labels = Record<string, string>
@@ -370,6 +372,11 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
       this.inc(get())
     } })
   }
+  new Gauge({ name: 'leaky_upstream_tls_insecure', help: '1 for each upstream whose TLS certificate is not verified (tls.insecure_skip_verify: true).',
+    labelNames: ['upstream'], registers, collect(this: Gauge<string>) {
+      this.reset()
+      for (const name of src.insecureUpstreams?.() ?? []) this.set({ upstream: name }, 1)
+    } })
   value('leaky_generation', 'Number of the generation serving traffic (grows with each upgrade or restart).', 'gauge', () => src.ops.generation)
   value('leaky_config_version', 'Config version inside this generation (1 at start, +1 per reload).', 'gauge', () => src.ops.configVersion)
   value('leaky_workers', 'Worker threads of this generation.', 'gauge', () => src.ops.workers)

@@ -41,6 +41,7 @@ export class MetricsHub implements ExpositionSource {
   readonly #providers = new Map<string, string>()
   #keyLabels = new Set<string>()
   #upstreams: string[] = []
+  #insecure: string[] = []
   readonly #status: StatusSampler
   readonly #startedAt = Date.now()
   #limiterMetrics = false
@@ -77,6 +78,7 @@ export class MetricsHub implements ExpositionSource {
   configure(config: Config, version: number): void {
     this.#ops.configVersion = version
     this.#upstreams = Object.keys(config.upstreams)
+    this.#insecure = this.#upstreams.filter((n) => config.upstreams[n].tls?.insecure_skip_verify === true)
     for (const [name, u] of Object.entries(config.upstreams)) this.#providers.set(name, u.provider)
     const marked = new Set<string>()
     for (const k of config.keys) if (k.metrics_label && marked.size < KEY_LABELS_MAX) marked.add(k.id)
@@ -151,6 +153,10 @@ export class MetricsHub implements ExpositionSource {
 
   providerOf(upstream: string): string {
     return this.#providers.get(upstream) ?? 'none'
+  }
+
+  insecureUpstreams(): readonly string[] {
+    return this.#insecure
   }
 
   keyLabel(id: string): string {

@@ -295,6 +295,7 @@ function micros(ms: number): number {
 export function upstreamResultOf(errorCode: string | null, status: number, dispatched: boolean): number {
   switch (errorCode) {
     case 'LEAKY_UPSTREAM_CONNECT': return UpstreamResult.CONNECT
+    case 'LEAKY_UPSTREAM_TLS': return UpstreamResult.CONNECT
     case 'LEAKY_UPSTREAM_TIMEOUT': return UpstreamResult.TIMEOUT
     case 'LEAKY_UPSTREAM_RESET': return UpstreamResult.RESET
     case 'LEAKY_UPSTREAM_INVALID': return UpstreamResult.INVALID

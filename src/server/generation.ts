@@ -18,6 +18,7 @@ import { BucketTable } from '../limiter/table.js'
 import { CacheOwner } from '../cache/owner.js'
 import { registerCacheMetrics } from '../cache/metrics.js'
 import { purgeHandler } from '../cache/purge.js'
+import { describeCertificate } from '../tls/pem.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -63,6 +64,8 @@ export class Generation {
   readonly #opts: GenerationOptions
   #stub: StubServer | null = null
   #stubSocket: string | null = null
+  /** listen_plain, port resolved: every worker (and a replacement) binds the same one */
+  #plain: { host: string; port: number } | null = null
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
@@ -117,11 +120,17 @@ export class Generation {
     const chosen = fixed === 0 ? await freePort(host) : fixed
     // all workers start at once: a restart after a crash must be serving again within a second
     const now = this.#opts.listen !== false
+    if (cfg.listen_plain !== undefined) {
+      const p = parseListen(cfg.listen_plain)
+      this.#plain = { host: p.host, port: p.port === 0 ? await freePort(p.host) : p.port }
+    }
     const all: Promise<number>[] = []
     for (let i = 0; i < this.workerCount; i++) all.push(this.#spawn(i, host, chosen, now))
     const ports = await Promise.all(all)
     this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
+    warnInsecure(cfg, this.logger)
+    logCertificate(cfg, this.logger, 'TLS certificate loaded')
   }
 
   /** Bind the admin listener (an upgraded generation does it once the old one has released the port). */
@@ -145,7 +154,7 @@ export class Generation {
         },
       }),
       cachePurge: purgeHandler(() => this.cache),
-    })
+    }, cfg.admin.tls)
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
       this.metrics.start()
@@ -220,6 +229,7 @@ export class Generation {
       version: this.version,
       host,
       port,
+      plain: this.#plain,
       embeddedSocket: this.#stubSocket,
       shared: this.shared,
       listenAtStart,
@@ -268,8 +278,11 @@ export class Generation {
     })
   }
 
-  /** Apply a validated config in place: every worker compiles it and swaps between requests. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * Apply a validated config in place: every worker compiles it and swaps between requests. Returns whether the
+   * proxy listener took new certificate files (they can change on disk while the config text stays the same).
+   */
+  async reload(config: Config): Promise<{ tls: boolean }> {
     const version = this.version + 1
     const results = this.#workers.map(
       (w) =>
@@ -292,7 +305,19 @@ export class Generation {
     this.buckets.setWhenFull(config.limits_table.when_full)
     this.config = config
     this.version = version
+    if (failed === undefined) {
+      warnInsecure(config, this.logger)
+      try {
+        const why = this.#admin?.setTls(config.admin.tls) ?? null
+        if (why !== null) this.logger.warn({ msg: why })
+      } catch (err) {
+        this.logger.error({ msg: 'admin.tls: new certificates not applied; the running ones stay', err: (err as Error).message })
+      }
+    }
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
+    const tls = out.some((m) => m.type === 'reloaded' && m.tls)
+    if (tls) logCertificate(config, this.logger, 'TLS certificate reloaded')
+    return { tls }
   }
 
   /**
@@ -310,6 +335,26 @@ export class Generation {
     await this.#admin?.close()
     await this.#stub?.close()
     return cuts.reduce((a, b) => a + b, 0)
+  }
+}
+
+/** Which certificate the proxy listener serves, and until when (at warn level when it has less than 14 days left). */
+function logCertificate(config: Config, logger: Logger, msg: string): void {
+  if (config.tls === undefined) return
+  const c = describeCertificate(config.tls.cert)
+  if (c === null) return
+  const daysLeft = Math.floor((c.notAfter - Date.now()) / 86_400_000)
+  const line = { msg, cert: config.tls.cert, subject: c.subject, serial: c.serial, not_after: new Date(c.notAfter).toISOString(), days_left: daysLeft }
+  // the same message either way (log queries match on it); the level says whether to act
+  if (daysLeft < 14) logger.warn(line)
+  else logger.info(line)
+}
+
+/** insecure_skip_verify is allowed only when written, and then said out loud at every start and reload. */
+function warnInsecure(config: Config, logger: Logger): void {
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    if (u.tls?.insecure_skip_verify !== true) continue
+    logger.warn({ msg: 'upstream TLS certificates are NOT verified (tls.insecure_skip_verify: true): anyone on the path can impersonate it and read its credentials', upstream: name })
   }
 }
 

@@ -1,8 +1,9 @@
 // A worker thread: one uWS App listening on the shared port (SO_REUSEPORT), serving the pipeline with the current
 // plan. The generation's main thread sends it new configs (reload) and the drain order (stop, upgrade).
 import { parentPort, workerData, threadId, type MessagePort } from 'node:worker_threads'
-import type { HttpResponse, RecognizedString, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
+import type { HttpRequest, HttpResponse, RecognizedString } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
+import { Listener } from './listener.js'
 import { BucketTable } from '../limiter/table.js'
 import { compilePlan, closePlan, type WorkerPlan } from './plan.js'
 import { handleRequest } from './pipeline.js'
@@ -23,6 +24,8 @@ export interface WorkerData {
   version: number
   host: string
   port: number
+  /** listen_plain beside a TLS listener: where it binds (port resolved by the generation), or null */
+  plain: { host: string; port: number } | null
   embeddedSocket: string | null
   shared: SharedBuffers
   /** false: start everything but wait for a `listen` message (an upgrade restores the buckets first) */
@@ -45,7 +48,8 @@ export type FromWorker =
   | { type: 'started' }
   | { type: 'listening'; port: number }
   | { type: 'listen-failed'; message: string }
-  | { type: 'reloaded'; version: number }
+  /** tls: the listener took new certificate files (or TLS was switched on or off) */
+  | { type: 'reloaded'; version: number; tls: boolean }
   | { type: 'reload-failed'; version: number; message: string }
   | { type: 'drained'; cut: number }
   | { type: 'stats'; requests: number }
@@ -66,8 +70,9 @@ ctx.cluster = redisFor(data.config)
 metrics.startSampling(() => plan.upstreams.values())
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
-const app: TemplatedApp = uws.App()
-let token: us_listen_socket | null = null
+// the proxy listener (TLS when configured) and the optional plain one beside it, serving the same pipeline
+const main = new Listener(uws, data.host, data.config.tls, onRequest)
+const plainListener = data.plain === null ? null : new Listener(uws, data.plain.host, undefined, onRequest)
 /** requests started on this worker (for `leaky status`) */
 let requests = 0
 let draining = false
@@ -76,11 +81,11 @@ let reloads: Promise<void> = Promise.resolve()
 /** when the last request arrived during a drain */
 let lastArrival = 0
 // the closure reads the current plan at request start; a reload replaces `plan` between requests
-app.any('/*', (res, req) => {
+function onRequest(res: HttpResponse, req: HttpRequest): void {
   requests++
   if (draining) closeAfter(res)
   handleRequest(res, req, plan)
-})
+}
 
 // During a drain every response must tell keep-alive clients to go: they reconnect and land on the next
 // generation's listeners. uWS writes `Connection: close` itself only from end(body, true), and in this uWS build
@@ -102,9 +107,8 @@ function writeStatusClosing(this: HttpResponse, status: RecognizedString): HttpR
 // start a replacement. The other workers' connections are untouched.
 process.on('uncaughtException', (err) => {
   logger.fatal({ msg: 'worker crashed', err: err.message, stack: err.stack })
-  if (token !== null) uws.us_listen_socket_close(token)
-  token = null
-  ;(app as unknown as { close(): void }).close()
+  main.close()
+  plainListener?.close()
   if (ctx.local > 0) Atomics.sub(ctx.inflight, 0, ctx.local)
   flush()
   process.exit(70)
@@ -149,11 +153,12 @@ function listen(p: number): void {
 }
 
 function bind(p: number): void {
-  app.listen(data.host, p, (t) => {
-    if (!t) return post({ type: 'listen-failed', message: `could not listen on ${data.host}:${p}` })
-    token = t
-    post({ type: 'listening', port: uws.us_socket_local_port(t) })
-  })
+  const bound = main.listen(p)
+  if (bound === 0) return post({ type: 'listen-failed', message: `could not listen on ${data.host}:${p}` })
+  if (plainListener !== null && plainListener.listen(data.plain!.port) === 0) {
+    return post({ type: 'listen-failed', message: `could not listen on ${data.plain!.host}:${data.plain!.port} (listen_plain)` })
+  }
+  post({ type: 'listening', port: bound })
 }
 
 function post(m: FromWorker): void {
@@ -169,6 +174,13 @@ port.on('message', (m: ToWorker) => {
       } catch (err) {
         return post({ type: 'reload-failed', version: m.version, message: (err as Error).message })
       }
+      // new certificates (or TLS switched on or off) take over the port before the plan does; if they cannot,
+      // nothing of this reload is applied on this worker
+      const tls = main.update(m.config.tls)
+      if ('error' in tls) {
+        void closePlan(next)
+        return post({ type: 'reload-failed', version: m.version, message: tls.error })
+      }
       const cluster = redisFor(m.config)
       // reloads apply in the order they came, also when one waits for a new Redis connection
       reloads = reloads.then(() => new Promise<void>((resolve) => whenConnected(cluster, () => {
@@ -182,7 +194,7 @@ port.on('message', (m: ToWorker) => {
         // the old pools finish the requests that began on them, then close; so does the old Redis connection
         void closePlan(old)
         if (oldCluster !== null && oldCluster !== cluster) void oldCluster.close()
-        post({ type: 'reloaded', version: m.version })
+        post({ type: 'reloaded', version: m.version, tls: tls.swapped })
         resolve()
       })))
       return
@@ -215,10 +227,8 @@ function crash(): never {
 function drain(timeoutMs: number, quietMs: number): void {
   metrics.stopSampling()
   draining = true
-  if (token !== null) {
-    uws.us_listen_socket_close(token)
-    token = null
-  }
+  main.stopAccepting()
+  plainListener?.stopAccepting()
   const start = performance.now()
   lastArrival = start
   const deadline = start + timeoutMs
@@ -227,7 +237,8 @@ function drain(timeoutMs: number, quietMs: number): void {
     if ((ctx.local > 0 || now - lastArrival < quietMs) && now < deadline) return void setTimeout(check, 25)
     const cut = ctx.local
     // uWS must be closed before the thread exits, or the process aborts; closing fires onAborted for what is left
-    ;(app as unknown as { close(): void }).close()
+    main.close()
+    plainListener?.close()
     // leased credit goes back to the cluster buckets before this thread ends (an upgrade's next generation leases anew)
     const cluster = ctx.cluster
     ctx.cluster = null

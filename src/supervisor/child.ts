@@ -217,7 +217,8 @@ async function reload(id: number): Promise<void> {
   }
   const plan = planReload(g.config, r.config)
   try {
-    await g.reload(plan.config)
+    // certificate files renewed on disk change no config text: say so, or the reload would read "changed: nothing"
+    if ((await g.reload(plan.config)).tls && !plan.applied.includes('tls')) plan.applied.push('tls')
   } catch (err) {
     return send({ type: 'reload-result', id, result: { ok: false, errors: [(err as Error).message], applied: [], needs_upgrade: [], needs_restart: [], config_version: g.version } })
   }

@@ -18,7 +18,8 @@ import { sdNotify } from './notify.js'
 import { controlSocketPath, defaultPidFile, ensureRuntimeDir, removePidFile, takePidFile } from './pid-file.js'
 import { PROTOCOL_VERSION, type GenerationStatus, type ReloadResult, type Snapshot, type SupervisorInfo } from './protocol.js'
 import { MIGRATE_REQ, tcpMigrateReq } from './sysctl.js'
-import { ConfigWatcher } from './watch.js'
+import { ConfigWatcher, watchKey } from './watch.js'
+import { tlsFiles } from '../config/tls.js'
 
 /** How long a generation may take to start (workers, stub, admin) before it counts as failed. */
 const START_TIMEOUT_MS = 60_000
@@ -191,7 +192,13 @@ export class Master {
   /** Watch the config file while `--watch` or `watch: true` says so (a reload may turn it on or off). */
   #syncWatch(): void {
     const want = this.opts.watch || this.config.watch
-    if (want && this.#watcher === null) this.#watcher = new ConfigWatcher(this.opts.configFile, () => void this.reload('watch'))
+    const files = [this.opts.configFile, ...tlsFiles(this.config)]
+    // a reload may have named other TLS files
+    if (this.#watcher !== null && this.#watcher.files !== watchKey(files)) {
+      this.#watcher.close()
+      this.#watcher = null
+    }
+    if (want && this.#watcher === null) this.#watcher = new ConfigWatcher(files, () => void this.reload('watch'))
     if (!want && this.#watcher !== null) {
       this.#watcher.close()
       this.#watcher = null

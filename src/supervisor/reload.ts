@@ -24,6 +24,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
   const config: Config = {
     ...next,
     listen: running.listen,
+    listen_plain: running.listen_plain,
     workers: running.workers,
     pid_file: running.pid_file,
     limits_table: { ...next.limits_table, capacity: running.limits_table.capacity },

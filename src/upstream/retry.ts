@@ -81,6 +81,8 @@ export class RetryPolicy {
 export function failureOf(code: ErrorCode, undiciCode: string | undefined): Failure {
   switch (code) {
     case 'LEAKY_UPSTREAM_CONNECT':
+    // the request never reached the upstream; another target or the fallback may have a certificate that verifies
+    case 'LEAKY_UPSTREAM_TLS':
       return Failure.CONNECT
     case 'LEAKY_UPSTREAM_TIMEOUT':
       return undiciCode === 'UND_ERR_CONNECT_TIMEOUT' ? Failure.CONNECT : Failure.TIMEOUT

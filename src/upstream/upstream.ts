@@ -5,6 +5,7 @@ import { Pool } from 'undici'
 import { RetryPolicy, type RetryConfig } from './retry.js'
 import { Breaker, type BreakerConfig } from './breaker.js'
 import { metrics } from '../observability/metrics.js'
+import { connectTls, type UpstreamTlsConfig } from './tls.js'
 
 export type Provider = 'openai' | 'gemini' | 'qwen' | 'anthropic' | 'none'
 
@@ -19,6 +20,7 @@ export interface UpstreamConfig {
   retry?: RetryConfig
   breaker?: BreakerConfig
   fallback?: string
+  tls?: UpstreamTlsConfig
 }
 
 /** Client headers that carry a credential: never forwarded when the upstream supplies its own. */
@@ -131,5 +133,6 @@ function makeTarget(spec: string, cfg: UpstreamConfig, embeddedSocket: string | 
   }
   const u = new URL(spec)
   const basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
-  return { pool: new Pool(u.origin, opts), origin: u.origin, host: u.host, basePath }
+  const connect = u.protocol === 'https:' ? { ...opts.connect, ...connectTls(cfg.tls) } : opts.connect
+  return { pool: new Pool(u.origin, { ...opts, connect }), origin: u.origin, host: u.host, basePath }
 }

@@ -17,8 +17,12 @@ import { startStub } from '../helpers/stub.js'
 import { startRedis } from '../helpers/redis.js'
 import type { StubRequestEvent } from '../../src/stub/server.js'
 import { AUDIENCE, ISSUER, sign, signingKey, startJwks } from '../helpers/jwks.js'
+import { Agent } from 'undici'
+import { makeCerts } from '../helpers/certs.js'
 
 const DIR = path.join(ROOT, 'config/examples')
+// tls.yaml names its certificate files through the environment: real ones, made by openssl for this run
+const certs = makeCerts()
 const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
 
 /** What each example needs from the environment (README says so in the file's first lines). */
@@ -29,6 +33,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -214,6 +219,25 @@ t.test('jwt.yaml: a token from the IdP (JWKS served locally) in, the real key ou
   t.equal(none.status, 401)
   t.equal(none.body.error.code, 'LEAKY_JWT_MISSING')
   t.equal(openai.seen.length, 1, 'nothing forwarded without a token')
+})
+
+t.test('tls.yaml: HTTPS with the certificate from the environment, the same routes on the plain listener', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const plain = await closedPort()
+  const p = await startExample(t, 'tls.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_PLAIN_LISTEN: `127.0.0.1:${plain}` })
+  const agent = new Agent({ connect: { ca: readFileSync(certs.ca) } })
+  t.teardown(() => agent.close())
+  const headers = { 'content-type': 'application/json', authorization: 'Bearer team-a-demo-key' }
+  const r = await request(`https://localhost:${p.port}/v1/chat/completions`, { method: 'POST', headers, body: CHAT, dispatcher: agent })
+  t.equal(r.statusCode, 200)
+  t.equal(((await r.body.json()) as { object: string }).object, 'chat.completion')
+  t.equal(openai.seen[0].headers.authorization, 'Bearer sk-upstream-primary')
+  const h = await request(`http://127.0.0.1:${plain}/v1/chat/completions`, { method: 'POST', headers, body: CHAT })
+  t.equal(h.statusCode, 200, 'listen_plain')
+  await h.body.text()
+  const anon = await request(`https://localhost:${p.port}/v1/models`, { dispatcher: agent })
+  t.equal(anon.statusCode, 401, 'keys still apply over TLS')
+  await anon.body.text()
 })
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0

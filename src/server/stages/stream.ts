@@ -14,6 +14,7 @@ import type { UsageMeter } from '../../llm/usage.js'
 import type { ErrorCode } from '../../errors.js'
 import { ContentDecoder, codingOf, type DecodeSink } from '../content-coding.js'
 import { ctx } from '../context.js'
+import { isTlsError } from '../../upstream/tls.js'
 
 /** Response headers never copied from the upstream: hop-by-hop, and the framing and date uWS writes itself. */
 const DROP = new Set([
@@ -354,6 +355,7 @@ export function upstreamErrorCode(err: Error): ErrorCode {
       return 'LEAKY_UPSTREAM_INVALID'
     default:
       if (code.startsWith('HPE_')) return 'LEAKY_UPSTREAM_INVALID'
+      if (isTlsError(code)) return 'LEAKY_UPSTREAM_TLS'
       return 'LEAKY_UPSTREAM_RESET'
   }
 }
