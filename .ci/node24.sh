@@ -30,6 +30,19 @@ if [ ! -d "$ROOT/node_modules" ] || [ ! -d "$ROOT/dist" ]; then
   exit 1
 fi
 
+mkdir -p "$(dirname "$CHROOT")"
+exec 9>"$CHROOT.lock"
+if ! flock -n 9; then
+  say "another run is using $CHROOT"
+  echo "node24: 0 passed, 1 failed"
+  exit 1
+fi
+# mounts a killed run (SIGKILL skips the trap) left behind: undone first, deepest first, so nothing below ever
+# reaches the checkout through a stale bind mount
+for m in $(awk -v c="$CHROOT/" 'index($2, c) == 1 { print $2 }' /proc/mounts | sort -r); do
+  umount "$m" 2>/dev/null || umount -l "$m"
+done
+
 MOUNTED=()
 LOG=
 cleanup() {
@@ -79,6 +92,10 @@ setup() {
   fi
   if [ ! -x "$CHROOT/usr/bin/apt-get" ]; then
     say "debootstrap --variant=minbase trixie $CHROOT"
+    if awk -v c="$CHROOT/" 'index($2, c) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+      say "something is still mounted under $CHROOT: not removing it"
+      return 1
+    fi
     rm -rf "$CHROOT"
     debootstrap --variant=minbase trixie "$CHROOT" "$MIRROR" >"$ROOT/.ci/debootstrap.log" 2>&1 ||
       { say "debootstrap failed; see .ci/debootstrap.log"; return 1; }
