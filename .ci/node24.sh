@@ -6,9 +6,11 @@
 #                                      "node24: N passed, N failed, N skipped"
 #   bash .ci/node24.sh --setup         only build the chroot (debootstrap, test tools, Node 24)
 #
-# The chroot (.ci/chroot, git-ignored) is kept between runs; delete it to start from nothing. The checkout is
-# bind-mounted at its own path and the host's node_modules and dist/ are used as they are (run `npm ci` on the host
-# first): every native module but uWS is N-API, and the uWS loader picks the build for the Node it runs on.
+# The chroot (.ci/chroot, git-ignored) is kept between runs; delete it to start from nothing. The checkout (and
+# ../shared beside it, read-only, when there is one) is bind-mounted at its own path, and the host's node_modules
+# and dist/ are used as they are (run `npm ci` on the host first): every native module but uWS is N-API, and the
+# uWS loader picks the build for the Node it runs on. A module built per ABI (better-sqlite3) would need its own
+# Node 24 build bind-mounted over the host's: README, "Node.js versions and uWS builds".
 # Needs root (debootstrap, mount, chroot). Every mount is undone on exit, also on failure or interrupt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,6 +129,12 @@ fi
 
 mount_all
 bind "$ROOT" "$CHROOT$ROOT"
+# the recorded provider responses some tests replay lie beside the checkout (../shared, as CI lays it out)
+if [ -d "$ROOT/../shared" ]; then
+  SHARED=$(cd "$ROOT/../shared" && pwd -P)
+  bind "$SHARED" "$CHROOT$(dirname "$ROOT")/shared"
+  mount -o remount,bind,ro "$CHROOT$(dirname "$ROOT")/shared"
+fi
 say "node $(in_chroot node --version), $(in_chroot bash -c 'ldd --version | head -1')"
 
 LOG=$(mktemp)
