@@ -5,9 +5,14 @@
 # Config: /etc/leaky/leaky.yaml ($LEAKY_CONFIG). The image's default config takes LEAKY_LISTEN, LEAKY_ADMIN_LISTEN
 # and LEAKY_LOG_LEVEL from the environment; a config of your own can use ${env:NAME} in any value. Bucket state
 # survives restarts with `state_file: /var/lib/leaky/buckets.snap` and a volume on /var/lib/leaky.
+#
+# Base: Node 24 on Debian 13, which runs uWS 20.57 (its binaries need glibc >= 2.38). The alternative, Node 20 on
+# Debian 12 with uWS 20.30 (README, "Node.js versions and uWS builds"):
+#   docker build --build-arg NODE_IMAGE=node:20-bookworm-slim -t leaky-tokens:node20 .
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # build: TypeScript, with the dev dependencies
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
@@ -15,8 +20,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# runtime: production dependencies only (none needs an install script), not root
-FROM node:20-bookworm-slim
+# runtime: production dependencies only (none needs an install script; the optional one is the uWS 20.57 build),
+# not root
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     LEAKY_CONFIG=/etc/leaky/leaky.yaml \
     LEAKY_LISTEN=0.0.0.0:8080 \

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '../config/index.js'
 import { runStub } from '../stub/cli.js'
 import { Master, StartError } from '../supervisor/master.js'
+import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
@@ -27,7 +28,7 @@ function load(file: string): Config {
 }
 
 const program = new Command()
-program.name('leaky').description('Reverse proxy for LLM APIs with request and token budgets').version(pkg.version, '-v, --version')
+program.name('leaky').description('Reverse proxy for LLM APIs with request and token budgets').version(`${pkg.version} (${describeChoice(chooseUws())})`, '-v, --version')
 program.exitOverride()
 program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `leaky: ${s}` : s) })
 
@@ -39,6 +40,9 @@ program
   .action(async (opts: { config?: string; watch?: boolean }) => {
     const file = opts.config ?? process.env.LEAKY_CONFIG ?? DEFAULT_CONFIG_PATH
     const config = load(file)
+    // before the pid file and any generation: on a runtime no uWS build serves, say which ones would
+    const uws = chooseUws()
+    if (uws.problem !== null) fail(refusal(uws))
     const master = new Master({ configFile: file, config, version: pkg.version, watch: opts.watch === true, testHooks: process.env.LEAKY_TEST_HOOKS === '1' })
     try {
       await master.start()

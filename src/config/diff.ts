@@ -17,6 +17,8 @@ const UPGRADE_ONLY: Partial<Record<keyof Config, readonly string[]>> = {
   workers: [],
   limits_table: ['capacity'],
   admin: ['listen'],
+  // uWS reads its head limit (UWS_HTTP_MAX_HEADERS_SIZE, derived from it) once per process: server/head-limit.ts
+  server: ['max_header'],
 }
 
 function same(a: unknown, b: unknown): boolean {

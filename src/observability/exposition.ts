@@ -51,7 +51,10 @@ export interface TableReport {
 export interface BuildInfo {
   version: string
   node: string
+  /** uWS version of the build loaded (chosen by Node ABI, see server/uws-choice.ts) */
   uws: string
+  uws_package: string
+  glibc: string
 }
 
 export interface ExpositionSource {
@@ -384,7 +387,7 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
   value('leaky_worker_restarts_total', 'Worker threads that died and were replaced.', 'counter', () => src.ops.workerRestarts)
   value('leaky_generation_restarts_total', 'Generations (child processes) that died and were restarted by the master.', 'counter',
     () => src.ops.generationRestarts)
-  new Gauge({ name: 'leaky_build_info', help: 'Build information; the value is always 1.', labelNames: ['version', 'node', 'uws'], registers,
+  new Gauge({ name: 'leaky_build_info', help: 'Build information; the value is always 1.', labelNames: ['version', 'node', 'uws', 'uws_package', 'glibc'], registers,
     collect(this: Gauge<string>) {
       this.set({ ...src.build }, 1)
     } })

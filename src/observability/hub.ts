@@ -2,14 +2,13 @@
 // counters only the main thread sees (reloads, restarts), and answers /metrics (prom-client, collected at scrape
 // time) and /status.json. Nothing here runs per request.
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import path from 'node:path'
 import type { Config } from '../config/index.js'
 import { createMetricsBuffer, openMetrics } from './buffer.js'
 import { MetricsReader } from './reader.js'
 import { SharedRegistry, registerLimiterMetrics, registerMetrics, type BuildInfo, type ExpositionSource, type LimiterProbe, type Ops } from './exposition.js'
 import { StatusSampler } from './status.js'
 import { carryWith } from './history.js'
+import { chooseUws } from '../server/uws-choice.js'
 import { OTHER } from './label-table.js'
 
 /** At most this many keys marked metrics_label get their own key_id label; the rest count under "other". */
@@ -63,6 +62,7 @@ export class MetricsHub implements ExpositionSource {
       upstreamNames: () => this.#upstreams,
       info: () => ({
         version: this.build.version,
+        build: this.build,
         generation: this.ops.generation,
         config_version: this.ops.configVersion,
         workers: this.ops.workers,
@@ -191,18 +191,11 @@ export class MetricsHub implements ExpositionSource {
 
 function buildInfo(): BuildInfo {
   let version = 'unknown'
-  let uws = 'unknown'
   try {
     version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
   } catch {
     // running from an unusual layout: build info says unknown rather than failing the start
   }
-  try {
-    const entry = createRequire(import.meta.url).resolve('uWebSockets.js')
-    const pkg = JSON.parse(readFileSync(path.join(path.dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }
-    uws = /^\d+\.\d+\.\d+/.exec(pkg.version)?.[0] ?? pkg.version
-  } catch {
-    // same
-  }
-  return { version, node: process.version, uws }
+  const c = chooseUws()
+  return { version, node: process.version, uws: c.version ?? 'unknown', uws_package: c.build?.pkg ?? 'none', glibc: c.runtime.glibc ?? 'none' }
 }

@@ -19,6 +19,8 @@ import { CacheOwner } from '../cache/owner.js'
 import { registerCacheMetrics } from '../cache/metrics.js'
 import { purgeHandler } from '../cache/purge.js'
 import { describeCertificate } from '../tls/pem.js'
+import { chooseUws, describeChoice, refusal } from './uws-choice.js'
+import { applyUwsHeadLimit } from './head-limit.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -104,6 +106,20 @@ export class Generation {
 
   async start(): Promise<void> {
     const cfg = this.config
+    // refused here, with the working pairs, before any thread is started; the workers' load has the last word
+    const uws = chooseUws()
+    if (uws.problem !== null) throw new LeakyError('LEAKY_UWS_UNAVAILABLE', refusal(uws))
+    const headLimit = applyUwsHeadLimit(cfg.server.max_header)
+    this.logger.info({
+      msg: describeChoice(uws),
+      uws: uws.version,
+      uws_package: uws.build?.pkg,
+      uws_forced: uws.forced,
+      node: uws.runtime.node,
+      abi: uws.runtime.abi,
+      glibc: uws.runtime.glibc,
+      uws_head_limit: headLimit,
+    })
     if (Object.values(cfg.upstreams).some((u) => u.targets.includes('embedded'))) {
       // the embedded stub answers on a unix socket: in-process, no extra TCP port, real HTTP through undici. On Linux
       // in the abstract namespace (leading NUL): no file, so none is left behind however the process ends; a socket

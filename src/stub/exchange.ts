@@ -359,9 +359,11 @@ export class Exchange implements Resolved {
     this.selfClosed = true
     const socket = this.res.socket
     if (socket === null) return
-    if (tail.length > 0) this.res.write(tail)
-    // end() flushes what is queued and sends FIN: the client sees a body shorter than promised
-    socket.end(() => socket.destroy())
+    // FIN only once the write is done: Node 24 may still hold a write made in this tick in the response's own
+    // buffer, and a socket.end() now would send FIN before it (the client got 0 bytes). An empty tail still goes
+    // through write(), whose callback comes after what earlier writes queued. The client sees a body shorter than
+    // promised.
+    this.res.write(tail, () => socket.end(() => socket.destroy()))
   }
 }
 

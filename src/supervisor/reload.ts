@@ -1,6 +1,7 @@
 // What a reload applies: the new config, except the settings fixed when a generation starts (listening sockets,
-// worker count, bucket table size), which keep their running values until an upgrade. diffConfig says which those
-// are; this module turns that into the config the running generation actually switches to.
+// worker count, bucket table size, the head limit uWS reads once), which keep their running values until an
+// upgrade. diffConfig says which those are; this module turns that into the config the running generation actually
+// switches to.
 import { diffConfig, type Config } from '../config/index.js'
 
 export interface ReloadPlan {
@@ -29,6 +30,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     pid_file: running.pid_file,
     limits_table: { ...next.limits_table, capacity: running.limits_table.capacity },
     admin: { ...next.admin, listen: running.admin.listen },
+    server: { ...next.server, max_header: running.server.max_header },
   }
   return { config, applied, needsUpgrade: d.needsUpgrade, needsRestart: [...needsRestart] }
 }

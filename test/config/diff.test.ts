@@ -38,6 +38,8 @@ const cases: [string, string, { inPlace: string[]; needsUpgrade: string[] }][] =
   ['admin listen', BASE.replace('127.0.0.1:9090', '127.0.0.1:9091'), { inPlace: [], needsUpgrade: ['admin.listen'] }],
   ['admin token', BASE.replace('{ listen: 127.0.0.1:9090 }', '{ listen: 127.0.0.1:9090, token: t }'), { inPlace: ['admin'], needsUpgrade: [] }],
   ['admin listen and token', BASE.replace('{ listen: 127.0.0.1:9090 }', '{ listen: 127.0.0.1:9091, token: t }'), { inPlace: ['admin'], needsUpgrade: ['admin.listen'] }],
+  ['max_header (uWS reads its head limit once per process)', `${BASE}server: { max_header: 32kb }\n`, { inPlace: [], needsUpgrade: ['server.max_header'] }],
+  ['max_body', `${BASE}server: { max_body: 1mb }\n`, { inPlace: ['server'], needsUpgrade: [] }],
   ['redis added', `${BASE}redis: { url: "redis://127.0.0.1:6379" }\n`, { inPlace: ['redis'], needsUpgrade: [] }],
   ['several', `${BASE.replace('workers: 2', 'workers: 3').replace('10/s', '5/s')}log: { level: debug }\ndrain_timeout: 5s\n`, {
     inPlace: ['drain_timeout', 'log', 'limits'], needsUpgrade: ['workers'],

@@ -5,6 +5,12 @@ import { request } from 'undici'
 import { startProxy, baseConfig } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
 import { rawExchange } from '../helpers/raw.js'
+import { chooseUws } from '../../src/server/uws-choice.js'
+
+// uWS 20.57 (chosen on Node 22/24) answers request lines it cannot serve with its own 505 and closes; 20.30 closes
+// silently. Either is a refusal: the request never reaches a route.
+const SAYS_505 = /^20\.(5[7-9]|[6-9]\d)\./.test(chooseUws().version ?? '')
+const MAY_505 = new Set(['HTTP/1.0', 'absolute-form', 'random bytes'])
 
 const { stub, origin } = await startStub({ seed: 1 })
 const proxy = await startProxy(
@@ -50,7 +56,10 @@ t.test('hostile requests are refused or closed, never smuggled', async (t) => {
     const r = ordered[i]
     const statuses = r.data.match(/HTTP\/1\.1 (\d{3})/g) ?? []
     if (expect) t.match(r.data, expect, `${name}: our 4xx`)
-    else t.ok(statuses.every((s) => /HTTP\/1\.1 4\d\d/.test(s)) && statuses.length <= 1, `${name}: closed or hanging, no 2xx (${statuses.join(',') || 'no answer'})`)
+    else {
+      const refusal = (s: string) => /HTTP\/1\.1 4\d\d/.test(s) || (SAYS_505 && MAY_505.has(name) && s === 'HTTP/1.1 505')
+      t.ok(statuses.every(refusal) && statuses.length <= 1, `${name}: closed or hanging, no 2xx (${statuses.join(',') || 'no answer'})`)
+    }
   })
   // normal traffic during and after
   const ok = await Promise.all(Array.from({ length: 20 }, () => request(proxy.url('/p/__stub/echo')).then(async (r) => (await r.body.dump(), r.statusCode))))

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { parseConfig, formatIssue } from '../../src/config/index.js'
 import { ROOT, startProxy } from '../helpers/proxy.js'
 import { tempDir } from '../fixtures/supervisor/master.js'
+import { chooseUws, describeChoice } from '../../src/server/uws-choice.js'
 
 interface Instr {
   stage: number
@@ -44,10 +45,19 @@ const last = Math.max(...ins.map((i) => i.stage))
 const inStage = (s: number, op: string) => ins.filter((i) => i.stage === s && i.op === op)
 const final = (op: string) => inStage(last, op)
 
-t.test('multi-stage on node:20-bookworm-slim: build with dev dependencies, run with production ones only', async (t) => {
+/** ARGs declared before the first FROM, with their defaults: what `${NAME}` means in a FROM line. */
+const globalArgs = new Map(ins.filter((i) => i.stage === -1 && i.op === 'ARG').map((i) => i.args.split('=') as [string, string]))
+const expand = (s: string, args: Map<string, string> = globalArgs) => s.replace(/\$\{(\w+)\}/g, (_, n: string) => args.get(n) ?? `\${${n}}`)
+
+/** Debian release of an official node image tag → its glibc (what uWS 20.57's binaries need 2.38 of). */
+const GLIBC: Record<string, string> = { bookworm: '2.36', trixie: '2.41' }
+const ABI: Record<string, string> = { 20: '115', 22: '127', 24: '137' }
+
+t.test('multi-stage on Node 24 / Debian 13 (uWS 20.57): build with dev dependencies, run with production ones only', async (t) => {
   const froms = ins.filter((i) => i.op === 'FROM')
   t.ok(froms.length >= 2, 'at least a build and a runtime stage')
-  for (const f of froms) t.match(f.args, /^node:20-bookworm-slim\b/, 'uWS needs glibc and Node 20')
+  t.equal(globalArgs.get('NODE_IMAGE'), 'node:24-trixie-slim')
+  for (const f of froms) t.match(expand(f.args), /^node:24-trixie-slim\b/, 'both stages on the same base (native modules built and run alike)')
   t.match(froms[0].args, /AS build$/i)
   const buildRuns = inStage(0, 'RUN').map((r) => r.args)
   t.ok(buildRuns.some((r) => /npm ci\b/.test(r) && !/--omit=dev/.test(r)), 'build: npm ci with dev dependencies')
@@ -61,6 +71,19 @@ t.test('multi-stage on node:20-bookworm-slim: build with dev dependencies, run w
   const copies = final('COPY').map((c) => c.args)
   t.ok(copies.some((c) => /^--from=build \/app\/dist \.\/dist$/.test(c)), 'runtime gets the compiled dist/ from the build stage')
   t.equal(inStage(0, 'WORKDIR')[0]?.args, '/app')
+})
+
+t.test('the default base and the documented Node 20 alternative each get a uWS build that loads there', async (t) => {
+  const alt = /--build-arg NODE_IMAGE=(\S+)/.exec(dockerfile)?.[1]
+  t.equal(alt, 'node:20-bookworm-slim', 'the Node 20 on Debian 12 alternative is documented in the Dockerfile')
+  for (const image of [globalArgs.get('NODE_IMAGE')!, alt!]) {
+    const m = /^node:(\d+)-(\w+)-slim$/.exec(image)!
+    const c = chooseUws({}, { node: `${m[1]}.0.0`, abi: ABI[m[1]], platform: 'linux', arch: 'x64', glibc: GLIBC[m[2]] })
+    t.equal(c.problem, null, `${image}: ${describeChoice(c)}`)
+    t.equal(c.build?.uws, m[1] === '20' ? '20.30.0' : '20.57.0', image)
+  }
+  // and the combination README warns about: Node 24 on Debian 12 has no build that loads
+  t.match(chooseUws({}, { node: '24.0.0', abi: '137', platform: 'linux', arch: 'x64', glibc: GLIBC.bookworm }).problem, /needs glibc >= 2\.38/)
 })
 
 t.test('--ignore-scripts is safe: no required production dependency has an install script', async (t) => {

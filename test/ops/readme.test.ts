@@ -156,7 +156,9 @@ t.test('`npx leaky` works in a checkout after npm ci: the bin is the built CLI, 
   t.match(pkg.scripts.prepare, /tsc -p tsconfig\.build\.json/, 'npm ci builds dist/')
   t.match(readFileSync(path.join(ROOT, 'src/cli/main.ts'), 'utf8'), /^#!\/usr\/bin\/env node\n/, 'the CLI starts with a node shebang')
   const v = spawnSync(process.execPath, [CLI, '--version'], { encoding: 'utf8' })
-  t.equal(v.stdout.trim(), JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version)
+  const [version, ...build] = v.stdout.trim().split(' ')
+  t.equal(version, JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version)
+  t.match(build.join(' '), /^\(uws \d+\.\d+\.\d+, node \d+\.\d+\.\d+, glibc \S+\)$/, 'and the uWS build chosen for this Node')
 })
 
 // --- the Quick start --------------------------------------------------------------------------------------------

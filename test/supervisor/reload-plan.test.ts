@@ -60,3 +60,12 @@ t.test('nothing changed: nothing to do', async (t) => {
   const p = planReload(cfg(BASE), cfg(BASE))
   t.same([p.applied, p.needsUpgrade, p.needsRestart], [[], [], []])
 })
+
+t.test('server.max_header needs an upgrade (uWS reads its head limit once per process); max_body applies in place', async (t) => {
+  const running = cfg(`${BASE}server: { max_header: 16kb, max_body: 10mb }\n`)
+  const p = planReload(running, cfg(`${BASE}server: { max_header: 64kb, max_body: 1mb }\n`))
+  t.same(p.needsUpgrade, ['server.max_header'])
+  t.same(p.applied, ['server'])
+  t.equal(p.config.server.max_header, running.server.max_header, 'the running head limit is kept')
+  t.equal(p.config.server.max_body, 1024 * 1024)
+})
