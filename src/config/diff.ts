@@ -16,6 +16,8 @@ const UPGRADE_ONLY: Partial<Record<keyof Config, readonly string[]>> = {
   workers: [],
   limits_table: ['capacity'],
   admin: ['listen'],
+  // the key store is opened once per generation
+  key_store: ['file'],
 }
 
 function same(a: unknown, b: unknown): boolean {

@@ -15,6 +15,10 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { AuditLog } from '../audit/audit-log.js'
+import { KeyService } from '../identity/key-service.js'
+import type { AdminCommand } from '../admin/server.js'
+import { Gauge } from 'prom-client'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -63,6 +67,12 @@ export class Generation {
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
+  readonly audit: AuditLog
+  /** runtime keys: opened in start(), before the workers, so each starts with the current list */
+  keys: KeyService | null = null
+  #keyPoll: NodeJS.Timeout | null = null
+  /** reload and drain asked through the admin API go to the supervisor (set by it; absent: 503) */
+  command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -75,6 +85,52 @@ export class Generation {
     this.shared.buckets = this.buckets.sab
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
+    this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
+    const gen = this
+    new Gauge({
+      name: 'leaky_runtime_keys_enabled',
+      help: 'Runtime keys (leaky key create, /admin/keys) are served: 1, or 0 when the key store is off or could not be opened (see the log).',
+      registers: [this.metrics.registry],
+      collect(this: Gauge) {
+        this.set(gen.keys?.store != null ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: 'leaky_runtime_keys',
+      help: 'Runtime keys in the key store, by state.',
+      labelNames: ['state'],
+      registers: [this.metrics.registry],
+      collect(this: Gauge) {
+        const n = { active: 0, expired: 0, revoked: 0 }
+        for (const k of gen.keys?.list() ?? []) if (k.source === 'runtime') n[k.state]++
+        for (const [state, v] of Object.entries(n)) this.set({ state }, v)
+      },
+    })
+  }
+
+  /** Open the key store, and watch it for changes made by other processes (the CLI, another generation). */
+  #openKeys(): void {
+    const keys = KeyService.open(this.config, this.audit, true)
+    this.keys = keys
+    if (keys.disabled !== null) {
+      this.logger.error({ msg: 'runtime keys disabled; the config file\'s keys keep working', reason: keys.disabled })
+      return
+    }
+    this.logger.info({ msg: 'key store open', file: keys.store!.file, runtime_keys: keys.rows.length })
+    this.#keyPoll = setInterval(() => {
+      try {
+        if (keys.refresh()) this.pushKeys()
+      } catch (err) {
+        this.logger.error({ msg: 'key store read failed; workers keep the last key list', err: (err as Error).message })
+      }
+    }, this.config.key_store.poll)
+    this.#keyPoll.unref()
+  }
+
+  /** Every worker gets the whole key list (it replaces its table in one step). */
+  pushKeys(): void {
+    const rows = [...(this.keys?.rows ?? [])]
+    for (const w of this.#workers) w.worker.postMessage({ type: 'keys', rows } satisfies ToWorker)
   }
 
   get workerCount(): number {
@@ -93,6 +149,7 @@ export class Generation {
       this.#stub = new StubServer({ seed: cfg.stub?.seed ?? 1, ttftMs: cfg.stub?.ttft ?? 0, tokensPerSecond: cfg.stub?.tokens_per_second ?? 0 })
       await this.#stub.listenUnix(this.#stubSocket)
     }
+    this.#openKeys()
     const { host, port } = parseListen(cfg.listen)
     // uSockets does not set SO_REUSEPORT on a port-0 bind, so workers could not share a kernel-chosen port:
     // for port 0 (tests) pick a free port first, then every worker binds that one
@@ -113,7 +170,11 @@ export class Generation {
     const admin = parseListen(cfg.admin.listen)
     this.#admin = new AdminServer({
       live: () => true,
-      access: () => ({ token: this.config.admin.token, metricsPublic: this.config.admin.metrics_public }),
+      access: () => this.config.admin,
+      keys: () => this.keys,
+      audit: this.audit,
+      command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
+      onKeysChanged: () => this.pushKeys(),
       metrics: () => this.metrics.metrics(),
       status: () => this.metrics.statusJson(),
       ready: () => ({
@@ -206,6 +267,7 @@ export class Generation {
       shared: this.shared,
       listenAtStart,
       workers: this.workerCount,
+      runtimeKeys: [...(this.keys?.rows ?? [])],
     }
     const worker = new Worker(WORKER_URL, { workerData: data })
     let onDrained: (cut: number) => void = () => {}
@@ -270,6 +332,8 @@ export class Generation {
     this.metrics.configure(config, version)
     this.metrics.reloaded(failed === undefined)
     this.buckets.setWhenFull(config.limits_table.when_full)
+    if (this.keys !== null) this.keys.config = config
+    if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
     this.config = config
     this.version = version
     if (failed && failed.type === 'reload-failed') throw new LeakyError('LEAKY_RELOAD', failed.message)
@@ -288,6 +352,9 @@ export class Generation {
     this.metrics.stop()
     await this.#admin?.close()
     await this.#stub?.close()
+    if (this.#keyPoll !== null) clearInterval(this.#keyPoll)
+    this.keys?.close()
+    this.audit.close()
     return cuts.reduce((a, b) => a + b, 0)
   }
 }

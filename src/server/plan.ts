@@ -36,6 +36,8 @@ export interface WorkerPlan {
   accessLog: boolean
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
+  /** scale of each tier, for runtime keys (whose tier is looked up per request, as keys come and go) */
+  tierScales: Map<string, number>
   limits: LimitPlan
 }
 
@@ -53,7 +55,9 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
-    limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
+    tierScales: new Map(Object.entries(config.tiers).map(([name, t]) => [name, t.scale])),
+    // every tier's scale, not just the config keys': a runtime key may be in any tier
+    limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
   }
 }
 

@@ -65,6 +65,8 @@ export class RequestState {
   keyId = ''
   org = ''
   scale = 1
+  /** models a runtime key is limited to (null: any) */
+  keyModels: ReadonlySet<string> | null = null
   /** the LLM API the request speaks (set by estimate on LLM routes) */
   shape: ApiShape | null = null
   /** estimated tokens (prompt + requested max output) pre-charged on token limits */

@@ -12,6 +12,8 @@ import { metrics } from '../observability/metrics.js'
 import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
 import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
+import { setRuntimeKeys } from '../identity/runtime-keys.js'
+import type { KeyRow } from '../store/key-store.js'
 
 export interface WorkerData {
   index: number
@@ -26,6 +28,8 @@ export interface WorkerData {
   shared: SharedBuffers
   /** false: start everything but wait for a `listen` message (an upgrade restores the buckets first) */
   listenAtStart: boolean
+  /** the runtime keys at the time this worker starts (later changes come as `keys` messages) */
+  runtimeKeys: KeyRow[]
 }
 
 export type ToWorker =
@@ -34,6 +38,8 @@ export type ToWorker =
   | { type: 'drain'; timeoutMs: number; quietMs: number }
   | { type: 'stats' }
   | { type: 'listen' }
+  /** the runtime keys changed: the whole list, which replaces this thread's table */
+  | { type: 'keys'; rows: KeyRow[] }
   /** test hook (the supervisor sends it only with test hooks on): fail as an uncaught bug would */
   | { type: 'crash' }
 
@@ -55,6 +61,7 @@ ctx.logger = logger
 ctx.inflight = new Int32Array(data.shared.inflight)
 ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared.buckets)
 
+setRuntimeKeys(data.runtimeKeys)
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
 metrics.attach(data.shared.metrics, data.index)
@@ -189,6 +196,8 @@ port.on('message', (m: ToWorker) => {
       return post({ type: 'stats', requests })
     case 'listen':
       return listen(data.port)
+    case 'keys':
+      return setRuntimeKeys(m.rows)
     case 'crash':
       setImmediate(crash)
       return

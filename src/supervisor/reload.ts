@@ -28,6 +28,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     pid_file: running.pid_file,
     limits_table: { ...next.limits_table, capacity: running.limits_table.capacity },
     admin: { ...next.admin, listen: running.admin.listen },
+    key_store: { ...next.key_store, file: running.key_store.file },
   }
   return { config, applied, needsUpgrade: d.needsUpgrade, needsRestart: [...needsRestart] }
 }
