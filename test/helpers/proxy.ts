@@ -93,7 +93,7 @@ process.once('exit', () => {
 })
 
 /** Spawn the proxy on a config (YAML text or a file path) and wait for its ready line. */
-export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Proxy> {
+export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[]; readyTimeoutMs?: number } = {}): Promise<Proxy> {
   const file = config.includes('\n') ? writeConfig(config) : config
   const child = spawn(process.execPath, [CLI, 'start', '-c', file, ...(opts.args ?? [])], {
     cwd: ROOT,
@@ -104,7 +104,7 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
   running.add(child)
   void p.exited.then(() => running.delete(child))
   const ready = await Promise.race([
-    p.waitLog((l) => l.msg === 'ready', 20_000),
+    p.waitLog((l) => l.msg === 'ready', opts.readyTimeoutMs ?? 20_000),
     p.exited.then((code) => {
       throw new Error(`proxy exited with ${code} before ready: ${p.stderr}`)
     }),
