@@ -1,8 +1,10 @@
-// Runtime keys across restarts, on a real proxy: a key made through the admin API serves again after a restart; a
+// Runtime keys across restarts and upgrades, on a real proxy: a key made through the admin API serves again after a
+// restart and after an upgrade (audited with the config's sha256); a
 // key store that is not a database at start is moved aside and named in the log, the proxy serves the config's keys
 // with runtime keys off (leaky_runtime_keys_enabled 0, /admin/keys 503 LEAKY_KEYS_DISABLED).
 import t from 'tap'
-import { readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { request } from 'undici'
 import { metricValue, scrapeMetrics, startProxy, type Proxy } from '../helpers/proxy.js'
@@ -18,6 +20,7 @@ workers: 1
 drain_timeout: 2s
 admin: { listen: 127.0.0.1:0, tokens: [{ id: ops, token: "${ADMIN}", role: admin }] }
 state_file: ${path.join(dir, 'buckets.snap')}
+audit: { file: ${path.join(dir, 'audit.log')} }
 keys:
   - { id: from-yaml, key: "${YAML_KEY}" }
 upstreams:
@@ -53,6 +56,14 @@ t.test('keys survive a restart; a corrupt store is moved aside and the config ke
   proxy = await startProxy(file, { env: ENV, readyTimeoutMs: 60_000 })
   t.equal((await chat(keep.body.secret)), 200, 'runtime key after restart')
   t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_runtime_keys_enabled'), 1)
+
+  proxy.child.kill('SIGUSR2')
+  const up = await proxy.waitLog((l) => l.msg === 'upgraded', 60_000)
+  proxy.adminPort = up.admin_port as number
+  t.equal(await chat(keep.body.secret), 200, 'runtime key after an upgrade')
+  const sha = createHash('sha256').update(readFileSync(file)).digest('hex')
+  const audited = readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.match(audited.find((l) => l.event === 'upgrade'), { source: 'SIGUSR2', result: 'ok', generation: 2, previous: 1, config_sha256_before: sha, config_sha256_after: sha })
 
   t.equal(await proxy.stop(), 0)
   for (const f of readdirSync(dir)) if (f.startsWith('leaky-keys.sqlite-')) rmSync(path.join(dir, f))
