@@ -28,9 +28,9 @@ upstreams:
 routes:
   - { path: /v1/, upstream: llm, auth: key }
 `)
-// see keys.test.ts: without tap's process-info hook in every process, a start fits a busy machine's time
-const ENV = { NODE_OPTIONS: '' }
-let proxy: Proxy = await startProxy(file, { env: ENV, readyTimeoutMs: 60_000 })
+// on a machine shared by several test runs a start can take longer than the helper's default 20 s
+const READY = { readyTimeoutMs: 60_000 }
+let proxy: Proxy = await startProxy(file, READY)
 t.teardown(() => proxy.stop())
 
 async function chat(key: string): Promise<number> {
@@ -49,11 +49,11 @@ async function admin(method: 'GET' | 'POST', p: string, body?: unknown): Promise
   return { status: res.statusCode, body: await res.body.json() }
 }
 
-t.test('keys survive a restart; a corrupt store is moved aside and the config keys keep serving', async (t) => {
+t.test('keys survive a restart and an upgrade; a corrupt store is moved aside and the config keys keep serving', { timeout: 240_000 }, async (t) => {
   const keep = await admin('POST', '/admin/keys', { id: 'durable' })
   t.equal(await chat(keep.body.secret), 200, 'served at once (the admin API pushes to the workers)')
   t.equal(await proxy.stop(), 0)
-  proxy = await startProxy(file, { env: ENV, readyTimeoutMs: 60_000 })
+  proxy = await startProxy(file, READY)
   t.equal((await chat(keep.body.secret)), 200, 'runtime key after restart')
   t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_runtime_keys_enabled'), 1)
 
@@ -68,7 +68,7 @@ t.test('keys survive a restart; a corrupt store is moved aside and the config ke
   t.equal(await proxy.stop(), 0)
   for (const f of readdirSync(dir)) if (f.startsWith('leaky-keys.sqlite-')) rmSync(path.join(dir, f))
   writeFileSync(store, 'garbage, not a database '.repeat(300))
-  proxy = await startProxy(file, { env: ENV, readyTimeoutMs: 60_000 })
+  proxy = await startProxy(file, READY)
   const line = await proxy.waitLog((l) => l.msg === 'runtime keys disabled; the config file\'s keys keep working')
   t.match(line.reason, new RegExp(`^key store ${store}: not a usable SQLite database .*; moved aside to ${store}\\.bad-`))
   t.ok(readdirSync(dir).some((f) => f.startsWith('leaky-keys.sqlite.bad-')), 'the bad file is kept beside')

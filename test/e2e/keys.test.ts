@@ -35,12 +35,11 @@ routes:
 `)
 
 const secrets: string[] = [ADMIN, YAML_KEY]
-// tap's NODE_OPTIONS loads its process-info hook into every process and thread the proxy starts; on a busy machine
-// that alone can push a start past the helper's 20 s, and nothing here measures coverage
-const ENV = { NODE_OPTIONS: '' }
+// on a machine shared by several test runs a start can take longer than the helper's default 20 s
+const READY = { readyTimeoutMs: 60_000 }
 // a new connection per request: SO_REUSEPORT spreads connections over both workers, so "every worker" is exercised
 const agent = new Agent({ pipelining: 0, connections: 1, keepAliveTimeout: 1 })
-const proxy: Proxy = await startProxy(file, { env: ENV, readyTimeoutMs: 60_000 })
+const proxy: Proxy = await startProxy(file, READY)
 t.teardown(async () => {
   await agent.close()
   await proxy.stop()
@@ -48,7 +47,7 @@ t.teardown(async () => {
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, 'key', ...args, '-c', file], { cwd: ROOT, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const c = spawn(process.execPath, [CLI, 'key', ...args, '-c', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     c.stdout.on('data', (d) => (stdout += d))
