@@ -54,3 +54,5 @@ t.test('a corrupt store at start: moved aside, named, runtime keys off, config k
   t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_runtime_keys_enabled'), 0)
   t.equal((await chat(YAML_KEY)), 200, 'config keys serve')
   t.match(await admin('POST', '/admin/keys', { id: 'later' }), { status: 503, body: { error: { code: 'LEAKY_KEYS_DISABLED' } } })
+  t.match(await admin('GET', '/admin/keys'), { status: 200, body: { enabled: false, disabled_reason: /moved aside/, keys: [{ id: 'from-yaml', read_only: true }] } })
+})

@@ -61,8 +61,4 @@ t.test('keys survive a restart and an upgrade', { timeout: 240_000 }, async (t) 
   const sha = createHash('sha256').update(readFileSync(file)).digest('hex')
   const audited = readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
   t.match(audited.find((l) => l.event === 'upgrade'), { source: 'SIGUSR2', result: 'ok', generation: 2, previous: 1, config_sha256_before: sha, config_sha256_after: sha })
-
 })
-  t.match(await admin('GET', '/admin/keys'), { status: 200, body: { enabled: false, disabled_reason: /moved aside/ } })
-})
-
