@@ -192,8 +192,8 @@ export class Generation {
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
       this.metrics.start()
-      if (!cfg.admin.token && !isLoopback(admin.host)) {
-        this.logger.warn({ msg: 'admin listener is reachable beyond loopback and admin.token is not set: /metrics and /status are open', listen: cfg.admin.listen })
+      if (!cfg.admin.token && cfg.admin.tokens.length === 0 && !isLoopback(admin.host)) {
+        this.logger.warn({ msg: 'admin listener is reachable beyond loopback and no admin token is set (admin.token, admin.tokens): /metrics, /status and /admin are open', listen: cfg.admin.listen })
       }
     } catch (err) {
       this.#admin = null
