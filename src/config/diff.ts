@@ -17,7 +17,7 @@ const UPGRADE_ONLY: Partial<Record<keyof Config, readonly string[]>> = {
   limits_table: ['capacity'],
   admin: ['listen'],
   // the key store is opened once per generation
-  key_store: ['file'],
+  key_store: ['file', 'shared'],
 }
 
 function same(a: unknown, b: unknown): boolean {

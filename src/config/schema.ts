@@ -63,6 +63,8 @@ const audit = z.strictObject({
 const keyStore = z.strictObject({
   file: text().optional().describe('SQLite file of the runtime keys; default: leaky-keys.sqlite beside state_file (neither set: runtime keys off)'),
   poll: duration().prefault('250ms').describe('how often the file is checked for changes made by `leaky key` (other processes)'),
+  shared: oneOf(['none', 'redis']).default('none')
+    .describe('redis: runtime keys are shared by every proxy on the same redis.url (each keeps its own SQLite copy)'),
 })
 
 const server = z.strictObject({
@@ -259,6 +261,12 @@ export const configSchema = z.strictObject({
   routes: z.array(routeEntry).default([]).describe('host + path prefix → upstream, auth and limits'),
   redis: redis.optional().describe('limits shared by several proxies (scope: cluster)'),
   stub: stub.prefault({}).describe('knobs of the embedded stub upstream (targets: [embedded])'),
+}).transform((c, ctx) => {
+  if (c.key_store.shared === 'redis' && c.redis?.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['key_store', 'shared'], message: 'shared: redis needs redis.url (sentinel and cluster are not supported for keys)' })
+    return z.NEVER
+  }
+  return c
 }).transform((c) => ({
   ...c,
   keys: c.keys.map((k) => ({ ...k, scale: k.tier !== undefined ? (c.tiers[k.tier]?.scale ?? 1) : 1 })),

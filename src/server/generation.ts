@@ -17,6 +17,7 @@ import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
 import { AuditLog } from '../audit/audit-log.js'
 import { KeyService } from '../identity/key-service.js'
+import { KeySync } from '../identity/key-sync.js'
 import type { AdminCommand } from '../admin/server.js'
 import { Gauge } from 'prom-client'
 
@@ -71,6 +72,8 @@ export class Generation {
   /** runtime keys: opened in start(), before the workers, so each starts with the current list */
   keys: KeyService | null = null
   #keyPoll: NodeJS.Timeout | null = null
+  /** key_store.shared: redis */
+  #keySync: KeySync | null = null
   /** reload and drain asked through the admin API go to the supervisor (set by it; absent: 503) */
   command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
 
@@ -119,12 +122,23 @@ export class Generation {
     this.logger.info({ msg: 'key store open', file: keys.store!.file, runtime_keys: keys.rows.length })
     this.#keyPoll = setInterval(() => {
       try {
-        if (keys.refresh()) this.pushKeys()
+        if (keys.refresh()) this.keysChanged()
       } catch (err) {
         this.logger.error({ msg: 'key store read failed; workers keep the last key list', err: (err as Error).message })
       }
     }, this.config.key_store.poll)
     this.#keyPoll.unref()
+    const redis = this.config.redis
+    if (this.config.key_store.shared === 'redis' && redis?.url !== undefined) {
+      this.#keySync = new KeySync(redis.url, redis.key_prefix, keys, () => this.pushKeys(), this.logger)
+      this.#keySync.start()
+    }
+  }
+
+  /** A key changed here (admin API, or the CLI seen by the poll): the workers, and the other proxies when shared. */
+  keysChanged(): void {
+    this.pushKeys()
+    void this.#keySync?.push()
   }
 
   /** Every worker gets the whole key list (it replaces its table in one step). */
@@ -174,7 +188,7 @@ export class Generation {
       keys: () => this.keys,
       audit: this.audit,
       command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
-      onKeysChanged: () => this.pushKeys(),
+      onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
       status: () => this.metrics.statusJson(),
       ready: () => ({
@@ -353,6 +367,7 @@ export class Generation {
     await this.#admin?.close()
     await this.#stub?.close()
     if (this.#keyPoll !== null) clearInterval(this.#keyPoll)
+    this.#keySync?.close()
     this.keys?.close()
     this.audit.close()
     return cuts.reduce((a, b) => a + b, 0)

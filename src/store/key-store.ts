@@ -158,6 +158,22 @@ export class KeyStore {
     }
   }
 
+  /** Insert or replace a whole row (a copy from another proxy); false when its hash belongs to another id here. */
+  upsert(r: KeyRow): boolean {
+    try {
+      this.#db.prepare(`INSERT OR REPLACE INTO keys (id, sha256, org, tier, created_at, expires_at, revoked_at, models, routes, prev_sha256, prev_until, rotated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        r.id, r.sha256, r.org, r.tier, r.created_at, r.expires_at, r.revoked_at,
+        r.models === null ? null : JSON.stringify(r.models), r.routes === null ? null : JSON.stringify(r.routes),
+        r.prev_sha256, r.prev_until, r.rotated_at,
+      )
+      return true
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false
+      throw err
+    }
+  }
+
   /** Revoke (the row stays, for list and audit); null when there is no such key. Revoking twice keeps the first time. */
   revoke(id: string, now: number): KeyRow | null {
     this.#db.prepare('UPDATE keys SET revoked_at = coalesce(revoked_at, ?), prev_sha256 = NULL, prev_until = NULL WHERE id = ?').run(now, id)
@@ -171,6 +187,11 @@ export class KeyStore {
       .run(graceMs, graceMs, now + graceMs, sha256, now, id)
     return r.changes === 0 ? null : this.get(id)
   }
+}
+
+/** When a row last changed (created, rotated, revoked): the newer copy wins when proxies share keys. */
+export function changedAt(r: KeyRow): number {
+  return Math.max(r.created_at, r.rotated_at ?? 0, r.revoked_at ?? 0)
 }
 
 function migrate(db: DB): void {

@@ -28,7 +28,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     pid_file: running.pid_file,
     limits_table: { ...next.limits_table, capacity: running.limits_table.capacity },
     admin: { ...next.admin, listen: running.admin.listen },
-    key_store: { ...next.key_store, file: running.key_store.file },
+    key_store: { ...next.key_store, file: running.key_store.file, shared: running.key_store.shared },
   }
   return { config, applied, needsUpgrade: d.needsUpgrade, needsRestart: [...needsRestart] }
 }
