@@ -63,9 +63,9 @@ const cases: Case[] = [
   },
   {
     name: 'audit and key store sections', yaml: 'audit: { file: /var/log/leaky/audit.log }\nkey_store: { file: /var/lib/leaky/k.sqlite, poll: 1s }\n',
-    want: 'ok', check: (c) => [c.audit, c.key_store], equals: [{ file: '/var/log/leaky/audit.log' }, { file: '/var/lib/leaky/k.sqlite', poll: 1000 }],
+    want: 'ok', check: (c) => [c.audit, c.key_store], equals: [{ file: '/var/log/leaky/audit.log' }, { file: '/var/lib/leaky/k.sqlite', poll: 1000, shared: 'none' }],
   },
-  { name: 'key store shared through redis needs redis.url', yaml: 'key_store: { shared: redis }\n', want: ['c.yaml:1:1 key_store.shared: shared: redis needs redis.url (sentinel and cluster are not supported for keys)'] },
+  { name: 'key store shared through redis needs redis.url', yaml: 'key_store: { shared: redis }\n', want: ['c.yaml:1:22 key_store.shared: shared: redis needs redis.url (sentinel and cluster are not supported for keys)'] },
   { name: 'key store: unknown key', yaml: 'key_store: { fil: x }\n', want: ['c.yaml:1:14 key_store.fil: unknown key "fil" (did you mean "file"?)'] },
 
   // unknown keys, with and without a suggestion
