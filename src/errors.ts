@@ -23,6 +23,8 @@ export const ERRORS = {
   LEAKY_JWT_AUDIENCE: { status: 401, type: 'invalid_request_error', message: 'JWT audience is not accepted' },
   LEAKY_JWT_CLAIMS: { status: 401, type: 'invalid_request_error', message: 'JWT lacks a required claim or a claim has an unusable value' },
   LEAKY_JWT_KEYS_UNAVAILABLE: { status: 503, type: 'server_error', message: 'the issuer\'s signing keys (JWKS) could not be loaded yet; try again later' },
+  LEAKY_KEY_EXPIRED: { status: 401, type: 'invalid_request_error', message: 'API key expired (or rotated and past its grace period)' },
+  LEAKY_KEY_FORBIDDEN: { status: 403, type: 'permission_error', message: 'this API key may not use this route or model' },
   LEAKY_RATE_LIMITED: { status: 429, type: 'rate_limit_exceeded', message: 'rate limit exceeded' },
   LEAKY_OVER_BURST: { status: 429, type: 'rate_limit_exceeded', message: 'request is larger than the limit\'s burst and can never be admitted' },
   LEAKY_TABLE_FULL: { status: 503, type: 'server_error', message: 'rate-limit table is full; try again later' },
@@ -35,6 +37,14 @@ export const ERRORS = {
   LEAKY_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', message: 'the upstream did not answer in time' },
   LEAKY_UPSTREAM_UNAVAILABLE: { status: 503, type: 'upstream_error', message: 'the upstream is failing (circuit breaker open) and no fallback could take the request; try again later' },
   LEAKY_CLIENT_CLOSED: { status: 499, type: 'client_closed', message: 'the client closed the connection' },
+  LEAKY_ADMIN_FORBIDDEN: { status: 403, type: 'permission_error', message: 'the admin token\'s role may not call this endpoint' },
+  LEAKY_ADMIN_THROTTLED: { status: 429, type: 'rate_limit_exceeded', message: 'too many failed admin authentications from this address; try again later' },
+  LEAKY_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', message: 'this admin endpoint does not take this method (see Allow)' },
+  LEAKY_RELOAD_FAILED: { status: 422, type: 'invalid_request_error', message: 'reload failed: the config file is invalid; the running config stays in force' },
+  LEAKY_KEY_EXISTS: { status: 409, type: 'invalid_request_error', message: 'a key with this id exists' },
+  LEAKY_KEY_NOT_FOUND: { status: 404, type: 'invalid_request_error', message: 'no runtime key with this id' },
+  LEAKY_KEY_READ_ONLY: { status: 409, type: 'invalid_request_error', message: 'this key comes from the config file (read-only): edit the YAML' },
+  LEAKY_KEYS_DISABLED: { status: 503, type: 'server_error', message: 'runtime keys are disabled: the key store could not be opened at start (see the log)' },
   LEAKY_INTERNAL: { status: 500, type: 'server_error', message: 'internal proxy error' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>
 
@@ -51,7 +61,7 @@ export class LeakyError extends Error {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 413: 'Payload Too Large', 429: 'Too Many Requests',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 422: 'Unprocessable Entity', 413: 'Payload Too Large', 429: 'Too Many Requests',
   431: 'Request Header Fields Too Large', 499: 'Client Closed Request', 500: 'Internal Server Error', 502: 'Bad Gateway',
   503: 'Service Unavailable', 504: 'Gateway Timeout',
 }
@@ -60,7 +70,7 @@ const STATUS_TEXT: Record<number, string> = {
 export type ErrorShape = 'openai' | 'gemini' | 'qwen-native' | 'anthropic'
 
 const GEMINI_STATUS: Record<number, string> = {
-  400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
+  400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT', 429: 'RESOURCE_EXHAUSTED',
   431: 'INVALID_ARGUMENT', 499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
 }
 /** Anthropic's error types (docs: API errors), by status. */
@@ -70,7 +80,7 @@ const ANTHROPIC_TYPE: Record<number, string> = {
   500: 'api_error', 502: 'api_error', 503: 'overloaded_error', 504: 'api_error',
 }
 const QWEN_CODE: Record<number, string> = {
-  400: 'InvalidParameter', 401: 'InvalidApiKey', 404: 'NotFound', 413: 'InvalidParameter', 429: 'Throttling.RateQuota',
+  400: 'InvalidParameter', 401: 'InvalidApiKey', 403: 'AccessDenied', 404: 'NotFound', 413: 'InvalidParameter', 429: 'Throttling.RateQuota',
   431: 'InvalidParameter', 499: 'RequestCancelled', 500: 'InternalError', 502: 'InternalError', 503: 'ServiceUnavailable', 504: 'RequestTimeOut',
 }
 

@@ -9,6 +9,7 @@ import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '.
 import { runStub } from '../stub/cli.js'
 import { Master, StartError } from '../supervisor/master.js'
 import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
+import { keyCreate, keyList, keyRevoke, keyRotate } from './keys.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
@@ -112,6 +113,45 @@ key
     if (value === '') fail('no key given')
     process.stdout.write(`sha256: ${createHash('sha256').update(value).digest('hex')}\n`)
   })
+
+const OUT = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) }
+/** The config whose key store a `leaky key` command uses: -c, else $LEAKY_CONFIG, else the shipped default. */
+const storeConfig = (file?: string): Config => load(file ?? process.env.LEAKY_CONFIG ?? DEFAULT_CONFIG_PATH)
+
+key
+  .command('create')
+  .description('make a runtime key and print its secret once (only its sha256 is stored); a running proxy serves it within a second')
+  .requiredOption('--id <id>', 'key id (letters, digits, "_", "." and "-")')
+  .option('--org <org>', 'organisation (per: org limits)')
+  .option('--tier <tier>', 'a tier of the config')
+  .option('--expires <duration>', 'lifetime, e.g. 30d, 12h')
+  .option('--models <a,b>', 'allowed models (others: 403)')
+  .option('--routes <prefixes>', 'allowed path prefixes, comma-separated (others: 403)')
+  .option('-c, --config <file>', 'config file (its key_store or state_file says where the keys are)')
+  .option('--json', 'print JSON')
+  .action((o: { id: string; org?: string; tier?: string; expires?: string; models?: string; routes?: string; config?: string; json?: boolean }) =>
+    process.exit(keyCreate(storeConfig(o.config), o, OUT)))
+key
+  .command('list')
+  .description('every key: runtime keys and the config file\'s (read-only); never a secret')
+  .option('-c, --config <file>', 'config file')
+  .option('--json', 'print JSON')
+  .action((o: { config?: string; json?: boolean }) => process.exit(keyList(storeConfig(o.config), o.json === true, OUT)))
+key
+  .command('revoke')
+  .description('revoke a runtime key: refused by a running proxy within a second')
+  .argument('<id>', 'key id')
+  .option('-c, --config <file>', 'config file')
+  .option('--json', 'print JSON')
+  .action((id: string, o: { config?: string; json?: boolean }) => process.exit(keyRevoke(storeConfig(o.config), id, o.json === true, OUT)))
+key
+  .command('rotate')
+  .description('new secret for a runtime key, printed once; the old one is accepted for --grace')
+  .argument('<id>', 'key id')
+  .option('--grace <duration>', 'how long the old secret stays valid, e.g. 1h (default: not at all)')
+  .option('-c, --config <file>', 'config file')
+  .option('--json', 'print JSON')
+  .action((id: string, o: { config?: string; grace?: string; json?: boolean }) => process.exit(keyRotate(storeConfig(o.config), id, o.grace, o.json === true, OUT)))
 
 try {
   await program.parseAsync(process.argv)

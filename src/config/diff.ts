@@ -19,6 +19,8 @@ const UPGRADE_ONLY: Partial<Record<keyof Config, readonly string[]>> = {
   admin: ['listen'],
   // uWS reads its head limit (UWS_HTTP_MAX_HEADERS_SIZE, derived from it) once per process: server/head-limit.ts
   server: ['max_header'],
+  // the key store is opened once per generation
+  key_store: ['file', 'shared'],
 }
 
 function same(a: unknown, b: unknown): boolean {

@@ -58,11 +58,49 @@ function listenerTls(where: 'proxy' | 'admin') {
   })
 }
 
+export const ADMIN_ROLES = ['viewer', 'operator', 'admin'] as const
+
+const adminToken = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'token ids may use letters, digits, "_", "." and "-" (1 to 64 characters)')
+    .describe('name of the token in the audit log'),
+  sha256: secret(z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (`leaky key hash` prints it)')).optional()
+    .describe('sha256 of the bearer token (set this or token)'),
+  token: secret(text()).optional().describe('the plain token, usually "${env:NAME}" or "${file:…}"; kept only as its sha256'),
+  role: oneOf(ADMIN_ROLES).describe('viewer: /status, /status.json, /metrics; operator: + reload, drain; admin: + keys'),
+}).transform((v, ctx) => {
+  if ((v.sha256 === undefined) === (v.token === undefined)) {
+    ctx.addIssue({ code: 'custom', path: v.token !== undefined ? ['token'] : [], message: 'set exactly one of sha256 or token' })
+    return z.NEVER
+  }
+  return { id: v.id, role: v.role, sha256: v.sha256 ?? createHash('sha256').update(v.token as string).digest('hex') }
+})
+
 const admin = z.strictObject({
   listen: listen().prefault('127.0.0.1:9090').describe('admin listener: /live /ready /metrics /status'),
   tls: listenerTls('admin').optional().describe('serve the admin listener over HTTPS (node:https)'),
-  token: secret(text()).optional().describe('bearer token for the admin endpoints; unset = no auth (keep listen local)'),
+  token: secret(text()).optional().describe('bearer token with the admin role (id "token"); unset and no tokens = no auth (keep listen local)'),
+  tokens: z.array(adminToken).default([]).describe('bearer tokens with roles: viewer, operator, admin'),
   metrics_public: bool().default(true).describe('serve /metrics without the token'),
+  failed_auth: rate().prefault('10/min')
+    .describe('failed authentications allowed per source address; beyond it 429 until the window has passed'),
+}).transform((v, ctx) => {
+  const ids = new Set<string>()
+  for (const [i, t] of v.tokens.entries()) {
+    if (ids.has(t.id) || (t.id === 'token' && v.token !== undefined)) ctx.addIssue({ code: 'custom', path: ['tokens', i, 'id'], message: `token id "${t.id}" is used twice (admin.token has the id "token")` })
+    ids.add(t.id)
+  }
+  return v
+})
+
+const audit = z.strictObject({
+  file: text().optional().describe('append-only JSON lines file (reopened on SIGUSR1, for logrotate); unset = stderr'),
+})
+
+const keyStore = z.strictObject({
+  file: text().optional().describe('SQLite file of the runtime keys; default: leaky-keys.sqlite beside state_file (neither set: runtime keys off)'),
+  poll: duration().prefault('250ms').describe('how often the file is checked for changes made by `leaky key` (other processes)'),
+  shared: oneOf(['none', 'redis']).default('none')
+    .describe('redis: runtime keys are shared by every proxy on the same redis.url (each keeps its own SQLite copy)'),
 })
 
 const server = z.strictObject({
@@ -326,6 +364,8 @@ export const configSchema = z.strictObject({
   pid_file: text().optional().describe('file the master writes its pid to'),
   limits_table: limitsTable.prefault({}),
   admin: admin.prefault({}),
+  audit: audit.prefault({}).describe('audit log: admin API calls, key lifecycle, reloads, upgrades, auth failures'),
+  key_store: keyStore.prefault({}).describe('runtime keys (`leaky key create`, /admin/keys), kept in SQLite'),
   server: server.prefault({}),
   log: log.prefault({}),
   metrics: z.strictObject({
@@ -349,6 +389,12 @@ export const configSchema = z.strictObject({
     .describe('USD per 1 M tokens per provider and model: added to, or replacing entries of, the shipped config/prices.yaml'),
   stub: stub.prefault({}).describe('knobs of the embedded stub upstream (targets: [embedded])'),
   cache: cacheSection.prefault({}),
+}).transform((c, ctx) => {
+  if (c.key_store.shared === 'redis' && c.redis?.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['key_store', 'shared'], message: 'shared: redis needs redis.url (sentinel and cluster are not supported for keys)' })
+    return z.NEVER
+  }
+  return c
 }).transform((c) => ({
   ...c,
   keys: c.keys.map((k) => ({ ...k, scale: k.tier !== undefined ? (c.tiers[k.tier]?.scale ?? 1) : 1 })),

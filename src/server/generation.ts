@@ -21,6 +21,11 @@ import { purgeHandler } from '../cache/purge.js'
 import { describeCertificate } from '../tls/pem.js'
 import { chooseUws, describeChoice, refusal } from './uws-choice.js'
 import { applyUwsHeadLimit } from './head-limit.js'
+import { AuditLog } from '../audit/audit-log.js'
+import { KeyService } from '../identity/key-service.js'
+import { KeySync } from '../identity/key-sync.js'
+import type { AdminCommand } from '../admin/server.js'
+import { Gauge } from 'prom-client'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -73,6 +78,14 @@ export class Generation {
   readonly metrics: MetricsHub
   /** the response cache all workers share (README "Cache") */
   cache: CacheOwner | null = null
+  readonly audit: AuditLog
+  /** runtime keys: opened in start(), before the workers, so each starts with the current list */
+  keys: KeyService | null = null
+  #keyPoll: NodeJS.Timeout | null = null
+  /** key_store.shared: redis */
+  #keySync: KeySync | null = null
+  /** reload and drain asked through the admin API go to the supervisor (set by it; absent: 503) */
+  command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -86,6 +99,27 @@ export class Generation {
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)
+    this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
+    const gen = this
+    new Gauge({
+      name: 'leaky_runtime_keys_enabled',
+      help: 'Runtime keys (leaky key create, /admin/keys) are served: 1, or 0 when the key store is off or could not be opened (see the log).',
+      registers: [this.metrics.registry],
+      collect(this: Gauge) {
+        this.set(gen.keys?.store != null ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: 'leaky_runtime_keys',
+      help: 'Runtime keys in the key store, by state.',
+      labelNames: ['state'],
+      registers: [this.metrics.registry],
+      collect(this: Gauge) {
+        const n = { active: 0, expired: 0, revoked: 0 }
+        for (const k of gen.keys?.list() ?? []) if (k.source === 'runtime') n[k.state]++
+        for (const [state, v] of Object.entries(n)) this.set({ state }, v)
+      },
+    })
   }
 
   // One owner for the generation's life, also without cached routes (it holds nothing then, and nothing asks it):
@@ -97,6 +131,42 @@ export class Generation {
     } else {
       this.cache.configure(config)
     }
+  }
+
+  /** Open the key store, and watch it for changes made by other processes (the CLI, another generation). */
+  #openKeys(): void {
+    const keys = KeyService.open(this.config, this.audit, true)
+    this.keys = keys
+    if (keys.disabled !== null) {
+      this.logger.error({ msg: 'runtime keys disabled; the config file\'s keys keep working', reason: keys.disabled })
+      return
+    }
+    this.logger.info({ msg: 'key store open', file: keys.store!.file, runtime_keys: keys.rows.length })
+    this.#keyPoll = setInterval(() => {
+      try {
+        if (keys.refresh()) this.keysChanged()
+      } catch (err) {
+        this.logger.error({ msg: 'key store read failed; workers keep the last key list', err: (err as Error).message })
+      }
+    }, this.config.key_store.poll)
+    this.#keyPoll.unref()
+    const redis = this.config.redis
+    if (this.config.key_store.shared === 'redis' && redis?.url !== undefined) {
+      this.#keySync = new KeySync(redis.url, redis.key_prefix, keys, () => this.pushKeys(), this.logger)
+      this.#keySync.start()
+    }
+  }
+
+  /** A key changed here (admin API, or the CLI seen by the poll): the workers, and the other proxies when shared. */
+  keysChanged(): void {
+    this.pushKeys()
+    void this.#keySync?.push()
+  }
+
+  /** Every worker gets the whole key list (it replaces its table in one step). */
+  pushKeys(): void {
+    const rows = [...(this.keys?.rows ?? [])]
+    for (const w of this.#workers) w.worker.postMessage({ type: 'keys', rows } satisfies ToWorker)
   }
 
   get workerCount(): number {
@@ -129,6 +199,7 @@ export class Generation {
       this.#stub = new StubServer({ seed: cfg.stub?.seed ?? 1, ttftMs: cfg.stub?.ttft ?? 0, tokensPerSecond: cfg.stub?.tokens_per_second ?? 0 })
       await this.#stub.listenUnix(this.#stubSocket)
     }
+    this.#openKeys()
     const { host, port } = parseListen(cfg.listen)
     // uSockets does not set SO_REUSEPORT on a port-0 bind, so workers could not share a kernel-chosen port:
     // for port 0 (tests) pick a free port first, then every worker binds that one
@@ -155,7 +226,11 @@ export class Generation {
     const admin = parseListen(cfg.admin.listen)
     this.#admin = new AdminServer({
       live: () => true,
-      access: () => ({ token: this.config.admin.token, metricsPublic: this.config.admin.metrics_public }),
+      access: () => this.config.admin,
+      keys: () => this.keys,
+      audit: this.audit,
+      command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
+      onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
       status: () => this.metrics.statusJson(),
       ready: () => ({
@@ -174,8 +249,8 @@ export class Generation {
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
       this.metrics.start()
-      if (!cfg.admin.token && !isLoopback(admin.host)) {
-        this.logger.warn({ msg: 'admin listener is reachable beyond loopback and admin.token is not set: /metrics and /status are open', listen: cfg.admin.listen })
+      if (!cfg.admin.token && cfg.admin.tokens.length === 0 && !isLoopback(admin.host)) {
+        this.logger.warn({ msg: 'admin listener is reachable beyond loopback and no admin token is set (admin.token, admin.tokens): /metrics, /status and /admin are open', listen: cfg.admin.listen })
       }
     } catch (err) {
       this.#admin = null
@@ -251,6 +326,7 @@ export class Generation {
       listenAtStart,
       workers: this.workerCount,
       cachePort: this.cache === null ? null : this.cache.connect(),
+      runtimeKeys: [...(this.keys?.rows ?? [])],
     }
     const worker = new Worker(WORKER_URL, { workerData: data, transferList: data.cachePort === null ? [] : [data.cachePort] })
     let onDrained: (cut: number) => void = () => {}
@@ -319,6 +395,8 @@ export class Generation {
     this.metrics.reloaded(failed === undefined)
     if (failed === undefined) this.#cacheFor(config)
     this.buckets.setWhenFull(config.limits_table.when_full)
+    if (this.keys !== null) this.keys.config = config
+    if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
     this.config = config
     this.version = version
     if (failed === undefined) {
@@ -350,6 +428,10 @@ export class Generation {
     this.cache?.close()
     await this.#admin?.close()
     await this.#stub?.close()
+    if (this.#keyPoll !== null) clearInterval(this.#keyPoll)
+    this.#keySync?.close()
+    this.keys?.close()
+    this.audit.close()
     return cuts.reduce((a, b) => a + b, 0)
   }
 }

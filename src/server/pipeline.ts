@@ -7,7 +7,7 @@ import { Next, RequestState } from './request-state.js'
 import type { WorkerPlan } from './plan.js'
 import { accept } from './stages/accept.js'
 import { route } from './stages/route.js'
-import { identify } from './stages/identify.js'
+import { identify, permitModel } from './stages/identify.js'
 import { estimate } from './stages/estimate.js'
 import { limit } from './stages/limit.js'
 import { admit } from './stages/admit.js'
@@ -48,6 +48,7 @@ function afterBody(s: RequestState): void {
 }
 
 function afterEstimate(s: RequestState): void {
+  if (s.keyModels !== null && permitModel(s) !== Next.CONTINUE) return
   if (limit(s, afterLimit) !== Next.CONTINUE) return
   afterLimit(s)
 }

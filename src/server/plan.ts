@@ -40,6 +40,8 @@ export interface WorkerPlan {
   accessLog: boolean
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
+  /** scale of each tier, for runtime keys (whose tier is looked up per request, as keys come and go) */
+  tierScales: Map<string, number>
   limits: LimitPlan
   /** USD per token per (provider, model): the shipped table with the config's prices over it */
   prices: PriceTable
@@ -62,7 +64,8 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
-    // a JWT may carry any configured tier, so every tier's scale gets its per-key limits compiled
+    tierScales: new Map(Object.entries(config.tiers).map(([name, t]) => [name, t.scale])),
+    // every tier's scale, not just the config keys': a JWT or a runtime key may carry any tier
     limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
     prices: new PriceTable(config.prices),
     cache: compileCache(config),

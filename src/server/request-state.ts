@@ -68,6 +68,8 @@ export class RequestState {
   scale = 1
   /** identify is verifying a bearer JWT (async): the body is read meanwhile, the pipeline resumes when both are done */
   identifying = false
+  /** models a runtime key is limited to (null: any) */
+  keyModels: ReadonlySet<string> | null = null
   /** the LLM API the request speaks (set by estimate on LLM routes) */
   shape: ApiShape | null = null
   /** estimated tokens (prompt + requested max output) pre-charged on token limits */

@@ -14,6 +14,8 @@ import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
 import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
 import { connectCache } from './stages/cache.js'
+import { setRuntimeKeys } from '../identity/runtime-keys.js'
+import type { KeyRow } from '../store/key-store.js'
 
 export interface WorkerData {
   index: number
@@ -32,6 +34,8 @@ export interface WorkerData {
   listenAtStart: boolean
   /** this worker's port to the response cache owner on the main thread (src/cache/owner.ts) */
   cachePort: MessagePort | null
+  /** the runtime keys at the time this worker starts (later changes come as `keys` messages) */
+  runtimeKeys: KeyRow[]
 }
 
 export type ToWorker =
@@ -40,6 +44,8 @@ export type ToWorker =
   | { type: 'drain'; timeoutMs: number; quietMs: number }
   | { type: 'stats' }
   | { type: 'listen' }
+  /** the runtime keys changed: the whole list, which replaces this thread's table */
+  | { type: 'keys'; rows: KeyRow[] }
   /** test hook (the supervisor sends it only with test hooks on): fail as an uncaught bug would */
   | { type: 'crash' }
 
@@ -63,6 +69,7 @@ ctx.inflight = new Int32Array(data.shared.inflight)
 ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared.buckets)
 ctx.cache = connectCache(data.cachePort)
 
+setRuntimeKeys(data.runtimeKeys)
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
 metrics.attach(data.shared.metrics, data.index)
@@ -205,6 +212,8 @@ port.on('message', (m: ToWorker) => {
       return post({ type: 'stats', requests })
     case 'listen':
       return listen(data.port)
+    case 'keys':
+      return setRuntimeKeys(m.rows)
     case 'crash':
       setImmediate(crash)
       return

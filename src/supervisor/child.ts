@@ -93,11 +93,38 @@ async function handle(m: ToGeneration): Promise<void> {
     case 'crash-worker':
       if (init?.test_hooks === true) gen?.crashWorker(m.index)
       return
+    case 'admin-command-result':
+      commands.get(m.id)?.(m.result)
+      commands.delete(m.id)
+      return
+    case 'reopen-audit':
+      gen?.audit.reopen()
+      return
     default: {
       const never: never = m
       return never
     }
   }
+}
+
+/** admin API commands waiting for the master's answer, by id */
+const commands = new Map<number, (r: { ok: boolean; [k: string]: unknown }) => void>()
+let commandIds = 0
+
+/** Reload and drain from the admin API are the master's to do (it serialises them with signals and the CLI). */
+function askMaster(cmd: 'reload' | 'drain', source: string): Promise<{ ok: boolean; [k: string]: unknown }> {
+  const id = ++commandIds
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      commands.delete(id)
+      resolve({ ok: false, error: `the master did not answer the ${cmd} in time (an older master does not take admin commands: restart the service)` })
+    }, 60_000)
+    commands.set(id, (r) => {
+      clearTimeout(timer)
+      resolve(r)
+    })
+    void send({ type: 'admin-command', id, cmd, source })
+  })
 }
 
 async function fail(message: string, errors: string[] = []): Promise<never> {
@@ -125,6 +152,7 @@ async function start(m: GenerationInit): Promise<void> {
   }
   gen = g
   g.supervisor = { ...m.info }
+  g.command = askMaster
   if (!m.handoff) await restoreBuckets(g, m)
   try {
     await g.start()

@@ -85,6 +85,9 @@ export class GenerationProcess extends EventEmitter {
           case 'admin-released':
             this.emit('admin-released')
             return
+          case 'admin-command':
+            this.emit('admin-command', m)
+            return
           default: {
             if (!isAnswer(m)) return
             const r = this.#pending.get(m.id)

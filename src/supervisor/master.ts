@@ -8,6 +8,9 @@
 //
 // Reloads and upgrades run one at a time, in arrival order.
 import path from 'node:path'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { AuditLog } from '../audit/audit-log.js'
 import { loadConfigFile, type Config } from '../config/index.js'
 import { LeakyError } from '../errors.js'
 import { createLogger, type Logger } from '../observability/logger.js'
@@ -20,6 +23,15 @@ import { PROTOCOL_VERSION, type GenerationStatus, type ReloadResult, type Snapsh
 import { MIGRATE_REQ, tcpMigrateReq } from './sysctl.js'
 import { ConfigWatcher, watchKey } from './watch.js'
 import { tlsFiles } from '../config/tls.js'
+
+/** sha256 of the config file's bytes (for the audit log); "unreadable" when it cannot be read */
+function configSha(file: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex')
+  } catch {
+    return 'unreadable'
+  }
+}
 
 /** How long a generation may take to start (workers, stub, admin) before it counts as failed. */
 const START_TIMEOUT_MS = 60_000
@@ -103,6 +115,9 @@ export class Master {
   #control: ControlServer | null = null
   #watcher: ConfigWatcher | null = null
   readonly #env: NodeJS.ProcessEnv
+  /** reloads and upgrades, with the config file's sha256 before and after */
+  readonly audit: AuditLog
+  #configSha: string
 
   constructor(opts: MasterOptions) {
     this.opts = opts
@@ -115,6 +130,15 @@ export class Master {
     // readiness is the master's to report; a generation has nothing to say to systemd
     this.#env = { ...env }
     delete this.#env.NOTIFY_SOCKET
+    this.audit = new AuditLog(opts.config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
+    this.#configSha = configSha(opts.configFile)
+  }
+
+  #auditConfig(event: 'reload' | 'upgrade', source: string, ok: boolean, extra: Record<string, unknown>): void {
+    const before = this.#configSha
+    const after = configSha(this.opts.configFile)
+    if (ok) this.#configSha = after
+    this.audit.write({ event, source, result: ok ? 'ok' : 'failed', config_sha256_before: before, config_sha256_after: after, ...extra })
   }
 
   info(): SupervisorInfo {
@@ -162,6 +186,11 @@ export class Master {
     process.on('SIGUSR2', () => void this.upgrade('SIGUSR2'))
     process.on('SIGTERM', () => void this.stop('SIGTERM'))
     process.on('SIGINT', () => void this.stop('SIGINT'))
+    // logrotate's postrotate: every process holding the audit log opens it anew
+    process.on('SIGUSR1', () => {
+      this.audit.reopen()
+      for (const g of this.#all()) g.send({ type: 'reopen-audit' })
+    })
     const g = this.#spawn(null, null, false)
     this.pending = g
     const r = await g.ready(START_TIMEOUT_MS)
@@ -221,6 +250,7 @@ export class Master {
       this.#env,
     )
     void g.exited.then((e) => this.#exited(g, e.code, e.signal))
+    g.on('admin-command', (m: { id: number; cmd: 'reload' | 'drain'; source: string }) => void this.#adminCommand(g, m))
     return g
   }
 
@@ -337,6 +367,7 @@ export class Master {
       const mine = loadConfigFile(this.opts.configFile)
       if (mine.ok) {
         this.config = mine.config
+        if (mine.config.audit.file !== this.audit.file) this.audit.reopen(mine.config.audit.file)
         this.logger.level = mine.config.log.level
         this.#syncWatch()
       }
@@ -351,6 +382,7 @@ export class Master {
       this.reloadsFailed++
       this.logger.error({ msg: 'reload failed: config invalid, old config stays in force', source, errors: r.errors })
     }
+    this.#auditConfig('reload', source, r.ok, { generation: g.number, config_version: r.config_version, applied: r.applied, errors: r.errors.length > 0 ? r.errors.length : undefined })
     this.#pushInfo()
     return { ...r, generation: g.number }
   }
@@ -384,6 +416,7 @@ export class Master {
       this.logger.error({ msg: 'upgrade failed; the running generation keeps serving', source, generation: g.number, reason, errors: errors.length > 0 ? errors : undefined })
       void this.#discard(g)
       if (this.current === null && !this.#stopping) this.#scheduleRestart(0, 'the serving generation died during a failed upgrade')
+      this.#auditConfig('upgrade', source, false, { generation: g.number, reason })
       this.#pushInfo()
       return { ok: false, reason, errors }
     }
@@ -405,6 +438,7 @@ export class Master {
       g.adminPort = a.port
     }
     this.upgradesOk++
+    this.#auditConfig('upgrade', source, true, { generation: g.number, previous: old.number, version: this.opts.version })
     this.#pushInfo()
     this.logger.info({ msg: 'upgraded', source, generation: g.number, previous: old.number, pid: g.pid, port: g.port, admin_port: g.adminPort })
     void this.#notify([`STATUS=serving, generation ${g.number} (upgraded)`])
@@ -502,6 +536,17 @@ export class Master {
       default:
         return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd?: unknown }).cmd)}` }
     }
+  }
+
+  async #adminCommand(g: GenerationProcess, m: { id: number; cmd: 'reload' | 'drain'; source: string }): Promise<void> {
+    let result: { ok: boolean; [k: string]: unknown }
+    if (m.cmd === 'reload') {
+      result = { ...(await this.reload(m.source)) }
+    } else {
+      result = { ok: true, drain_timeout_ms: this.config.drain_timeout }
+      setImmediate(() => void this.stop(m.source))
+    }
+    if (g.alive) g.send({ type: 'admin-command-result', id: m.id, result })
   }
 
   async #notify(lines: string[]): Promise<void> {

@@ -72,6 +72,10 @@ export type ToGeneration =
   | { type: 'merge'; base: Snapshot; final: Snapshot }
   | { type: 'info'; info: SupervisorInfo }
   | { type: 'crash-worker'; index: number }
+  /** answer to an `admin-command` (older masters never send it: the generation times out and says so) */
+  | { type: 'admin-command-result'; id: number; result: { ok: boolean; [k: string]: unknown } }
+  /** SIGUSR1 reached the master: reopen the audit log (logrotate moved it) */
+  | { type: 'reopen-audit' }
 
 export interface ReloadResult {
   ok: boolean
@@ -121,3 +125,5 @@ export type FromGeneration =
   /** while draining after a hand-over, every DELTA_MS and at the end: what was charged between base and final */
   | { type: 'delta'; base: Snapshot; final: Snapshot }
   | { type: 'stopped'; cut: number }
+  /** the admin API asks the master to reload or to drain (stop) the service */
+  | { type: 'admin-command'; id: number; cmd: 'reload' | 'drain'; source: string }

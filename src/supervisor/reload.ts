@@ -31,6 +31,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     limits_table: { ...next.limits_table, capacity: running.limits_table.capacity },
     admin: { ...next.admin, listen: running.admin.listen },
     server: { ...next.server, max_header: running.server.max_header },
+    key_store: { ...next.key_store, file: running.key_store.file, shared: running.key_store.shared },
   }
   return { config, applied, needsUpgrade: d.needsUpgrade, needsRestart: [...needsRestart] }
 }

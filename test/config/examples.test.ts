@@ -34,6 +34,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
+  'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -241,6 +242,29 @@ t.test('tls.yaml: HTTPS with the certificate from the environment, the same rout
 })
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0
+t.test('keys.yaml: a key made through the admin API serves at once; grafana may read but not manage keys; audited', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const state = mkdtempSync(path.join(tmpdir(), 'leaky-state-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const p = await startExample(t, 'keys.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_STATE_DIR: state })
+  const admin = (method: 'GET' | 'POST', token: string, body?: unknown) => request(`http://127.0.0.1:${p.adminPort}/admin/keys`, {
+    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const made = await admin('POST', 'admin-demo-token', { id: 'team-c', org: 'team-c', tier: 'gold', expires: '30d' })
+  t.equal(made.statusCode, 201)
+  const { secret } = (await made.body.json()) as { secret: string }
+  t.equal((await chat(p, '/v1/chat/completions', secret)).status, 200, 'served without a reload')
+  t.equal((await chat(p, '/v1/chat/completions', 'foo')).status, 200, 'the config key (sha256 of "foo")')
+  const viewer = await admin('GET', 'grafana-demo-token')
+  t.equal(viewer.statusCode, 403)
+  await viewer.body.dump()
+  const list = await admin('GET', 'admin-demo-token')
+  t.match(await list.body.json(), { enabled: true, keys: [{ id: 'ci-bot', read_only: true }, { id: 'team-c', read_only: false, tier: 'gold' }] })
+  const audit = readFileSync(path.join(state, 'audit.log'), 'utf8')
+  t.match(audit, /"event":"key","action":"create","target":"team-c","result":"ok","via":"admin-api","token_id":"ops"/)
+  t.notMatch(audit, secret)
+})
+
 t.test('prometheus.yml: promtool accepts it, and the shipped alert rules where it expects them', { skip: promtool ? false : 'promtool is not installed (test/preflight.test.ts says how to get it)' }, async (t) => {
   const file = path.join(DIR, 'prometheus.yml')
   const syntax = spawnSync('promtool', ['check', 'config', '--syntax-only', file], { encoding: 'utf8' })

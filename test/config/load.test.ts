@@ -1,5 +1,6 @@
 // YAML in → ok, or every issue as `file:line:col path: message` (Envoy's config tests, table-driven as Traefik's).
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -34,11 +35,38 @@ interface Case {
   equals?: unknown
 }
 
+const require256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
 const cases: Case[] = [
   { name: 'empty file: every default', yaml: '', want: 'ok', check: (c) => [c.listen, c.workers, c.drain_timeout, c.routes, c.upstreams, c.admin, c.server, c.limits_table, c.log, c.stub, c.redis],
-    equals: ['0.0.0.0:8080', 'auto', 30_000, [], {}, { listen: '127.0.0.1:9090', metrics_public: true }, { max_body: 10_485_760, max_header: 16_384, max_inflight: 4096, trusted_proxies: [], path: { merge_slashes: true, encoded_slashes: 'reject' } }, { capacity: 65_536, when_full: 'deny_new' }, { level: 'info', access: true }, { seed: 1, ttft: 0, tokens_per_second: 0 }, undefined],
+    equals: ['0.0.0.0:8080', 'auto', 30_000, [], {}, { listen: '127.0.0.1:9090', tokens: [], metrics_public: true, failed_auth: { amount: 10, period_ms: 60_000 } }, { max_body: 10_485_760, max_header: 16_384, max_inflight: 4096, trusted_proxies: [], path: { merge_slashes: true, encoded_slashes: 'reject' } }, { capacity: 65_536, when_full: 'deny_new' }, { level: 'info', access: true }, { seed: 1, ttft: 0, tokens_per_second: 0 }, undefined],
   },
   { name: 'comments only', yaml: '# nothing here\n', want: 'ok' },
+  {
+    name: 'admin tokens: a role, a hash or a token, kept only as its sha256',
+    yaml: 'admin:\n  token: t0\n  tokens:\n    - { id: a, token: t1, role: viewer }\n    - { id: b, sha256: ' + 'ab'.repeat(32) + ', role: operator }\n',
+    want: 'ok', check: (c) => [c.admin.token, c.admin.tokens],
+    equals: ['t0', [{ id: 'a', role: 'viewer', sha256: require256('t1') }, { id: 'b', role: 'operator', sha256: 'ab'.repeat(32) }]],
+  },
+  {
+    name: 'admin tokens: wrong role, both secrets',
+    yaml: 'admin:\n  token: t0\n  tokens:\n    - { id: a, token: t1, role: admn }\n    - { id: token, token: t2, sha256: ' + 'ab'.repeat(32) + ', role: admin }\n',
+    want: [
+      'c.yaml:4:33 admin.tokens[0].role: expected one of viewer, operator, admin, got "admn" (did you mean "admin"?)',
+      'c.yaml:5:27 admin.tokens[1].token: set exactly one of sha256 or token',
+    ],
+  },
+  {
+    name: 'admin tokens: an id used twice (admin.token is "token")',
+    yaml: 'admin:\n  token: t0\n  tokens:\n    - { id: token, token: t1, role: viewer }\n',
+    want: ['c.yaml:4:13 admin.tokens[0].id: token id "token" is used twice (admin.token has the id "token")'],
+  },
+  {
+    name: 'audit and key store sections', yaml: 'audit: { file: /var/log/leaky/audit.log }\nkey_store: { file: /var/lib/leaky/k.sqlite, poll: 1s }\n',
+    want: 'ok', check: (c) => [c.audit, c.key_store], equals: [{ file: '/var/log/leaky/audit.log' }, { file: '/var/lib/leaky/k.sqlite', poll: 1000, shared: 'none' }],
+  },
+  { name: 'key store shared through redis needs redis.url', yaml: 'key_store: { shared: redis }\n', want: ['c.yaml:1:22 key_store.shared: shared: redis needs redis.url (sentinel and cluster are not supported for keys)'] },
+  { name: 'key store: unknown key', yaml: 'key_store: { fil: x }\n', want: ['c.yaml:1:14 key_store.fil: unknown key "fil" (did you mean "file"?)'] },
 
   // unknown keys, with and without a suggestion
   { name: 'unknown top-level key', yaml: 'listn: :8080', want: ['c.yaml:1:1 listn: unknown key "listn" (did you mean "listen"?)'] },

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { identifyJwt } from './jwt.js'
+import { routeAllowed, runtimeKey } from '../../identity/runtime-keys.js'
 
 export interface KeyIdentity {
   id: string
@@ -36,12 +37,35 @@ export function identify(s: RequestState, then: (s: RequestState) => void): Next
   if (auth === 'jwt') return identifyJwt(s, then)
   const presented = presentedKey(s)
   if (presented === '') return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'missing API key: send it as Authorization: Bearer, x-api-key, x-goog-api-key or ?key=')
-  const who = s.plan.keys.get(createHash('sha256').update(presented).digest('hex'))
-  if (who === undefined) return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'unknown API key')
+  const hash = createHash('sha256').update(presented).digest('hex')
+  const who = s.plan.keys.get(hash)
+  if (who === undefined) return identifyRuntime(s, hash)
   s.keyId = who.id
   s.org = who.org
   s.scale = who.scale
   return Next.CONTINUE
+}
+
+/** Keys made at run time (`leaky key create`, /admin/keys): revoked, expired, or limited to some routes and models. */
+function identifyRuntime(s: RequestState, hash: string): Next {
+  const who = runtimeKey(hash)
+  if (who === undefined) return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'unknown API key')
+  if (who.revoked) return replyError(s, 'LEAKY_UNAUTHORIZED', false, null, 'API key revoked')
+  if (who.expiresAt !== Infinity && who.expiresAt <= Date.now()) {
+    return replyError(s, 'LEAKY_KEY_EXPIRED', false, null, who.rotated ? 'API key was rotated and its grace period has ended' : 'API key expired')
+  }
+  s.keyId = who.id
+  if (!routeAllowed(who, s.url)) return replyError(s, 'LEAKY_KEY_FORBIDDEN', false, null, `this API key may not use ${s.url}`)
+  s.org = who.org
+  s.scale = who.tier === '' ? 1 : (s.plan.tierScales.get(who.tier) ?? 1)
+  s.keyModels = who.models
+  return Next.CONTINUE
+}
+
+/** After the estimate: a key limited to some models may only name one of them (an unknown model is refused). */
+export function permitModel(s: RequestState): Next {
+  if (s.keyModels === null || s.keyModels.has(s.model)) return Next.CONTINUE
+  return replyError(s, 'LEAKY_KEY_FORBIDDEN', false, null, s.model === '' ? 'this API key is limited to some models, and this request names none' : `this API key may not use model "${s.model}"`)
 }
 
 /** The credential the client sent (virtual key or JWT), '' when none. */
