@@ -15,6 +15,8 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { SpanExport } from '../tracing/export.js'
+import { registerTracingMetrics } from '../tracing/metrics.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -63,6 +65,8 @@ export class Generation {
   #admin: AdminServer | null = null
   /** /metrics and /status: owns the SharedArrayBuffer the workers count into (shared.metrics) */
   readonly metrics: MetricsHub
+  /** the one span exporter of the generation: workers post finished spans to it */
+  readonly tracing: SpanExport
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -75,6 +79,9 @@ export class Generation {
     this.shared.buckets = this.buckets.sab
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
+    this.tracing = new SpanExport(logger, this.metrics.build.version)
+    this.tracing.configure(config.tracing)
+    registerTracingMetrics(this.metrics.registry, this.tracing.counters)
   }
 
   get workerCount(): number {
@@ -230,6 +237,8 @@ export class Generation {
             return void worker.emit('reload-result', m)
           case 'stats':
             return void worker.emit('stats-result', m)
+          case 'spans':
+            return this.tracing.take(m)
         }
       })
       worker.on('error', (err) => {
@@ -269,6 +278,7 @@ export class Generation {
     const failed = out.find((m) => m.type === 'reload-failed')
     this.metrics.configure(config, version)
     this.metrics.reloaded(failed === undefined)
+    this.tracing.configure(config.tracing)
     this.buckets.setWhenFull(config.limits_table.when_full)
     this.config = config
     this.version = version
@@ -285,6 +295,7 @@ export class Generation {
     for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs, quietMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    await this.tracing.shutdown()
     this.metrics.stop()
     await this.#admin?.close()
     await this.#stub?.close()

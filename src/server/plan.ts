@@ -8,6 +8,7 @@ import { compileTrust, type TrustPlan } from './stages/accept.js'
 import { compileKeys, type KeyIdentity } from './stages/identify.js'
 import { compileLimits, type LimitPlan } from './stages/limit.js'
 import type { PathPolicy } from './path.js'
+import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 
 export interface CompiledRoute {
   index: number
@@ -37,6 +38,8 @@ export interface WorkerPlan {
   /** virtual keys by the hex SHA-256 of the key */
   keys: Map<string, KeyIdentity>
   limits: LimitPlan
+  /** null: no tracing section (src/tracing/) */
+  tracing: TracingPlan | null
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -54,6 +57,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
     limits: compileLimits(config.limits, config.routes, [...new Set(config.keys.map((k) => k.scale))]),
+    tracing: compileTracing(config.tracing),
   }
 }
 

@@ -12,6 +12,8 @@ import { metrics } from '../observability/metrics.js'
 import type { Config } from '../config/index.js'
 import type { SharedBuffers } from './shared.js'
 import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
+import { connectSink, flushSpans } from '../tracing/sink.js'
+import type { SpanBatch } from '../tracing/span-data.js'
 
 export interface WorkerData {
   index: number
@@ -46,6 +48,8 @@ export type FromWorker =
   | { type: 'reload-failed'; version: number; message: string }
   | { type: 'drained'; cut: number }
   | { type: 'stats'; requests: number }
+  /** finished spans for the generation's exporter (src/tracing/) */
+  | SpanBatch
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -60,6 +64,7 @@ let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocke
 metrics.attach(data.shared.metrics, data.index)
 ctx.cluster = redisFor(data.config)
 metrics.startSampling(() => plan.upstreams.values())
+connectSink(post)
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
 const app: TemplatedApp = uws.App()
@@ -230,6 +235,7 @@ function drain(timeoutMs: number, quietMs: number): void {
     void Promise.allSettled([closePlan(plan), cluster?.close()]).finally(() => {
       for (const u of plan.upstreams.values()) u.destroy()
       flush()
+      flushSpans()
       post({ type: 'drained', cut })
       port.close()
     })

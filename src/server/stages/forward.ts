@@ -19,6 +19,7 @@ import type { Upstream } from '../../upstream/upstream.js'
 import { failureOf } from '../../upstream/retry.js'
 import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
+import { attemptFailed, attemptStarted } from '../../tracing/hooks.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
 
@@ -108,7 +109,7 @@ export class Forward extends ResponseStream {
       'x-forwarded-for', s.forwardedFor,
       'x-forwarded-proto', 'http',
       'x-request-id', s.requestId,
-      'traceparent', s.traceparent,
+      'traceparent', s.plan.tracing === null ? s.traceparent : attemptStarted(s, up, t, this.trial),
     )
     if (s.host !== '') h.push('x-forwarded-host', s.host)
 
@@ -148,6 +149,7 @@ export class Forward extends ResponseStream {
     const up = this.s.upstream!
     if (up.breaker !== null) this.record(up, up.breaker, status >= 500)
     if (!up.retry.onStatus(status) || !this.another(up)) return false
+    attemptFailed(this.s, up, status, 'status')
     this.drop(controller, up, status >= 500 ? UpstreamResult.STATUS_5XX : UpstreamResult.OK, `status ${status}`)
     return true
   }
@@ -167,6 +169,7 @@ export class Forward extends ResponseStream {
     const f = failureOf(upstreamErrorCode(err), (err as { code?: string }).code)
     if (up.breaker !== null) this.record(up, up.breaker, true)
     if (!up.retry.onFailure(f) || !this.another(up)) return false
+    attemptFailed(s, up, 0, upstreamErrorCode(err))
     this.drop(null, up, RESULT_OF[f], err.message)
     return true
   }

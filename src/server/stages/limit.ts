@@ -13,6 +13,7 @@ import { Status } from '../../limiter/table.js'
 import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
+import { limitDecided } from '../../tracing/hooks.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -136,6 +137,7 @@ function settle(s: RequestState, lc: Charges): Next {
 
 function admitted(s: RequestState, c: Charges): Next {
   s.charged = true
+  limitDecided(s)
   const headers: string[] = []
   rateLimitHeaders(c, headers)
   s.responseHeaders = headers
@@ -174,6 +176,7 @@ function merge(lc: Charges, rc: Charges): Charges {
 }
 
 function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Next {
+  limitDecided(s)
   const headers: string[] = []
   rateLimitHeaders(c, headers)
   const l = c.limits[c.decider]
