@@ -47,6 +47,8 @@ export class SpanExport {
   #url = ''
   #scope: Scope | null = null
   #max = 0
+  /** queued spans that start an export at once: a batch, or half the queue when that is smaller */
+  #eager = BATCH
   #queue: SpanData[] = []
   #inFlight: Promise<void> | null = null
   #timer: NodeJS.Timeout | null = null
@@ -76,6 +78,7 @@ export class SpanExport {
       this.#url = tracesUrl(section, env)
       this.#exporter = new OTLPTraceExporter({ url: this.#url, headers: section.headers, timeoutMillis: section.timeout })
       this.#max = section.max_queue
+      this.#eager = Math.min(BATCH, Math.max(1, section.max_queue >> 1))
       const service = section.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || 'leaky-tokens')
       this.#scope = {
         resource: resourceFromAttributes({ 'service.name': service, 'service.version': this.#version }),
@@ -100,7 +103,7 @@ export class SpanExport {
     const n = Math.min(room, spans.length)
     for (let i = 0; i < n; i++) this.#queue.push(spans[i])
     if (n < spans.length) this.counters.dropped += spans.length - n
-    if (this.#queue.length >= BATCH) this.#send()
+    if (this.#queue.length >= this.#eager) this.#send()
     else this.#arm()
   }
 
@@ -149,7 +152,7 @@ export class SpanExport {
         this.#logger.warn({ msg: 'tracing export failing; spans are dropped until it recovers', endpoint: this.#url, error: err?.message ?? 'unknown' })
       }
     }
-    if (this.#queue.length >= BATCH) this.#send()
+    if (this.#queue.length >= this.#eager) this.#send()
     else this.#arm()
   }
 

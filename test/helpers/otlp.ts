@@ -107,8 +107,8 @@ export class OtlpReceiver {
     }
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r))
+  async listen(port = 0): Promise<number> {
+    await new Promise<void>((r) => this.#server.listen(port, '127.0.0.1', r))
     this.port = (this.#server.address() as AddressInfo).port
     return this.port
   }
