@@ -113,3 +113,18 @@ t.test('collector stopped mid-load: no request fails, failed exports and drops a
   await proxy.waitLog((l) => l.msg === 'tracing export recovered')
   t.equal(proxy.lines.filter((l) => l.msg === 'tracing export failing; spans are dropped until it recovers').length, 1)
 })
+
+t.test('stop: spans still on their way leave before the proxy exits', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const proxy = await startProxy(config(`{ endpoint: "${rx.endpoint}", sample: 1 }`))
+  t.teardown(() => proxy.stop())
+  for (let i = 0; i < 3; i++) t.equal(await post(proxy), 200)
+  // usually inside the worker's 200 ms batch window and the exporter's 1 s delay: then only the stop's flush sends them
+  const before = rx.spans.length
+  if (before === 6) t.comment('the machine was slow enough for the timers to export everything before the stop')
+  t.equal(await proxy.stop(), 0)
+  t.equal(rx.spans.filter((s) => s.kind === 2).length, 3, 'all three server spans arrived before the exit')
+  t.equal(rx.spans.filter((s) => s.kind === 3).length, 3, 'and their attempt spans')
+})
