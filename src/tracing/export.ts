@@ -38,6 +38,11 @@ export function tracesUrl(section: Section, env: NodeJS.ProcessEnv = process.env
   return 'http://localhost:4318/v1/traces'
 }
 
+/** The URL for a log line: a password in it (https://user:secret@…) is not logged. */
+function shown(url: string): string {
+  return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@')
+}
+
 export class SpanExport {
   readonly counters: TracingCounters = { dropped: 0, exportErrors: 0, exported: 0, invalid: 0 }
   readonly #logger: Logger
@@ -85,7 +90,11 @@ export class SpanExport {
         scope: { name: 'leaky-tokens', version: this.#version },
       }
       this.#failing = false
-      this.#logger.info({ msg: 'tracing on', endpoint: this.#url, service_name: service, max_queue: this.#max })
+      this.#logger.info({ msg: 'tracing on', endpoint: shown(this.#url), service_name: service, max_queue: this.#max })
+      const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? '').trim()
+      if (protocol !== '' && protocol !== 'http/protobuf') {
+        this.#logger.warn({ msg: 'OTEL_EXPORTER_OTLP_PROTOCOL ignored: spans are exported as OTLP/HTTP protobuf', protocol })
+      }
     }
     // the old exporter finishes the export it has in flight (if any), then closes its connections
     if (old !== null) void (this.#inFlight ?? Promise.resolve()).then(() => old.shutdown()).catch(() => undefined)
@@ -126,12 +135,18 @@ export class SpanExport {
     const batch = this.#queue.length <= BATCH ? this.#queue : this.#queue.slice(0, BATCH)
     this.#queue = batch === this.#queue ? [] : this.#queue.slice(BATCH)
     const scope = this.#scope!
-    const spans = batch.map((d) => toReadable(d, scope))
     this.#inFlight = new Promise<void>((resolve) => {
-      exporter.export(spans, (r) => {
-        this.#done(r.code === 0, spans.length, r.error)
+      try {
+        const spans = batch.map((d) => toReadable(d, scope))
+        exporter.export(spans, (r) => {
+          this.#done(r.code === 0, spans.length, r.error)
+          resolve()
+        })
+      } catch (err) {
+        // a span the SDK cannot take (it should not happen): that batch is lost, counted, the exporter goes on
+        this.#done(false, batch.length, err as Error)
         resolve()
-      })
+      }
     })
   }
 
@@ -141,7 +156,7 @@ export class SpanExport {
       this.counters.exported += n
       if (this.#failing) {
         this.#failing = false
-        this.#logger.info({ msg: 'tracing export recovered', endpoint: this.#url })
+        this.#logger.info({ msg: 'tracing export recovered', endpoint: shown(this.#url) })
       }
     } else {
       this.counters.exportErrors++
@@ -149,7 +164,7 @@ export class SpanExport {
       // once per transition: a dead collector must not flood the log, leaky_tracing_export_errors_total counts
       if (!this.#failing) {
         this.#failing = true
-        this.#logger.warn({ msg: 'tracing export failing; spans are dropped until it recovers', endpoint: this.#url, error: err?.message ?? 'unknown' })
+        this.#logger.warn({ msg: 'tracing export failing; spans are dropped until it recovers', endpoint: shown(this.#url), error: err?.message ?? 'unknown' })
       }
     }
     if (this.#queue.length >= this.#eager) this.#send()
