@@ -128,3 +128,26 @@ t.test('stop: spans still on their way leave before the proxy exits', async (t) 
   t.equal(rx.spans.filter((s) => s.kind === 2).length, 3, 'all three server spans arrived before the exit')
   t.equal(rx.spans.filter((s) => s.kind === 3).length, 3, 'and their attempt spans')
 })
+
+t.test('the standard OTEL_* environment variables configure an empty tracing section', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const proxy = await startProxy(config('{}'), {
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: rx.endpoint,
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hc-key-1,x-other=2',
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_SERVICE_NAME: 'from-env',
+    },
+  })
+  t.teardown(() => proxy.stop())
+  t.equal(await post(proxy, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' }), 200)
+  await rx.until(() => rx.spans.some((s) => s.kind === 2))
+  const server = rx.spans.find((s) => s.kind === 2)!
+  t.equal(server.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'always_on is not parent-based: sampled though the parent was not')
+  t.equal(server.resource['service.name'], 'from-env')
+  t.match(rx.headers[0], { 'x-honeycomb-team': 'hc-key-1', 'x-other': '2' }, 'OTEL_EXPORTER_OTLP_HEADERS sent')
+  const on = await proxy.waitLog((l) => l.msg === 'tracing on')
+  t.equal(on.endpoint, `${rx.endpoint}/v1/traces`)
+})
