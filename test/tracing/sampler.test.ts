@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { ROOT_CONTEXT, trace, TraceFlags, SpanKind } from '@opentelemetry/api'
 import { ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
 import { compileSampler, sampled, DEFAULT_RATIO } from '../../src/tracing/sampler.js'
-import { parseConfig, formatIssue, type Config } from '../../src/config/index.js'
+import { parseConfig, formatIssue, redact, type Config } from '../../src/config/index.js'
 import { tracesUrl } from '../../src/tracing/export.js'
 
 type Section = NonNullable<Config['tracing']>
@@ -66,6 +66,9 @@ t.test('the tracing section: defaults, and errors with file:line:col', async (t)
   t.same(section('{ sample: 1.5 }'), ['c.yaml:1:20 tracing.sample: expected a ratio from 0 to 1, got 1.5'])
   t.same(section('{ endpoint: "tempo:4318" }'), ['c.yaml:1:22 tracing.endpoint: expected http://host:port or https://…, got "tempo:4318"'])
   t.match((section('{ sampel: 0.1 }') as string[])[0], /^c\.yaml:1:12 tracing.*sampel.*sample/)
+  const r = parseConfig('tracing: { headers: { x-honeycomb-team: hc-secret-123 } }\n', 'c.yaml', {})
+  t.ok(r.ok)
+  if (r.ok) t.same((redact(r.config) as Config).tracing!.headers, { 'x-honeycomb-team': '***' }, 'export headers are secrets: redacted in logs, /status, validate')
 })
 
 t.test('the traces URL: endpoint as base or full URL, else the OTLP env vars, else localhost:4318', async (t) => {
