@@ -50,6 +50,7 @@ export function attemptStarted(s: RequestState, up: Upstream, t: Target, trial: 
 export function attemptFailed(s: RequestState, up: Upstream, status: number, reason: string): void {
   if (s.plan.tracing === null) return
   const r = s.trace ?? (s.trace = new TraceRecord())
+  if (r.tail === '') r.tail = 'attempt_failed'
   let a = r.attempts.length < s.attempts ? null : r.attempts[r.attempts.length - 1]
   if (a === null) {
     a = new AttemptRecord(spanId(), up.name, up.targets[s.target].origin, s.attemptAt, false)
@@ -58,6 +59,14 @@ export function attemptFailed(s: RequestState, up: Upstream, status: number, rea
   a.end = performance.now()
   a.status = status
   a.reason = reason
+}
+
+/** forward: `up` is passed over, its breaker open (a tail signal, like a failed attempt). */
+export function breakerOpen(s: RequestState, up: Upstream): void {
+  if (s.plan.tracing === null) return
+  const r = s.trace ?? (s.trace = new TraceRecord())
+  if (r.tail === '') r.tail = 'breaker_open'
+  r.breakerOpen.push(up.name, performance.now())
 }
 
 /**
@@ -79,7 +88,7 @@ export function requestEnded(s: RequestState, status: number, usage: Usage | nul
 function tailReason(s: RequestState, t: TracingPlan, status: number): string {
   if (status >= 500) return 'server_error'
   if (s.errorCode !== null && s.errorCode.startsWith('LEAKY_UPSTREAM')) return 'upstream_error'
-  if (s.trace !== null) return 'attempt_failed'
+  if (s.trace !== null && s.trace.tail !== '') return s.trace.tail
   if (status === 429 && t.sampleDenied) return 'denied'
   return ''
 }

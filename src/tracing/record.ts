@@ -27,4 +27,8 @@ export class TraceRecord {
   /** performance.now() when the limit stage decided; -1: it did not run (or the route has no limits) */
   limitAt = -1
   readonly attempts: AttemptRecord[] = []
+  /** upstreams passed over because their breaker was open: [name, performance.now()] pairs, flat */
+  readonly breakerOpen: Array<string | number> = []
+  /** the tail signal met on the way (attempt_failed, breaker_open); '' while none */
+  tail = ''
 }

@@ -89,6 +89,10 @@ export function requestSpans(s: RequestState, status: number, usage: Usage | nul
     if (s.cluster !== null) ev['leaky.limit.via'] = VIA_NAME[s.cluster.via]
     events.push({ name: 'leaky.limit', time: ORIGIN + (r !== null && r.limitAt >= 0 ? r.limitAt : s.charged ? s.startMs : endMs), attrs: ev })
   }
+  if (r !== null) {
+    const b = r.breakerOpen
+    for (let i = 0; i < b.length; i += 2) events.push({ name: 'leaky.breaker.open', time: ORIGIN + (b[i + 1] as number), attrs: { 'leaky.upstream': b[i] as string } })
+  }
   if (s.ttfbMs >= 0) events.push({ name: 'leaky.first_byte', time: ORIGIN + s.startMs + s.ttfbMs, attrs: null })
   if (s.status > 0) events.push({ name: 'leaky.stream.end', time: ORIGIN + endMs, attrs: { 'http.response.body.size': s.bytesOut } })
 

@@ -70,11 +70,17 @@ upstreams:
     provider: openai
     targets: ["http://127.0.0.1:${dead}"]
     fallback: llm
+  brk:
+    provider: openai
+    targets: ["http://127.0.0.1:${dead}"]
+    breaker: { failure_ratio: 0.5, min_requests: 2, window: 10s, cooldown: 60s }
+    fallback: llm
 routes:
   - { path: /v1/, upstream: llm, auth: key }
   - { path: /flaky/, strip_prefix: true, upstream: flaky }
   - { path: /gone/, strip_prefix: true, upstream: gone }
   - { path: /deny/, strip_prefix: true, upstream: llm, limits: [tiny] }
+  - { path: /brk/, strip_prefix: true, upstream: brk }
 `
 const ALL = `{ endpoint: "${rx.endpoint}", sample: 1, service_name: leaky-test, headers: { x-collector-token: tok-1 } }`
 const file = writeConfig(config(ALL))
@@ -233,6 +239,17 @@ t.test('reload to sample 0: only tail signals export — 429 (sample_denied), fa
   t.match(children[0].attrs, { 'leaky.upstream': 'gone', 'leaky.retry_reason': 'LEAKY_UPSTREAM_CONNECT', 'server.port': dead })
   t.equal(children[0].status.code, 2)
   t.match(children[1].attrs, { 'leaky.upstream': 'llm', 'http.response.status_code': 200 })
+
+  // an open breaker passes its upstream over: the fallback answers, and the trace says why
+  t.equal((await chat('/brk/v1/chat/completions')).status, 200)
+  t.equal((await chat('/brk/v1/chat/completions')).status, 200)
+  await proxy.waitLog((l) => l.msg === 'breaker open' && l.upstream === 'brk')
+  const skipped = await chat('/brk/v1/chat/completions')
+  t.equal(skipped.status, 200)
+  const { server: b, children: bc } = await spansOf(skipped.id, 2)
+  t.equal(b.attrs['leaky.trace.tail'], 'breaker_open', 'exported though not sampled')
+  t.match(b.events.find((e) => e.name === 'leaky.breaker.open')?.attrs, { 'leaky.upstream': 'brk' }, 'the skipped upstream, as an event')
+  t.same(bc.map((c) => c.attrs['leaky.upstream']), ['llm'], 'one attempt: the fallback')
 
   // everything the one worker exported after `quiet` has arrived by now (batches keep their order)
   t.equal(serverSpan(quiet.id), undefined, 'an unsampled success exports nothing')

@@ -19,7 +19,7 @@ import type { Upstream } from '../../upstream/upstream.js'
 import { failureOf } from '../../upstream/retry.js'
 import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
-import { attemptFailed, attemptStarted } from '../../tracing/hooks.js'
+import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
 
@@ -77,6 +77,7 @@ export class Forward extends ResponseStream {
         break
       }
       const ra = up.breaker.retryAfter(now)
+      breakerOpen(s, up)
       if (wait === 0 || ra < wait) wait = ra
       const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
       // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
