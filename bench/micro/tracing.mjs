@@ -7,13 +7,14 @@
 //   decide            the head decision for one request (sampler.ts), what every request pays with tracing on
 //   build             SpanData for one sampled request: SERVER span + 1 attempt (spans.ts), worker side
 //   handoff           structured clone of those spans in a batch of 64 (what postMessage copies), worker side
+//   receive           the same batch read back on the main thread (its side of the hand-off)
 //   sdk-serialise     ReadableSpan + OTLP protobuf serialisation of the same spans: what a worker would do on
 //                     top of `build` with its own exporter (the HTTP send not included)
 //   json              JSON.stringify of the same batch, the other way to hand spans over (for comparison)
 // and the heap a thread holds once it has loaded the SDK exporter, measured in a fresh worker thread.
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
-import { serialize } from 'node:v8'
+import { serialize, deserialize } from 'node:v8'
 import { sampled, compileSampler } from '../../dist/tracing/sampler.js'
 import { requestSpans } from '../../dist/tracing/spans.js'
 import { TraceRecord, AttemptRecord } from '../../dist/tracing/record.js'
@@ -69,6 +70,10 @@ for (let i = 0; i < 64; i += 2) spans.push(...requestSpans(states[i], 200, usage
 const handoff = best((n) => {
   for (let i = 0; i < n; i += 32) sink += serialize({ type: 'spans', spans, invalid: 0 }).length
 }) // per request (2 spans): 32 requests per batch of 64 spans
+const cloned = serialize({ type: 'spans', spans, invalid: 0 })
+const receive = best((n) => {
+  for (let i = 0; i < n; i += 32) sink += deserialize(cloned).spans.length
+}) // the main thread's side of the hand-off
 const scope = { resource: resourceFromAttributes({ 'service.name': 'leaky-tokens' }), scope: { name: 'leaky-tokens', version: '0' } }
 const sdk = best((n) => {
   for (let i = 0; i < n; i += 32) sink += ProtobufTraceSerializer.serializeRequest(spans.map((d) => toReadable(d, scope))).length
@@ -96,10 +101,12 @@ const f = (x) => x.toFixed(2).padStart(7)
 console.log(`decide         ${f(decide)} µs per request (every request, tracing on)`)
 console.log(`build          ${f(build)} µs per sampled request (2 spans)`)
 console.log(`handoff        ${f(handoff)} µs per sampled request (structured clone, batches of 64 spans)`)
+console.log(`receive        ${f(receive)} µs per sampled request (structured clone read back on the main thread)`)
 console.log(`sdk-serialise  ${f(sdk)} µs per sampled request (ReadableSpan + OTLP protobuf; a per-worker exporter pays this in the worker)`)
 console.log(`exporter heap  ${((h1 - h0) / 1048576).toFixed(1)} MiB per thread that loads @opentelemetry/exporter-trace-otlp-proto`)
 console.log(`worker cost per request at 1 %: ${f(decide + 0.01 * (build + handoff))} µs (hand-off) vs ${f(decide + 0.01 * (build + sdk))} µs (+ HTTP send) per-worker SDK`)
 console.log(`worker cost per request at 100 %: ${f(decide + build + handoff)} µs (hand-off) vs ${f(decide + build + sdk)} µs (+ HTTP send) per-worker SDK`)
+console.log(`process cost per request at 100 %: ${f(decide + build + handoff + receive + sdk)} µs (hand-off) vs ${f(decide + build + sdk)} µs (+ HTTP send) per-worker SDK`)
 if (sink === -1) console.log('')
 const json = best((n) => {
   for (let i = 0; i < n; i += 32) sink += JSON.stringify(spans).length
