@@ -75,7 +75,8 @@ export function breakerOpen(s: RequestState, up: Upstream): void {
  */
 export function requestEnded(s: RequestState, status: number, usage: Usage | null, endMs: number): void {
   const t = s.plan.tracing
-  if (t === null) return
+  // no trace context: refused by accept before it read the traceparent (framing, header size), never a 5xx
+  if (t === null || s.traceId === '') return
   let tail = ''
   if (!s.sampled) {
     tail = tailReason(s, t, status)
