@@ -58,6 +58,8 @@ export class OtlpReceiver {
   headers: http.IncomingHttpHeaders[] = []
   /** the HTTP status to answer with (200 = accepted) */
   status = 200
+  /** a collector that hangs: requests are read and never answered (until close) */
+  hang = false
   port = 0
   readonly #server: http.Server
   #waiters: Array<() => void> = []
@@ -68,6 +70,7 @@ export class OtlpReceiver {
       req.on('data', (d: Buffer) => parts.push(d))
       req.on('end', () => {
         this.requests++
+        if (this.hang) return
         this.contentTypes.add(String(req.headers['content-type']))
         this.headers.push(req.headers)
         if (this.status === 200) this.#take(Buffer.concat(parts))

@@ -114,6 +114,29 @@ t.test('collector stopped mid-load: no request fails, failed exports and drops a
   t.equal(proxy.lines.filter((l) => l.msg === 'tracing export failing; spans are dropped until it recovers').length, 1)
 })
 
+t.test('a collector that never answers: no request fails or waits on it, timed-out exports and drops are counted', async (t) => {
+  const rx = new OtlpReceiver()
+  rx.hang = true
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const proxy = await startProxy(config(`{ endpoint: "${rx.endpoint}", sample: 1, timeout: 500ms, max_queue: 16 }`))
+  t.teardown(() => proxy.stop())
+  const statuses = await load(100, 8, () => post(proxy))
+  t.equal(statuses.filter((s) => s !== 200).length, 0, '0 failed requests')
+  let m = ''
+  for (;;) {
+    m = await scrapeMetrics(proxy)
+    if (metricValue(m, 'leaky_tracing_export_errors_total') >= 1) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  // 200 spans against a queue of 16 with one export hanging: most of them are dropped, each one counted
+  t.ok(metricValue(m, 'leaky_tracing_dropped_spans_total') >= 100, `dropped spans counted (${metricValue(m, 'leaky_tracing_dropped_spans_total')})`)
+  t.equal(metricValue(m, 'leaky_tracing_exported_spans_total'), 0)
+  t.ok(rx.requests >= 1, 'the export reached the collector, which never answered')
+  const failing = await proxy.waitLog((l) => l.msg === 'tracing export failing; spans are dropped until it recovers')
+  t.match(failing.error, /timeout|timed out/i)
+})
+
 t.test('stop: spans still on their way leave before the proxy exits', async (t) => {
   const rx = new OtlpReceiver()
   await rx.listen()
