@@ -169,11 +169,12 @@ t.test('JSON answer: server span continues the client trace, one client span per
 })
 
 t.test('SSE stream: first byte before the end of the stream, usage from the stream', async (t) => {
-  const r = await chat('/v1/chat/completions', { stream: true })
+  const r = await chat(`/v1/chat/completions?trace=1&key=${SECRET}`, { stream: true })
   t.equal(r.status, 200)
   t.match(r.body, /data: \[DONE\]/)
   const { server, children } = await spansOf(r.id, 2)
   t.equal(server.parentSpanId, '', 'a trace the proxy started: root span')
+  t.equal(server.attrs['url.path'], '/v1/chat/completions', 'the path only: a query string may carry a key')
   t.ok((server.attrs['gen_ai.usage.output_tokens'] as number) > 0, 'output tokens read from the stream')
   const fb = server.events.find((e) => e.name === 'leaky.first_byte')!
   const end = server.events.find((e) => e.name === 'leaky.stream.end')!
