@@ -203,9 +203,15 @@ t.test('malformed traceparent: a new trace, counted, never an error', async (t) 
   const { server } = await spansOf(r.id, 2)
   t.equal(server.parentSpanId, '', 'root of a new trace')
   t.match(server.traceId, /^[0-9a-f]{32}$/)
+  // an all-zero parent span id is invalid too (W3C): not continued
+  const z = await chat('/v1/chat/completions', { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01' } })
+  t.equal(z.status, 200)
+  const { server: zs } = await spansOf(z.id, 2)
+  t.not(zs.traceId, '0af7651916cd43dd8448eb211c80319c', 'a new trace')
+  t.equal(zs.parentSpanId, '')
   await t.resolves(async () => {
     for (;;) {
-      if (metricValue(await scrapeMetrics(proxy), 'leaky_tracing_invalid_traceparent_total') >= 1) return
+      if (metricValue(await scrapeMetrics(proxy), 'leaky_tracing_invalid_traceparent_total') >= 2) return
       await new Promise((r) => setTimeout(r, 50))
     }
   })
