@@ -68,9 +68,13 @@ export class SpanExport {
     return this.#exporter !== null
   }
 
-  /** Apply the tracing section (start and every reload); an unchanged section keeps exporter, queue and state. */
+  /**
+   * Apply the tracing section (start and every reload). Sampling is the workers' business: a reload that changes only
+   * sample, parent_based or sample_denied keeps exporter, queue and state here.
+   */
   configure(section: Config['tracing'], env: NodeJS.ProcessEnv = process.env): void {
-    const key = JSON.stringify(section ?? null)
+    const key = section === undefined ? 'null'
+      : JSON.stringify([section.endpoint, section.headers, section.service_name, section.timeout, section.max_queue])
     if (key === this.#key) return
     this.#key = key
     const old = this.#exporter
