@@ -5,12 +5,16 @@
 // that reads and discards each export, so the proxy pays for serialising and sending, not for a real collector.
 // Each proxy's CPU includes its exporter (the generation's main thread).
 // On a shared machine CPU per request drifts with the load between rounds, so each round measures the four back to
-// back and the result is the median over rounds of each variant's ratio to `off` in the same round.
-//   node bench/macro/tracing-overhead.mjs            (ROUNDS=5 DURATION=2 CONNECTIONS=32, ~60 s; needs wrk; whole seconds)
+// back and the result is the median over rounds of each variant's ratio to `off` in the same round. CPU per
+// request also falls as throughput rises (more requests per wake-up), so by default the load is a fixed rate
+// (RATE req/s, autocannon --overallRate); RATE=0 drives each proxy flat out with wrk instead.
+//   node bench/macro/tracing-overhead.mjs            (ROUNDS=5 DURATION=2 RATE=1000 CONNECTIONS=32, ~60 s)
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import http from 'node:http'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { CLI, startStub } from './leaky.mjs'
 import { start, waitForJson, stop, stopAll, which } from './procs.mjs'
 import { cpuSeconds } from './cpu.mjs'
@@ -21,6 +25,8 @@ import { allowedCpus } from './machine.mjs'
 const ROUNDS = Number(process.env.ROUNDS ?? 5)
 const DURATION = Number(process.env.DURATION ?? 2)
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32)
+const RATE = Number(process.env.RATE ?? 1000)
+const AUTOCANNON = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url))
 const BASE_CLI = process.env.LEAKY_BASE_CLI ?? '/work/main/dist/cli/main.js'
 const wrk = which('wrk', process.env.WRK)
 if (wrk === null) {
@@ -44,6 +50,24 @@ const sink = http.createServer((req, res) => {
 })
 await new Promise((r) => sink.listen(0, '127.0.0.1', r))
 const sinkUrl = `http://127.0.0.1:${sink.address().port}`
+
+/** RATE req/s for DURATION s through autocannon's CLI, pinned like wrk; { requests, rps, non2xx, errors }. */
+function fixedRate(url, scenario) {
+  const args = [AUTOCANNON, '-j', '-c', String(CONNECTIONS), '-d', String(DURATION), '-R', String(RATE), '-m', scenario.method, '-b', scenario.body]
+  for (const [k, v] of Object.entries(scenario.headers)) args.push('-H', `${k}=${v}`)
+  args.push(url)
+  const argv = taskset !== null && loadCpus !== null ? [taskset, ['-c', loadCpus, process.execPath, ...args]] : [process.execPath, args]
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv[1], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`autocannon exited ${code}`))
+      const j = JSON.parse(out)
+      resolve({ requests: j.requests.total, rps: j.requests.total / DURATION, non2xx: j.non2xx, errors: j.errors + j.timeouts })
+    })
+  })
+}
 
 try {
   const stub = await startStub({ taskset, cpus: loadCpus })
@@ -88,7 +112,8 @@ routes:
       const p = procs[name]
       const url = `http://127.0.0.1:${p.port}`
       const c0 = cpuSeconds(p.proc.pid)
-      const res = await wrkRun({ bin: wrk, url, scenario, script, connections: CONNECTIONS, threads: 1, seconds: DURATION, taskset, cpus: loadCpus })
+      const res = RATE > 0 ? await fixedRate(url + scenario.path, scenario)
+        : await wrkRun({ bin: wrk, url, scenario, script, connections: CONNECTIONS, threads: 1, seconds: DURATION, taskset, cpus: loadCpus })
       // spans still queued leave with the next batch (512 spans) or within a second: the next round pays for what
       // this one left, alike for every round
       await new Promise((r) => setTimeout(r, 300))
