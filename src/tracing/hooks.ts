@@ -28,6 +28,11 @@ export function invalidTraceparent(s: RequestState): void {
   if (s.plan.tracing !== null) countInvalid()
 }
 
+/** limit: the decision waits for Redis (the stage returns PENDING). */
+export function limitPending(s: RequestState): void {
+  if (s.trace !== null) s.trace.limitWaited = true
+}
+
 /** limit: the decision is made (allowed or denied; after Redis answered for cluster limits). */
 export function limitDecided(s: RequestState): void {
   if (s.trace !== null) s.trace.limitAt = performance.now()

@@ -26,6 +26,8 @@ export class AttemptRecord {
 export class TraceRecord {
   /** performance.now() when the limit stage decided; -1: it did not run (or the route has no limits) */
   limitAt = -1
+  /** the limit stage waited for Redis (it went PENDING) before it decided */
+  limitWaited = false
   readonly attempts: AttemptRecord[] = []
   /** upstreams passed over because their breaker was open: [name, performance.now()] pairs, flat */
   readonly breakerOpen: Array<string | number> = []

@@ -7,7 +7,7 @@ import type { Usage } from '../llm/usage.js'
 import type { ApiShape } from '../llm/prompt.js'
 import type { Provider } from '../upstream/upstream.js'
 import { ERRORS } from '../errors.js'
-import { VIA_NAME } from '../limiter/redis.js'
+import { VIA_NAME, Via } from '../limiter/redis.js'
 import { AttemptRecord } from './record.js'
 import { spanId } from './ids.js'
 import { KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET, type Attrs, type EventData, type SpanData } from './span-data.js'
@@ -82,8 +82,8 @@ export function requestSpans(s: RequestState, status: number, usage: Usage | nul
     const ev: Attrs = {
       'leaky.limit.decision': s.charged ? 'allowed' : 'denied',
       'leaky.limit.scope': s.cluster !== null ? 'cluster' : 'local',
-      // a cluster decision was awaited (Redis asked, or its lease); a local one never waits
-      'leaky.limit.waited': s.cluster !== null,
+      // the stage waited for Redis; a request not sampled kept no record: then any cluster decision but a lease's
+      'leaky.limit.waited': r !== null ? r.limitWaited : s.cluster !== null && s.cluster.via !== Via.LEASE,
     }
     if (s.limitDenied !== '') ev['leaky.limit'] = s.limitDenied
     if (s.cluster !== null) ev['leaky.limit.via'] = VIA_NAME[s.cluster.via]
