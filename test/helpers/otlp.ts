@@ -4,6 +4,7 @@
 import http from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
+import { scrapeMetrics, metricValue, type Proxy } from './proxy.js'
 
 const require = createRequire(import.meta.url)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -137,8 +138,21 @@ export class OtlpReceiver {
     return this.spans.filter((s) => s.traceId === traceId)
   }
 
+  /** Stop listening first, then cut every connection: a keep-alive exporter cannot slip a new one in between. */
   async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.#server.close(() => r()))
     this.#server.closeAllConnections()
-    await new Promise<void>((r) => this.#server.close(() => r()))
+    await closed
+  }
+}
+
+/** The proxy's /metrics text once `name` has reached `min` (polled; throws after `timeoutMs`). */
+export async function metricsWhen(p: Proxy, name: string, min: number, timeoutMs = 20_000): Promise<string> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const m = await scrapeMetrics(p)
+    if (metricValue(m, name) >= min) return m
+    if (Date.now() > end) throw new Error(`${name} stayed below ${min} for ${timeoutMs} ms (${metricValue(m, name)})`)
+    await new Promise((r) => setTimeout(r, 100))
   }
 }

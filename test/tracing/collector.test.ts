@@ -2,9 +2,9 @@
 // and dropped spans are counted, the failure is logged once, and the recovery once the collector is back.
 import t from 'tap'
 import { request } from 'undici'
-import { startProxy, scrapeMetrics, metricValue, type Proxy } from '../helpers/proxy.js'
+import { startProxy, metricValue, type Proxy } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
-import { OtlpReceiver } from '../helpers/otlp.js'
+import { OtlpReceiver, metricsWhen } from '../helpers/otlp.js'
 
 const { stub, origin } = await startStub({ seed: 11 })
 t.teardown(() => stub.close())
@@ -66,12 +66,7 @@ t.test('collector stopped mid-load: no request fails, failed exports and drops a
   })
   t.ok(stopped, 'the collector was stopped mid-load')
   t.equal(statuses.filter((s) => s !== 200).length, 0, '0 failed requests')
-  let m = ''
-  for (;;) {
-    m = await scrapeMetrics(proxy)
-    if (metricValue(m, 'leaky_tracing_export_errors_total') >= 2) break
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  const m = await metricsWhen(proxy, 'leaky_tracing_export_errors_total', 2)
   t.ok(metricValue(m, 'leaky_tracing_dropped_spans_total') > 0, `dropped spans counted (${metricValue(m, 'leaky_tracing_dropped_spans_total')})`)
   t.ok(metricValue(m, 'leaky_tracing_exported_spans_total') > 0, 'spans exported before the stop counted')
   const failing = proxy.lines.filter((l) => l.msg === 'tracing export failing; spans are dropped until it recovers')
@@ -96,12 +91,7 @@ t.test('a collector that never answers: no request fails or waits on it, timed-o
   t.teardown(() => proxy.stop())
   const statuses = await load(100, 8, () => post(proxy))
   t.equal(statuses.filter((s) => s !== 200).length, 0, '0 failed requests')
-  let m = ''
-  for (;;) {
-    m = await scrapeMetrics(proxy)
-    if (metricValue(m, 'leaky_tracing_export_errors_total') >= 1) break
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  const m = await metricsWhen(proxy, 'leaky_tracing_export_errors_total', 1)
   // 200 spans against a queue of 16 with one export hanging: most of them are dropped, each one counted
   t.ok(metricValue(m, 'leaky_tracing_dropped_spans_total') >= 100, `dropped spans counted (${metricValue(m, 'leaky_tracing_dropped_spans_total')})`)
   t.equal(metricValue(m, 'leaky_tracing_exported_spans_total'), 0)

@@ -7,9 +7,9 @@ import t from 'tap'
 import { request } from 'undici'
 import net from 'node:net'
 import { writeFileSync } from 'node:fs'
-import { startProxy, writeConfig, scrapeMetrics, metricValue } from '../helpers/proxy.js'
+import { startProxy, writeConfig } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
-import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp.js'
+import { OtlpReceiver, metricsWhen, type ReceivedSpan } from '../helpers/otlp.js'
 import { StubServer, type StubRequestEvent } from '../../src/stub/server.js'
 import type { Exchange } from '../../src/stub/exchange.js'
 
@@ -209,12 +209,7 @@ t.test('malformed traceparent: a new trace, counted, never an error', async (t) 
   const { server: zs } = await spansOf(z.id, 2)
   t.not(zs.traceId, '0af7651916cd43dd8448eb211c80319c', 'a new trace')
   t.equal(zs.parentSpanId, '')
-  await t.resolves(async () => {
-    for (;;) {
-      if (metricValue(await scrapeMetrics(proxy), 'leaky_tracing_invalid_traceparent_total') >= 2) return
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  })
+  await t.resolves(metricsWhen(proxy, 'leaky_tracing_invalid_traceparent_total', 2), 'both counted')
 })
 
 t.test('reload to sample 0: only tail signals export — 429 (sample_denied), fallback after a failed upstream', async (t) => {
