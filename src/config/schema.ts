@@ -343,6 +343,27 @@ const redis = z.strictObject({
   return v
 })
 
+// OpenTelemetry tracing (src/tracing/). Unset keys fall back to the standard OTEL_* environment variables, then to
+// the defaults written here; the OTLP exporter reads OTEL_EXPORTER_OTLP_* itself when endpoint/headers are unset.
+const ratio = parsed((v): { ok: true; value: number } | { ok: false; message: string } => {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
+  if (typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= 1) return { ok: true, value: n }
+  return { ok: false, message: `expected a ratio from 0 to 1, got ${show(v)}` }
+})
+
+const tracing = z.strictObject({
+  endpoint: z.string().regex(/^https?:\/\/[^/]/, 'expected http://host:port or https://…').optional()
+    .describe('OTLP/HTTP collector: base URL ("http://tempo:4318") or the full traces URL (…/v1/traces); default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4318'),
+  headers: headers.optional().describe('headers sent with every export (API keys: use ${env:NAME}); default OTEL_EXPORTER_OTLP_HEADERS'),
+  sample: ratio.optional().describe('share of new traces sampled, 0 to 1; default OTEL_TRACES_SAMPLER_ARG, then 0.01'),
+  parent_based: bool().optional()
+    .describe('follow the sampled flag of an incoming traceparent; default from OTEL_TRACES_SAMPLER (parentbased_*), then true'),
+  sample_denied: bool().default(false).describe('always export requests answered 429 (5xx and upstream failures always are)'),
+  service_name: text().optional().describe('service.name of the spans; default OTEL_SERVICE_NAME, then leaky-tokens'),
+  timeout: duration().prefault('10s').describe('one export\'s deadline, retries included'),
+  max_queue: int(1, 1_000_000).default(2048).describe('spans waiting for export; beyond it new spans are dropped and counted'),
+})
+
 const stub = z.strictObject({
   seed: int(0).default(1).describe('seed of the deterministic stub text'),
   ttft: duration().prefault('0ms').describe('time to first token'),
@@ -387,6 +408,7 @@ export const configSchema = z.strictObject({
   redis: redis.optional().describe('limits shared by several proxies (scope: cluster)'),
   prices: pricesSection.prefault({})
     .describe('USD per 1 M tokens per provider and model: added to, or replacing entries of, the shipped config/prices.yaml'),
+  tracing: tracing.optional().describe('OpenTelemetry spans for every request, exported over OTLP/HTTP (protobuf)'),
   stub: stub.prefault({}).describe('knobs of the embedded stub upstream (targets: [embedded])'),
   cache: cacheSection.prefault({}),
 }).transform((c, ctx) => {

@@ -26,6 +26,8 @@ import { KeyService } from '../identity/key-service.js'
 import { KeySync } from '../identity/key-sync.js'
 import type { AdminCommand } from '../admin/server.js'
 import { Gauge } from 'prom-client'
+import { SpanExport } from '../tracing/export.js'
+import { registerTracingMetrics } from '../tracing/metrics.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -86,6 +88,8 @@ export class Generation {
   #keySync: KeySync | null = null
   /** reload and drain asked through the admin API go to the supervisor (set by it; absent: 503) */
   command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
+  /** the one span exporter of the generation: workers post finished spans to it */
+  readonly tracing: SpanExport
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -99,6 +103,9 @@ export class Generation {
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)
+    this.tracing = new SpanExport(logger, this.metrics.build.version)
+    this.tracing.configure(config.tracing)
+    registerTracingMetrics(this.metrics.registry, this.tracing.counters)
     this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
     const gen = this
     new Gauge({
@@ -351,6 +358,8 @@ export class Generation {
             return void worker.emit('reload-result', m)
           case 'stats':
             return void worker.emit('stats-result', m)
+          case 'spans':
+            return this.tracing.take(m)
         }
       })
       worker.on('error', (err) => {
@@ -394,6 +403,7 @@ export class Generation {
     this.metrics.configure(config, version)
     this.metrics.reloaded(failed === undefined)
     if (failed === undefined) this.#cacheFor(config)
+    this.tracing.configure(config.tracing)
     this.buckets.setWhenFull(config.limits_table.when_full)
     if (this.keys !== null) this.keys.config = config
     if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
@@ -424,6 +434,7 @@ export class Generation {
     for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs, quietMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    await this.tracing.shutdown()
     this.metrics.stop()
     this.cache?.close()
     await this.#admin?.close()

@@ -12,6 +12,7 @@ import { PriceTable } from '../spend/prices.js'
 import { compileCache, type CachePlan } from '../cache/plan.js'
 import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
+import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 
 export interface CompiledRoute {
   index: number
@@ -48,6 +49,8 @@ export interface WorkerPlan {
   cache: CachePlan
   /** bearer JWT verification for `auth: jwt` routes (null: no jwt section) */
   jwt: JwtVerifier | null
+  /** null: no tracing section (src/tracing/) */
+  tracing: TracingPlan | null
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -70,6 +73,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     prices: new PriceTable(config.prices),
     cache: compileCache(config),
     jwt: compileJwt(config),
+    tracing: compileTracing(config.tracing),
   }
 }
 

@@ -12,6 +12,7 @@ import type { RedisCharges } from '../limiter/redis.js'
 import type { ClusterLimiter } from '../limiter/cluster.js'
 import type { StreamingBody } from './body.js'
 import type { CacheCall } from '../cache/call.js'
+import type { TraceRecord } from '../tracing/record.js'
 
 /** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
 export const enum Next {
@@ -38,6 +39,17 @@ export class RequestState {
   requestId = ''
   traceparent = ''
   traceId = ''
+  /** this hop's span id (the SERVER span), and the client's span id from its traceparent ('' when we started the trace) */
+  spanId = ''
+  parentSpanId = ''
+  /** the client's tracestate (tracing on only) */
+  traceState = ''
+  /** head sampling said yes (src/tracing/sampler.ts) */
+  sampled = false
+  /** tracing's notes: set when sampled, or at a failed attempt (a tail signal); null otherwise */
+  trace: TraceRecord | null = null
+  /** when the current upstream attempt was sent (tracing on only) */
+  attemptAt = 0
   route: CompiledRoute | null = null
   upstream: Upstream | null = null
   upstreamPath = ''

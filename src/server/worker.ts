@@ -16,6 +16,8 @@ import { ClusterLimiter, clusterPolicies } from '../limiter/cluster.js'
 import { connectCache } from './stages/cache.js'
 import { setRuntimeKeys } from '../identity/runtime-keys.js'
 import type { KeyRow } from '../store/key-store.js'
+import { connectSink, flushSpans } from '../tracing/sink.js'
+import type { SpanBatch } from '../tracing/span-data.js'
 
 export interface WorkerData {
   index: number
@@ -59,6 +61,8 @@ export type FromWorker =
   | { type: 'reload-failed'; version: number; message: string }
   | { type: 'drained'; cut: number }
   | { type: 'stats'; requests: number }
+  /** finished spans for the generation's exporter (src/tracing/) */
+  | SpanBatch
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -75,6 +79,7 @@ let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocke
 metrics.attach(data.shared.metrics, data.index)
 ctx.cluster = redisFor(data.config)
 metrics.startSampling(() => plan.upstreams.values())
+connectSink(post)
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
 // the proxy listener (TLS when configured) and the optional plain one beside it, serving the same pipeline
@@ -254,6 +259,7 @@ function drain(timeoutMs: number, quietMs: number): void {
     void Promise.allSettled([closePlan(plan), cluster?.close()]).finally(() => {
       for (const u of plan.upstreams.values()) u.destroy()
       flush()
+      flushSpans()
       post({ type: 'drained', cut })
       port.close()
     })

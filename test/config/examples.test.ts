@@ -15,6 +15,7 @@ import { loadConfigFile, formatIssue } from '../../src/config/index.js'
 import { ROOT, startProxy, type Proxy } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
 import { startRedis } from '../helpers/redis.js'
+import { OtlpReceiver } from '../helpers/otlp.js'
 import type { StubRequestEvent } from '../../src/stub/server.js'
 import { AUDIENCE, ISSUER, sign, signingKey, startJwks } from '../helpers/jwks.js'
 import { Agent } from 'undici'
@@ -35,6 +36,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
+  'tracing.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -239,6 +241,34 @@ t.test('tls.yaml: HTTPS with the certificate from the environment, the same rout
   const anon = await request(`https://localhost:${p.port}/v1/models`, { dispatcher: agent })
   t.equal(anon.statusCode, 401, 'keys still apply over TLS')
   await anon.body.text()
+})
+
+t.test('tracing.yaml: a client\'s sampled trace is continued and exported; a 429 is exported though not sampled', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const openai = await fakeOpenAI(t)
+  const p = await startExample(t, 'tracing.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_OTLP_ENDPOINT: rx.endpoint })
+  const res = await request(p.url('/v1/chat/completions'), {
+    method: 'POST', body: CHAT,
+    headers: { 'content-type': 'application/json', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  })
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+  await rx.until(() => rx.spans.some((s) => s.kind === 2))
+  const server = rx.spans.find((s) => s.kind === 2)!
+  t.match(server, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parentSpanId: '00f067aa0ba902b7', resource: { 'service.name': 'leaky-tokens' } })
+  t.match(server.attrs, { 'gen_ai.system': 'openai', 'gen_ai.request.model': 'gpt-4o-mini', 'http.response.status_code': 200 })
+  // burst 20 of ip-rps: the 21st request in a row is refused, and sample_denied exports it
+  let denied = 0
+  for (let i = 0; i < 25 && denied === 0; i++) {
+    const r = await request(p.url('/v1/chat/completions'), { method: 'POST', body: CHAT, headers: { 'content-type': 'application/json' } })
+    await r.body.dump()
+    if (r.statusCode === 429) denied++
+  }
+  t.equal(denied, 1)
+  await rx.until(() => rx.spans.some((s) => s.attrs['http.response.status_code'] === 429))
+  t.match(rx.spans.find((s) => s.attrs['http.response.status_code'] === 429)!.attrs, { 'leaky.limit': 'ip-rps', 'leaky.trace.tail': 'denied' })
 })
 
 const promtool = spawnSync('sh', ['-c', 'command -v promtool']).status === 0

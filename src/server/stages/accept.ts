@@ -6,6 +6,7 @@ import { Next, type RequestState } from '../request-state.js'
 import { replyError, clientAborted } from '../reply.js'
 import { CREDENTIAL_HEADERS } from '../../upstream/upstream.js'
 import { normalizePath } from '../path.js'
+import { headSample, invalidTraceparent } from '../../tracing/hooks.js'
 
 /** Never forwarded: hop-by-hop (RFC 9110 §7.6.1) and what the proxy sets itself. */
 const DROP = new Set([
@@ -70,7 +71,7 @@ export function accept(s: RequestState, req: HttpRequest): Next {
 
   const id = req.getHeader('x-request-id')
   s.requestId = id !== '' && id.length <= 128 && SAFE_ID.test(id) ? id : newRequestId()
-  startTrace(s, req.getHeader('traceparent'))
+  startTrace(s, req.getHeader('traceparent'), req)
   s.forwardedFor = forwardedFor(s, req.getHeader('x-forwarded-for'))
 
   // hop-by-hop removal: the fixed set plus whatever the client's Connection header names
@@ -141,18 +142,32 @@ function newRequestId(): string {
   return randomHex(12)
 }
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+const ZERO_TRACE = '00000000000000000000000000000000'
+const ZERO_SPAN = '0000000000000000'
 
-/** W3C trace context: continue the client's trace with a new span id for our hop, or start one. */
-function startTrace(s: RequestState, header: string): void {
+/**
+ * W3C trace context: continue the client's trace with a new span id for our hop, or start one. A traceparent that
+ * does not parse (or has all-zero ids) is replaced by a new trace, never refused; with tracing on it is counted and
+ * the sampled flag sent upstream is our own sampling decision (src/tracing/hooks.ts).
+ */
+function startTrace(s: RequestState, header: string, req: HttpRequest): void {
   const m = header === '' ? null : TRACEPARENT.exec(header)
-  if (m !== null && m[1] !== '00000000000000000000000000000000') {
+  s.spanId = randomHex(8)
+  let flags = '01'
+  let parentFlags = -1
+  if (m !== null && m[1] !== ZERO_TRACE && m[2] !== ZERO_SPAN) {
     s.traceId = m[1]
-    s.traceparent = `00-${m[1]}-${randomHex(8)}-${m[2]}`
+    s.parentSpanId = m[2]
+    flags = m[3]
+    parentFlags = parseInt(flags, 16)
   } else {
+    if (header !== '') invalidTraceparent(s)
     s.traceId = randomHex(16)
-    s.traceparent = `00-${s.traceId}-${randomHex(8)}-01`
   }
+  const t = s.plan.tracing
+  if (t !== null) flags = headSample(s, t, parentFlags, req.getHeader('tracestate'))
+  s.traceparent = `00-${s.traceId}-${s.spanId}-${flags}`
 }
 
 // ---- client address and trusted proxies ----

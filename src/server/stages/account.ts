@@ -9,6 +9,7 @@ import { reconcile, scopeOf } from './limit.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
+import { requestEnded } from '../../tracing/hooks.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -51,6 +52,7 @@ export function account(s: RequestState): void {
       else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
     }
   }
+  requestEnded(s, status, usage, end)
   if (!s.plan.accessLog) return
   // unknown usage shows no numbers: its tokens_estimate is what stayed charged
   const known = usage === null || usage.source === 'unknown' ? null : usage

@@ -20,6 +20,7 @@ import { failureOf } from '../../upstream/retry.js'
 import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import { CacheTee } from '../../cache/tee.js'
+import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
 
@@ -82,6 +83,7 @@ export class Forward extends ResponseStream {
         break
       }
       const ra = up.breaker.retryAfter(now)
+      breakerOpen(s, up)
       if (wait === 0 || ra < wait) wait = ra
       const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
       // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
@@ -114,7 +116,7 @@ export class Forward extends ResponseStream {
       'x-forwarded-for', s.forwardedFor,
       'x-forwarded-proto', 'http',
       'x-request-id', s.requestId,
-      'traceparent', s.traceparent,
+      'traceparent', s.plan.tracing === null ? s.traceparent : attemptStarted(s, up, t, this.trial),
     )
     if (s.host !== '') h.push('x-forwarded-host', s.host)
 
@@ -154,6 +156,7 @@ export class Forward extends ResponseStream {
     const up = this.s.upstream!
     if (up.breaker !== null) this.record(up, up.breaker, status >= 500)
     if (!up.retry.onStatus(status) || !this.another(up)) return false
+    attemptFailed(this.s, up, status, 'status')
     this.drop(controller, up, status >= 500 ? UpstreamResult.STATUS_5XX : UpstreamResult.OK, `status ${status}`)
     return true
   }
@@ -173,6 +176,7 @@ export class Forward extends ResponseStream {
     const f = failureOf(upstreamErrorCode(err), (err as { code?: string }).code)
     if (up.breaker !== null) this.record(up, up.breaker, true)
     if (!up.retry.onFailure(f) || !this.another(up)) return false
+    attemptFailed(s, up, 0, upstreamErrorCode(err))
     this.drop(null, up, RESULT_OF[f], err.message)
     return true
   }

@@ -13,6 +13,7 @@ import { Status } from '../../limiter/table.js'
 import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
+import { limitDecided, limitPending } from '../../tracing/hooks.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -97,6 +98,7 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   // a body that streams to the upstream must be taken from uWS now (onData is only set in the handler's tick);
   // StreamingBody pauses the client once 64 KiB wait, so nothing piles up while Redis decides
   if (!s.route!.readsBody && hasBody(s) && s.streamBody === null) s.streamBody = new StreamingBody(s)
+  limitPending(s)
   r.then(() => {
     if (settle(s, lc) === Next.CONTINUE) then(s)
   })
@@ -136,6 +138,7 @@ function settle(s: RequestState, lc: Charges): Next {
 
 function admitted(s: RequestState, c: Charges): Next {
   s.charged = true
+  limitDecided(s)
   const headers: string[] = []
   rateLimitHeaders(c, headers)
   s.responseHeaders = headers
@@ -174,6 +177,7 @@ function merge(lc: Charges, rc: Charges): Charges {
 }
 
 function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Next {
+  limitDecided(s)
   const headers: string[] = []
   rateLimitHeaders(c, headers)
   const l = c.limits[c.decider]

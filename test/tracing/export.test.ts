@@ -1,0 +1,114 @@
+// The export path: the sampled set is exactly the SDK's TraceIdRatioBased choice (and its share within statistical
+// bounds) over a bounded number of requests; a stop exports what is still on its way; the standard OTEL_*
+// environment variables alone configure it. (A failing collector: collector.test.ts.)
+import t from 'tap'
+import { request } from 'undici'
+import { randomBytes } from 'node:crypto'
+import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api'
+import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
+import { startProxy, type Proxy } from '../helpers/proxy.js'
+import { startStub } from '../helpers/stub.js'
+import { OtlpReceiver } from '../helpers/otlp.js'
+
+const { stub, origin } = await startStub({ seed: 11 })
+t.teardown(() => stub.close())
+
+const config = (tracing: string) => `listen: 127.0.0.1:0
+workers: 1
+drain_timeout: 2s
+admin: { listen: 127.0.0.1:0 }
+log: { level: info, access: false }
+tracing: ${tracing}
+upstreams:
+  llm: { provider: openai, targets: ["${origin}"] }
+routes:
+  - { path: /v1/, upstream: llm }
+`
+
+function post(p: Proxy, headers: Record<string, string> = {}) {
+  return request(p.url('/v1/chat/completions'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8}',
+  }).then(async (r) => {
+    await r.body.dump()
+    return r.statusCode
+  })
+}
+
+/** Run `count` requests, `conc` at a time; `each(i)` after the i-th response. Returns the statuses. */
+async function load(count: number, conc: number, send: (i: number) => Promise<number>, each?: (done: number) => void | Promise<void>): Promise<number[]> {
+  const out: number[] = []
+  let next = 0
+  let done = 0
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < count) {
+      const i = next++
+      out[i] = await send(i)
+      done++
+      await each?.(done)
+    }
+  }))
+  return out
+}
+
+t.test('head sampling at 0.25: exactly the SDK\'s choice of trace ids, a share within bounds', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  const proxy = await startProxy(config(`{ endpoint: "${rx.endpoint}", sample: 0.25, parent_based: false }`))
+  t.teardown(async () => {
+    await proxy.stop()
+    await rx.close()
+  })
+  const N = 400
+  const ids = Array.from({ length: N }, () => randomBytes(16).toString('hex'))
+  const statuses = await load(N, 8, (i) => post(proxy, { traceparent: `00-${ids[i]}-b7ad6b7169203331-01` }))
+  t.same(new Set(statuses), new Set([200]))
+  // a 5xx is always exported: once the one worker's sentinel has arrived, everything it sent before it has too
+  t.equal(await post(proxy, { 'x-stub-error': '500', traceparent: '00-ffffffffffffffffffffffffffffffff-b7ad6b7169203331-00' }), 500)
+  await rx.until(() => rx.spans.some((s) => s.traceId === 'f'.repeat(32)))
+  const sdk = new TraceIdRatioBasedSampler(0.25)
+  const want = ids.filter((id) => sdk.shouldSample(ROOT_CONTEXT, id, 'x', SpanKind.SERVER, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED)
+  const got = new Set(rx.spans.filter((s) => s.kind === 2 && s.traceId !== 'f'.repeat(32)).map((s) => s.traceId))
+  t.same([...got].sort(), want.sort(), 'the exported traces are the ones the SDK sampler picks')
+  const sd = Math.sqrt(N * 0.25 * 0.75)
+  t.ok(Math.abs(got.size - N * 0.25) <= 4.5 * sd, `${got.size} of ${N} sampled (expected ${N * 0.25} ± ${Math.round(4.5 * sd)})`)
+})
+
+t.test('stop: spans still on their way leave before the proxy exits', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const proxy = await startProxy(config(`{ endpoint: "${rx.endpoint}", sample: 1 }`))
+  t.teardown(() => proxy.stop())
+  for (let i = 0; i < 3; i++) t.equal(await post(proxy), 200)
+  // usually inside the worker's 200 ms batch window and the exporter's 1 s delay: then only the stop's flush sends them
+  const before = rx.spans.length
+  if (before === 6) t.comment('the machine was slow enough for the timers to export everything before the stop')
+  t.equal(await proxy.stop(), 0)
+  t.equal(rx.spans.filter((s) => s.kind === 2).length, 3, 'all three server spans arrived before the exit')
+  t.equal(rx.spans.filter((s) => s.kind === 3).length, 3, 'and their attempt spans')
+})
+
+t.test('the standard OTEL_* environment variables configure an empty tracing section', async (t) => {
+  const rx = new OtlpReceiver()
+  await rx.listen()
+  t.teardown(() => rx.close())
+  const proxy = await startProxy(config('{}'), {
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: rx.endpoint,
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hc-key-1,x-other=2',
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_SERVICE_NAME: 'from-env',
+    },
+  })
+  t.teardown(() => proxy.stop())
+  t.equal(await post(proxy, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' }), 200)
+  await rx.until(() => rx.spans.some((s) => s.kind === 2))
+  const server = rx.spans.find((s) => s.kind === 2)!
+  t.equal(server.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'always_on is not parent-based: sampled though the parent was not')
+  t.equal(server.resource['service.name'], 'from-env')
+  t.match(rx.headers[0], { 'x-honeycomb-team': 'hc-key-1', 'x-other': '2' }, 'OTEL_EXPORTER_OTLP_HEADERS sent')
+  const on = await proxy.waitLog((l) => l.msg === 'tracing on')
+  t.equal(on.endpoint, `${rx.endpoint}/v1/traces`)
+})
