@@ -22,7 +22,7 @@ import { describeCertificate } from '../tls/pem.js'
 import { chooseUws, describeChoice, refusal } from './uws-choice.js'
 import { applyUwsHeadLimit } from './head-limit.js'
 import { AuditLog } from '../audit/audit-log.js'
-import { KeyService } from '../identity/key-service.js'
+import { KeyService, keyStoreFile } from '../identity/key-service.js'
 import { KeySync } from '../identity/key-sync.js'
 import type { AdminCommand } from '../admin/server.js'
 import { Gauge } from 'prom-client'
@@ -145,7 +145,9 @@ export class Generation {
     const keys = KeyService.open(this.config, this.audit, true)
     this.keys = keys
     if (keys.disabled !== null) {
-      this.logger.error({ msg: 'runtime keys disabled; the config file\'s keys keep working', reason: keys.disabled })
+      // not configured is a choice, not a failure: an error line at every start of a plain config would be noise
+      if (keyStoreFile(this.config) === null) this.logger.info({ msg: 'runtime keys off', reason: keys.disabled })
+      else this.logger.error({ msg: 'runtime keys disabled; the config file\'s keys keep working', reason: keys.disabled })
       return
     }
     this.logger.info({ msg: 'key store open', file: keys.store!.file, runtime_keys: keys.rows.length })

@@ -86,6 +86,8 @@ export class RequestState {
   shape: ApiShape | null = null
   /** estimated tokens (prompt + requested max output) pre-charged on token limits */
   costTokens = 0
+  /** what the response cost at the plan's prices, pico-USD; -1: unknown (no price, or no usage) */
+  costPico = -1
   promptTokens = 0
   model = ''
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */

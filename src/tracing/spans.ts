@@ -74,6 +74,7 @@ export function requestSpans(s: RequestState, status: number, usage: Usage | nul
     attrs['gen_ai.usage.input_tokens'] = usage.prompt
     attrs['gen_ai.usage.output_tokens'] = usage.completion
     attrs['leaky.usage.source'] = usage.source
+    if (s.costPico >= 0) attrs['leaky.cost_usd'] = s.costPico / 1e12
   }
 
   const events: EventData[] = []

@@ -145,6 +145,9 @@ t.test('JSON answer: server span continues the client trace, one client span per
   t.ok(typeof server.attrs['gen_ai.response.model'] === 'string' && server.attrs['gen_ai.response.model'] !== '', 'response model')
   t.ok((server.attrs['gen_ai.usage.input_tokens'] as number) > 0, 'input tokens')
   t.ok((server.attrs['gen_ai.usage.output_tokens'] as number) > 0, 'output tokens')
+  // gpt-4o-mini at the shipped 0.15 / 0.60 USD per 1 M tokens
+  const cost = ((server.attrs['gen_ai.usage.input_tokens'] as number) * 0.15 + (server.attrs['gen_ai.usage.output_tokens'] as number) * 0.6) / 1e6
+  t.ok(Math.abs((server.attrs['leaky.cost_usd'] as number) - cost) < 1e-12, `leaky.cost_usd ${server.attrs['leaky.cost_usd']} = ${cost}`)
   t.equal(server.status.code, 0, 'status unset on success')
   // timings: inside the client's own window, first byte and end of stream in order
   t.ok(Number(server.startNs) / 1e6 >= before - 5 && Number(server.endNs) / 1e6 <= after + 5, 'span inside the request window')

@@ -52,6 +52,7 @@ export function account(s: RequestState): void {
       else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
     }
   }
+  s.costPico = cost
   requestEnded(s, status, usage, end)
   if (!s.plan.accessLog) return
   // unknown usage shows no numbers: its tokens_estimate is what stayed charged
