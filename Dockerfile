@@ -20,8 +20,20 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# runtime: production dependencies only (none needs an install script; the optional one is the uWS 20.57 build),
-# not root
+# deps: production dependencies only. One of them has a native addon that is not N-API: better-sqlite3 (runtime keys),
+# built here from source against this image's Node (its install script would try a prebuilt download first), with
+# the compiler this stage alone carries. The other install scripts are skipped: the ws accelerators are used only by
+# the pure-JS fallback leaky refuses, and the uWS builds ship their binaries.
+FROM ${NODE_IMAGE} AS deps
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
+ && npm rebuild better-sqlite3 --build-from-source \
+ && node -e "new (require('better-sqlite3'))(':memory:').close()" \
+ && npm cache clean --force
+
+# runtime: the compiled dist/ and the production dependencies, not root
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     LEAKY_CONFIG=/etc/leaky/leaky.yaml \
@@ -29,7 +41,7 @@ ENV NODE_ENV=production \
     LEAKY_ADMIN_LISTEN=127.0.0.1:9090
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY config ./config
 # the shipped config, with its listen addresses and log level taken from the environment

@@ -173,8 +173,8 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
       if (name !== null) fn(name, l, r)
     }
   }
-  /** keys summed by their label (marked ids, everything else "other") */
-  const keys = (cell: number, emit: Emit) => {
+  /** a per-key counter (its word offset for slot k), summed by label (marked ids, everything else "other"), × scale */
+  const keySums = (at: (k: number) => number, emit: Emit, scale = 1) => {
     const r = src.reader
     if (r === null) return
     const by = new Map<string, number>()
@@ -182,10 +182,11 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
       const name = r.v.keys.name(k)
       if (name === null) continue
       const label = k === 0 ? OTHER : src.keyLabel(name)
-      by.set(label, (by.get(label) ?? 0) + r.counter(STRIPE.keys + k * 2 + cell))
+      by.set(label, (by.get(label) ?? 0) + r.counter(at(k)))
     }
-    for (const [key_id, n] of by) if (n > 0) emit(frags.pair('key_id', key_id), { key_id }, n)
+    for (const [key_id, n] of by) if (n > 0) emit(frags.pair('key_id', key_id), { key_id }, n * scale)
   }
+  const keys = (cell: number, emit: Emit) => keySums((k) => STRIPE.keys + k * 2 + cell, emit)
   const flowCell = (cell: number) => (emit: Emit) => flows((frag, labels, base, r) => {
     const n = r.counter(base + cell)
     if (n > 0) emit(frag, labels, n)
@@ -286,18 +287,7 @@ export function registerMetrics(registry: Registry, src: ExpositionSource): void
       }
     })
   counter('leaky_key_cost_usd_total', 'What each key\'s responses cost in USD, for keys marked metrics_label (the rest summed as "other").',
-    ['key_id'], (emit) => {
-      const r = src.reader
-      if (r === null) return
-      const by = new Map<string, number>()
-      for (let k = 0; k < r.v.keys.used; k++) {
-        const name = r.v.keys.name(k)
-        if (name === null) continue
-        const label = k === 0 ? OTHER : src.keyLabel(name)
-        by.set(label, (by.get(label) ?? 0) + r.counter(STRIPE.keyCost + k))
-      }
-      for (const [key_id, n] of by) if (n > 0) emit(frags.pair('key_id', key_id), { key_id }, n / 1e9)
-    })
+    ['key_id'], (emit) => keySums((k) => STRIPE.keyCost + k, emit, 1e-9))
   counter('leaky_llm_usage_unknown_total', 'Responses whose usage could not be read, by reason: encoding (a Content-Encoding the proxy does not decode), invalid (usage fields of the wrong type); their estimate stays charged.',
     ['upstream', 'reason'], (emit) => upstreams((frag, labels, slot, r) => {
       for (let k = 0; k < 2; k++) {

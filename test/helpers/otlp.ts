@@ -2,6 +2,7 @@
 // as ExportTraceServiceRequest with the protobufjs root generated from the official opentelemetry-proto
 // definitions (shipped by @opentelemetry/otlp-transformer 0.52, installed as the dev alias otlp-transformer-052).
 import http from 'node:http'
+import { request } from 'undici'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { scrapeMetrics, metricValue, type Proxy } from './proxy.js'
@@ -155,4 +156,45 @@ export async function metricsWhen(p: Proxy, name: string, min: number, timeoutMs
     if (Date.now() > end) throw new Error(`${name} stayed below ${min} for ${timeoutMs} ms (${metricValue(m, name)})`)
     await new Promise((r) => setTimeout(r, 100))
   }
+}
+
+/** A one-worker proxy config on `origin` (an OpenAI stub) with this `tracing:` section (YAML flow text). */
+export const tracingConfig = (origin: string, tracing: string) => `listen: 127.0.0.1:0
+workers: 1
+drain_timeout: 2s
+admin: { listen: 127.0.0.1:0 }
+log: { level: info, access: false }
+tracing: ${tracing}
+upstreams:
+  llm: { provider: openai, targets: ["${origin}"] }
+routes:
+  - { path: /v1/, upstream: llm }
+`
+
+/** One small chat completion through the proxy; its status once the body is read. */
+export function postChat(p: Proxy, headers: Record<string, string> = {}): Promise<number> {
+  return request(p.url('/v1/chat/completions'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8}',
+  }).then(async (r) => {
+    await r.body.dump()
+    return r.statusCode
+  })
+}
+
+/** Run `count` requests, `conc` at a time; `each(i)` after the i-th response. Returns the statuses. */
+export async function load(count: number, conc: number, send: (i: number) => Promise<number>, each?: (done: number) => void | Promise<void>): Promise<number[]> {
+  const out: number[] = []
+  let next = 0
+  let done = 0
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < count) {
+      const i = next++
+      out[i] = await send(i)
+      done++
+      await each?.(done)
+    }
+  }))
+  return out
 }

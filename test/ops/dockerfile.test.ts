@@ -66,9 +66,15 @@ t.test('multi-stage on Node 24 / Debian 13 (uWS 20.57): build with dev dependenc
   t.match(pkg.scripts[script!], /tsc -p tsconfig\.build\.json/)
   const outDir = (JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string } }).compilerOptions.outDir
   t.equal(outDir, 'dist')
-  const runtimeRuns = final('RUN').map((r) => r.args)
-  t.ok(runtimeRuns.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'runtime: production dependencies only')
+  const depsStage = froms.findIndex((f) => /AS deps$/i.test(f.args))
+  t.ok(depsStage > 0, 'a deps stage')
+  const depsRuns = inStage(depsStage, 'RUN').map((r) => r.args)
+  t.ok(depsRuns.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'deps: production dependencies only')
+  t.ok(depsRuns.some((r) => /npm rebuild better-sqlite3 --build-from-source/.test(r) && /require\('better-sqlite3'\)/.test(r)), 'deps: better-sqlite3 built from source and loaded')
+  t.ok(depsRuns.some((r) => /apt-get install .*\bg\+\+/.test(r)), 'deps: the compiler it needs')
   const copies = final('COPY').map((c) => c.args)
+  t.ok(copies.some((c) => /^--from=deps \/app\/node_modules \.\/node_modules$/.test(c)), 'runtime gets the production node_modules from the deps stage')
+  t.notOk(final('RUN').some((r) => /apt-get install/.test(r.args)), 'no compiler in the runtime image')
   t.ok(copies.some((c) => /^--from=build \/app\/dist \.\/dist$/.test(c)), 'runtime gets the compiled dist/ from the build stage')
   t.equal(inStage(0, 'WORKDIR')[0]?.args, '/app')
 })
@@ -86,13 +92,16 @@ t.test('the default base and the documented Node 20 alternative each get a uWS b
   t.match(chooseUws({}, { node: '24.0.0', abi: '137', platform: 'linux', arch: 'x64', glibc: GLIBC.bookworm }).problem, /needs glibc >= 2\.38/)
 })
 
-t.test('--ignore-scripts is safe: no required production dependency has an install script', async (t) => {
+t.test('--ignore-scripts is safe: the one required production dependency with an install script is rebuilt explicitly', async (t) => {
   const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; hasInstallScript?: boolean; optional?: boolean }> }
   const scripted = Object.entries(lock.packages).filter(([name, p]) => name !== '' && p.hasInstallScript === true && p.dev !== true)
   // optional ones are accelerators of `ws`, which uWebSockets.js uses only in the pure-JS fallback leaky refuses
   // to run on (bufferutil, utf-8-validate); without their install script they are simply not used
-  t.same(scripted.filter(([, p]) => p.optional !== true).map(([n]) => n), [])
-  for (const [name] of scripted) t.ok(['node_modules/bufferutil', 'node_modules/utf-8-validate'].includes(name), `${name}: optional, fallback only`)
+  // better-sqlite3 (runtime keys) is a native addon the deps stage builds from source (previous test)
+  t.same(scripted.filter(([, p]) => p.optional !== true).map(([n]) => n), ['node_modules/better-sqlite3'])
+  for (const [name, p] of scripted) {
+    if (p.optional === true) t.ok(['node_modules/bufferutil', 'node_modules/utf-8-validate'].includes(name), `${name}: optional, fallback only`)
+  }
 })
 
 t.test('everything copied from the context exists and is not excluded by .dockerignore', async (t) => {

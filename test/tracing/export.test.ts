@@ -2,55 +2,18 @@
 // bounds) over a bounded number of requests; a stop exports what is still on its way; the standard OTEL_*
 // environment variables alone configure it. (A failing collector: collector.test.ts.)
 import t from 'tap'
-import { request } from 'undici'
 import { randomBytes } from 'node:crypto'
 import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api'
 import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
 import { startProxy, type Proxy } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
-import { OtlpReceiver } from '../helpers/otlp.js'
+import { OtlpReceiver, load, postChat, tracingConfig } from '../helpers/otlp.js'
 
 const { stub, origin } = await startStub({ seed: 11 })
 t.teardown(() => stub.close())
 
-const config = (tracing: string) => `listen: 127.0.0.1:0
-workers: 1
-drain_timeout: 2s
-admin: { listen: 127.0.0.1:0 }
-log: { level: info, access: false }
-tracing: ${tracing}
-upstreams:
-  llm: { provider: openai, targets: ["${origin}"] }
-routes:
-  - { path: /v1/, upstream: llm }
-`
-
-function post(p: Proxy, headers: Record<string, string> = {}) {
-  return request(p.url('/v1/chat/completions'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8}',
-  }).then(async (r) => {
-    await r.body.dump()
-    return r.statusCode
-  })
-}
-
-/** Run `count` requests, `conc` at a time; `each(i)` after the i-th response. Returns the statuses. */
-async function load(count: number, conc: number, send: (i: number) => Promise<number>, each?: (done: number) => void | Promise<void>): Promise<number[]> {
-  const out: number[] = []
-  let next = 0
-  let done = 0
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (next < count) {
-      const i = next++
-      out[i] = await send(i)
-      done++
-      await each?.(done)
-    }
-  }))
-  return out
-}
+const config = (tracing: string) => tracingConfig(origin, tracing)
+const post = postChat
 
 t.test('head sampling at 0.25: exactly the SDK\'s choice of trace ids, a share within bounds', async (t) => {
   const rx = new OtlpReceiver()
