@@ -30,7 +30,7 @@ keys: [{ id: cfg, key: "cfg-SECRET" }]
 upstreams: { llm: { provider: openai, targets: [embedded] } }
 routes: [{ path: /v1/, upstream: llm, auth: key }]
 `)
-const proxy = await startProxy(file, { readyTimeoutMs: 60_000 })
+const proxy = await startProxy(file)
 t.teardown(() => proxy.stop())
 
 type Doc = Record<string, any>

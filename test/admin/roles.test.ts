@@ -35,7 +35,7 @@ upstreams: { llm: { provider: openai, targets: [embedded] } }
 routes: [{ path: /v1/, upstream: llm }]
 ${extra}`
 writeFileSync(file, yaml(''))
-const proxy = await startProxy(file, { readyTimeoutMs: 60_000 })
+const proxy = await startProxy(file)
 t.teardown(() => proxy.stop())
 
 // the throttled source is 127.0.0.2, so the rest of this file (from 127.0.0.1) is not blocked by it

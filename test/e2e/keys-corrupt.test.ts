@@ -25,10 +25,8 @@ upstreams:
 routes:
   - { path: /v1/, upstream: llm, auth: key }
 `)
-// on a machine shared by several test runs a start can take longer than the helper's default 20 s
-const READY = { readyTimeoutMs: 60_000 }
 writeFileSync(store, 'garbage, not a database '.repeat(300))
-const proxy: Proxy = await startProxy(file, READY)
+const proxy: Proxy = await startProxy(file)
 t.teardown(() => proxy.stop())
 
 async function chat(key: string): Promise<number> {

@@ -32,10 +32,9 @@ routes: [{ path: /v1/, upstream: llm, auth: key }]
 
 const fileA = config('a')
 const fileB = config('b')
-const READY = { readyTimeoutMs: 60_000 }
-const a = await startProxy(fileA, READY)
+const a = await startProxy(fileA)
 t.teardown(() => a.stop())
-const b = await startProxy(fileB, READY)
+const b = await startProxy(fileB)
 t.teardown(() => b.stop())
 
 async function chat(p: Proxy, key: string): Promise<number> {

@@ -25,9 +25,7 @@ upstreams:
 routes:
   - { path: /v1/, upstream: llm, auth: key }
 `)
-// on a machine shared by several test runs a start can take longer than the helper's default 20 s
-const READY = { readyTimeoutMs: 60_000 }
-let proxy: Proxy = await startProxy(file, READY)
+let proxy: Proxy = await startProxy(file)
 t.teardown(() => proxy.stop())
 
 async function chat(key: string): Promise<number> {
@@ -50,7 +48,7 @@ t.test('keys survive a restart and an upgrade', { timeout: 240_000 }, async (t) 
   const keep = await admin('POST', '/admin/keys', { id: 'durable' })
   t.equal(await chat(keep.body.secret), 200, 'served at once (the admin API pushes to the workers)')
   t.equal(await proxy.stop(), 0)
-  proxy = await startProxy(file, READY)
+  proxy = await startProxy(file)
   t.equal((await chat(keep.body.secret)), 200, 'runtime key after restart')
   t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_runtime_keys_enabled'), 1)
 

@@ -35,11 +35,9 @@ routes:
 `)
 
 const secrets: string[] = [ADMIN, YAML_KEY]
-// on a machine shared by several test runs a start can take longer than the helper's default 20 s
-const READY = { readyTimeoutMs: 60_000 }
 // a new connection per request: SO_REUSEPORT spreads connections over both workers, so "every worker" is exercised
 const agent = new Agent({ pipelining: 0, connections: 1, keepAliveTimeout: 1 })
-const proxy: Proxy = await startProxy(file, READY)
+const proxy: Proxy = await startProxy(file)
 t.teardown(async () => {
   await agent.close()
   await proxy.stop()

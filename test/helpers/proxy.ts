@@ -86,7 +86,7 @@ export function writeConfig(yaml: string): string {
 }
 
 /** Spawn the proxy on a config (YAML text or a file path) and wait for its ready line. */
-export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[]; readyTimeoutMs?: number } = {}): Promise<Proxy> {
+export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<Proxy> {
   const file = config.includes('\n') ? writeConfig(config) : config
   const child = spawn(process.execPath, [CLI, 'start', '-c', file, ...(opts.args ?? [])], {
     cwd: ROOT,
@@ -99,7 +99,7 @@ export async function startProxy(config: string, opts: { env?: NodeJS.ProcessEnv
   const p = new Proxy(child)
   const ready = await Promise.race([
     // bounds a hang, not a speed: on the shared 2-core machine at load 30 a 2-worker start took 15 s
-    p.waitLog((l) => l.msg === 'ready', opts.readyTimeoutMs ?? 60_000),
+    p.waitLog((l) => l.msg === 'ready', 60_000),
     p.exited.then((code) => {
       throw new Error(`proxy exited with ${code} before ready: ${p.stderr}`)
     }),
