@@ -23,4 +23,7 @@ export function registerCacheMetrics(registry: Registry, owner: () => CacheOwner
   new Gauge({ name: 'leaky_cache_entries', help: 'Entries held by the response cache.', registers, collect(this: Gauge) {
     this.set(owner()?.store.size ?? 0)
   } })
+  new Gauge({ name: 'leaky_cache_flights', help: 'Upstream calls of cached routes in flight (each with its waiting followers).', registers, collect(this: Gauge) {
+    this.set(owner()?.flights.size ?? 0)
+  } })
 }

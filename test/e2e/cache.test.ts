@@ -40,7 +40,20 @@ async function post(path: string, body: string, key = 'sk-alice', headers: Recor
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers },
   })
   const text = await res.body.text()
-  return { status: res.statusCode, text, xCache: String(res.headers['x-cache']), reqId: String(res.headers['x-request-id']) }
+  const xCache = String(res.headers['x-cache'])
+  // a fixed-length answer reaches the client before the upstream's end reaches the cache owner: a sequential repeat
+  // in that gap would follow the still-open flight (COALESCED). The tests' repeats mean "after it landed".
+  if (xCache === 'MISS' && signal === undefined) await untilZero('leaky_cache_flights')
+  return { status: res.statusCode, text, xCache, reqId: String(res.headers['x-request-id']) }
+}
+
+/** Resolve once the gauge `name` is 0 (scraped every 10 ms). */
+async function untilZero(name: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if ((await metric(name)) === 0) return
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`${name} never went back to 0`)
 }
 
 async function metric(name: string): Promise<number> {
