@@ -14,6 +14,7 @@ import type { MeterOptions } from './usage.js'
 export class AnthropicMeter extends ResponseMeter {
   protected readonly usageKey = 'usage'
   protected readonly modelKey = 'model'
+  protected readonly finishKey = 'stop_reason'
   private input = -1
   private cacheRead = -1
   private cacheWrite = -1

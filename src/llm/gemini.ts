@@ -12,6 +12,7 @@ import type { MeterOptions } from './usage.js'
 export class GeminiMeter extends ResponseMeter {
   protected readonly usageKey = 'usageMetadata'
   protected readonly modelKey = 'modelVersion'
+  protected readonly finishKey = 'finishReason'
 
   /** `embed`: embedContent / batchEmbedContents, whose body is vectors: without usageMetadata only the prompt counts */
   constructor(opts: MeterOptions, embed = false) {

@@ -164,7 +164,7 @@ export function objectAfterKey(s: string, key: string): Record<string, unknown> 
   return null
 }
 
-function stringAfterKey(s: string, key: string, fromEnd: boolean): string {
+export function stringAfterKey(s: string, key: string, fromEnd: boolean): string {
   const i = valueAt(s, key, fromEnd)
   if (i < 0 || s.charCodeAt(i) !== QUOTE) return ''
   for (let j = i + 1; j < s.length; j++) {

@@ -6,7 +6,7 @@
 // Bytes are never held back longer than the SSE framing requires: without stripping every chunk is returned as
 // it came; with stripping only the bytes of an incomplete event wait for the rest of that event.
 import { countTokensSegmented, DeliveredText } from './delivered.js'
-import { JsonBody, parseJson, partialTexts } from './json-body.js'
+import { JsonBody, parseJson, partialTexts, stringAfterKey } from './json-body.js'
 import { SseSplitter } from './sse.js'
 import { emptyUsage, type MeterOptions, type UnknownReason, type Usage, type UsageMeter } from './usage.js'
 
@@ -46,6 +46,9 @@ export abstract class ResponseMeter implements UsageMeter {
   private failed = false
   private unreadableBody = false
   protected rModel = ''
+  /** the last finish reason the upstream wrote ('' while none); `finishes` counts the events that carried one */
+  protected rFinish = ''
+  private finishes = 0
   /** the reported usage is the final one: the stream ended normally, or the upstream marked it last */
   protected final = false
   protected ended = false
@@ -73,6 +76,10 @@ export abstract class ResponseMeter implements UsageMeter {
     this.sse = opts.stream ? new SseSplitter() : null
     this.body = opts.stream ? null : new JsonBody()
     this.out = emptyUsage(opts.model)
+  }
+
+  get finish(): string {
+    return this.rFinish
   }
 
   get unknown(): UnknownReason | '' {
@@ -103,6 +110,9 @@ export abstract class ResponseMeter implements UsageMeter {
   protected abstract readonly usageKey: string
   /** The key of the model name in a JSON body (`model`, `modelVersion`). */
   protected abstract readonly modelKey: string
+  /** The key of the finish reason (`finish_reason`, `finishReason`, `stop_reason`); '' when the subclass reads it
+      itself (Responses: the terminal event's status) */
+  protected abstract readonly finishKey: string
   /** One parsed SSE data payload: collect delivered text, read usage. True when it is a usage-only chunk. */
   protected abstract onChunk(chunk: Record<string, any>): boolean
   /** Copy one usage object into the r* fields. */
@@ -155,6 +165,8 @@ export abstract class ResponseMeter implements UsageMeter {
       if (this.strip && !drop) return sse.raw()
     }
     if (this.seen) this.final = true
+    // a stream without usage keeps its last events unparsed until usage() counts them: its finish reason is there
+    if (this.rFinish === '') this.finishOfDeferred()
     return EMPTY
   }
 
@@ -228,9 +240,12 @@ export abstract class ResponseMeter implements UsageMeter {
       if (this.deferredChars > DEFER_MAX) this.parseDeferred()
       return false
     }
+    const finishes = this.finishes
     const usageOnly = this.parse(data)
-    // the upstream's final count makes the deferred text moot: drop it unparsed
+    // the upstream's final count makes the deferred text moot: drop it unparsed — once its finish reason is read
+    // (OpenAI's sits in the last content chunk, deferred, before the usage chunk), unless this newer event had one
     if (this.final && this.deferred.length > 0) {
+      if (this.finishes === finishes) this.finishOfDeferred()
       this.deferred = []
       this.deferredChars = 0
     }
@@ -239,8 +254,28 @@ export abstract class ResponseMeter implements UsageMeter {
 
   private parse(data: string): boolean {
     this.parsed++
+    if (this.finishKey !== '') this.readFinish(data)
     const v = parseJson(data)
     return v !== null && typeof v === 'object' ? this.onChunk(v as Record<string, any>) : false
+  }
+
+  /** A finish reason in one event's (or a body's) text: the last one written; DashScope writes "null" while unfinished. */
+  private readFinish(text: string): boolean {
+    const f = stringAfterKey(text, this.finishKey, true)
+    if (f === '' || f === 'null') return false
+    this.setFinish(f)
+    return true
+  }
+
+  protected setFinish(reason: string): void {
+    this.rFinish = reason
+    this.finishes++
+  }
+
+  private finishOfDeferred(): void {
+    if (this.finishKey === '') return
+    const list = this.deferred
+    for (let i = list.length - 1; i >= 0; i--) if (this.readFinish(list[i])) return
   }
 
   private parseDeferred(): void {
@@ -265,6 +300,12 @@ export abstract class ResponseMeter implements UsageMeter {
       const m = body.stringField(this.modelKey)
       if (m !== '') this.rModel = m
     }
+    this.finishOfBody(body)
+  }
+
+  /** A JSON body's finish reason: the last one in its tail (the last choice's, for n > 1). */
+  protected finishOfBody(body: JsonBody): void {
+    if (this.finishKey !== '') this.readFinish(body.tailText())
   }
 
   /** The text a JSON body delivered, read from what was kept of it (head and tail once it outgrew the copy). */

@@ -10,6 +10,7 @@ import type { MeterOptions } from './usage.js'
 export class OpenAIMeter extends ResponseMeter {
   protected readonly usageKey = 'usage'
   protected readonly modelKey = 'model'
+  protected readonly finishKey = 'finish_reason'
 
   constructor(opts: MeterOptions) {
     super(opts, true)

@@ -23,6 +23,7 @@ class Field {
 export class QwenMeter extends ResponseMeter {
   protected readonly usageKey = 'usage'
   protected readonly modelKey = 'model'
+  protected readonly finishKey = 'finish_reason'
   private mode = UNDECIDED
   private readonly content = new Field()
   private readonly reasoning = new Field()

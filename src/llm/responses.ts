@@ -5,6 +5,7 @@
 // always — the API has no include_usage switch, so nothing is injected or stripped.
 // Delivered text is the sum of the `delta` of output_text, refusal and function_call_arguments events; reasoning
 // summaries count as thoughts.
+import type { JsonBody } from './json-body.js'
 import { ResponseMeter } from './meter.js'
 import type { MeterOptions } from './usage.js'
 
@@ -18,6 +19,8 @@ const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response
 export class ResponsesMeter extends ResponseMeter {
   protected readonly usageKey = 'usage'
   protected readonly modelKey = 'model'
+  // `status` is also every output item's: the terminal event's response status is read where it is known to be
+  protected readonly finishKey = ''
 
   constructor(opts: MeterOptions) {
     super(opts, false)
@@ -34,11 +37,24 @@ export class ResponsesMeter extends ResponseMeter {
     const r = c.response
     if (r === null || typeof r !== 'object') return false
     if (typeof r.model === 'string') this.rModel = r.model
+    if (TERMINAL.has(type)) {
+      const why = r.incomplete_details?.reason
+      if (typeof why === 'string') this.setFinish(why)
+      else if (typeof r.status === 'string') this.setFinish(r.status)
+    }
     if (TERMINAL.has(type) && r.usage !== null && typeof r.usage === 'object') {
       this.readUsage(r.usage)
       this.final = true
     }
     return false
+  }
+
+  /** A JSON response's own status comes before its output items (whose statuses come later): the first in the head. */
+  protected override finishOfBody(body: JsonBody): void {
+    const why = body.stringField('reason')
+    const status = body.stringField('status')
+    if (status === 'incomplete' && why !== '') this.setFinish(why)
+    else if (status !== '') this.setFinish(status)
   }
 
   protected readUsage(u: Record<string, any>): void {

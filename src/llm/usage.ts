@@ -64,6 +64,9 @@ export interface UsageMeter {
   fail(): void
   /** the body cannot be read at all (an encoding the proxy does not decode): usage becomes `unknown` */
   unreadable(): void
+  /** why the answer ended as the upstream said it (`stop`, `length`, `end_turn`, `STOP`, `tool_calls`…), '' when it
+      said nothing (a cut stream, an API without one): the span's gen_ai.response.finish_reasons */
+  readonly finish: string
 }
 
 export interface MeterOptions {
@@ -87,6 +90,7 @@ const EMPTY = Buffer.alloc(0)
 export class PassThroughMeter implements UsageMeter {
   readonly rewrites = false
   readonly unknown = ''
+  readonly finish = ''
   private readonly out: Usage
 
   constructor(model: string) {

@@ -73,6 +73,8 @@ export function requestSpans(s: RequestState, status: number, usage: Usage | nul
     if (usage.model !== '') attrs['gen_ai.response.model'] = usage.model
     attrs['gen_ai.usage.input_tokens'] = usage.prompt
     attrs['gen_ai.usage.output_tokens'] = usage.completion
+    const finish = s.meter !== null ? s.meter.finish : ''
+    if (finish !== '') attrs['gen_ai.response.finish_reasons'] = [finish]
     attrs['leaky.usage.source'] = usage.source
     if (s.costPico >= 0) attrs['leaky.cost_usd'] = s.costPico / 1e12
   }

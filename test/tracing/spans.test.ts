@@ -145,6 +145,7 @@ t.test('JSON answer: server span continues the client trace, one client span per
   t.ok(typeof server.attrs['gen_ai.response.model'] === 'string' && server.attrs['gen_ai.response.model'] !== '', 'response model')
   t.ok((server.attrs['gen_ai.usage.input_tokens'] as number) > 0, 'input tokens')
   t.ok((server.attrs['gen_ai.usage.output_tokens'] as number) > 0, 'output tokens')
+  t.same(server.attrs['gen_ai.response.finish_reasons'], ['stop'], 'finish reason from the answer')
   // gpt-4o-mini at the shipped 0.15 / 0.60 USD per 1 M tokens
   const cost = ((server.attrs['gen_ai.usage.input_tokens'] as number) * 0.15 + (server.attrs['gen_ai.usage.output_tokens'] as number) * 0.6) / 1e6
   t.ok(Math.abs((server.attrs['leaky.cost_usd'] as number) - cost) < 1e-12, `leaky.cost_usd ${server.attrs['leaky.cost_usd']} = ${cost}`)
@@ -179,6 +180,7 @@ t.test('SSE stream: first byte before the end of the stream, usage from the stre
   t.equal(server.parentSpanId, '', 'a trace the proxy started: root span')
   t.equal(server.attrs['url.path'], '/v1/chat/completions', 'the path only: a query string may carry a key')
   t.ok((server.attrs['gen_ai.usage.output_tokens'] as number) > 0, 'output tokens read from the stream')
+  t.same(server.attrs['gen_ai.response.finish_reasons'], ['stop'], 'finish reason from the stream')
   const fb = server.events.find((e) => e.name === 'leaky.first_byte')!
   const end = server.events.find((e) => e.name === 'leaky.stream.end')!
   t.ok(fb.timeNs < end.timeNs, 'first byte strictly before the end of the stream')
