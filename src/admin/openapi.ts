@@ -94,9 +94,10 @@ export const OPENAPI = {
         type: 'object',
         required: ['purged', 'entries', 'bytes'],
         properties: {
-          purged: { type: 'integer', description: 'entries removed' },
+          purged: { type: 'integer', description: 'entries removed from this proxy' },
           entries: { type: 'integer', description: 'entries left' },
           bytes: { type: 'integer', description: 'bytes left' },
+          redis_purged: { type: 'integer', description: 'with cache.redis: entries removed from the Redis tier (every proxy\'s)' },
         },
       },
       ReloadResult: {
@@ -240,6 +241,7 @@ export const OPENAPI = {
           '200': { description: 'purged', content: json(ref('PurgeResult')) },
           ...bad,
           '413': err('body over 64 KB (`LEAKY_BODY_TOO_LARGE`)'),
+          '503': err('with cache.redis: purged on this proxy but Redis did not answer (`LEAKY_REDIS_UNAVAILABLE`); repeat it'),
           ...guarded,
         },
       },

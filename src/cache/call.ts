@@ -63,11 +63,11 @@ export class CacheCall {
     else this.client.port.postMessage(m, [transfer])
   }
 
-  end(usage: number): void {
+  end(usage: number, cost: number): void {
     this.final = true
     this.role = Role.DONE
     this.client.calls.delete(this.id)
-    this.post({ t: W.END, id: this.id, key: this.key, usage })
+    this.post({ t: W.END, id: this.id, key: this.key, usage, cost })
   }
 
   fail(): void {

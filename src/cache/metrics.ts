@@ -17,6 +17,12 @@ export function registerCacheMetrics(registry: Registry, owner: () => CacheOwner
   counter('leaky_cache_coalesced_total', 'Requests that waited for an identical request in flight and got its answer.', (o) => o.counters.coalesced)
   counter('leaky_cache_evictions_total', 'Entries evicted to keep the cache within cache.memory.', (o) => o.store.evictions)
   counter('leaky_cache_tokens_saved_total', 'Tokens of the answers served from the cache or coalesced instead of asked again.', (o) => o.counters.tokensSaved)
+  counter('leaky_cache_cost_saved_usd_total', 'USD the answers served from the cache or coalesced would have cost asked again (priced models only).', (o) => o.counters.costSavedPico / 1e12)
+  const remote = (name: string, help: string, get: (r: NonNullable<CacheOwner['redis']>) => number) =>
+    counter(name, help, (o) => (o.redis === null ? 0 : get(o.redis)))
+  remote('leaky_cache_redis_hits_total', 'Local misses answered from the Redis tier (cache.redis) instead of the upstream.', (r) => r.counters.hits)
+  remote('leaky_cache_redis_misses_total', 'Local misses not found in the Redis tier either.', (r) => r.counters.misses)
+  remote('leaky_cache_redis_errors_total', 'Redis tier lookups and writes that failed or timed out, and values that did not decode (each a miss).', (r) => r.counters.errors)
   new Gauge({ name: 'leaky_cache_bytes', help: 'Bytes held by the response cache (bounded by cache.memory).', registers, collect(this: Gauge) {
     this.set(owner()?.store.bytes ?? 0)
   } })

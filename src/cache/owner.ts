@@ -15,6 +15,7 @@ import { CacheStore, entrySize, type Entry } from './store.js'
 import { O, Served, W, type GetMsg, type HitMsg, type ToOwner, type ToWorker } from './protocol.js'
 import type { CacheConfig, Config } from '../config/index.js'
 import type { Logger } from '../observability/logger.js'
+import { RedisCache } from './redis.js'
 
 interface Flight {
   key: string
@@ -43,6 +44,8 @@ interface Flight {
   startedAt: number
   /** a stale entry served while this flight refreshes it */
   stale: Entry | null
+  /** waiting for the Redis lookup (cache.redis): the leader is chosen but not told to go upstream yet */
+  remote: boolean
 }
 
 export interface CacheCounters {
@@ -51,18 +54,22 @@ export interface CacheCounters {
   misses: number
   coalesced: number
   tokensSaved: number
+  /** pico-USD the served copies would have cost asked again (answers with a known price only) */
+  costSavedPico: number
 }
 
 export class CacheOwner {
   readonly store: CacheStore
   readonly flights = new Map<string, Flight>()
-  readonly counters: CacheCounters = { hits: 0, stale: 0, misses: 0, coalesced: 0, tokensSaved: 0 }
+  readonly counters: CacheCounters = { hits: 0, stale: 0, misses: 0, coalesced: 0, tokensSaved: 0, costSavedPico: 0 }
   readonly #ports = new Set<MessagePort>()
   readonly #logger: Logger
   #section: string
   #beta: number
   #wait: number
   #sweep: NodeJS.Timeout | null = null
+  /** cache.redis: the fleet tier behind the local store */
+  redis: RedisCache | null = null
   /** ms clock (tests step it); Math.random draws XFetch's chance (tests fix it) */
   readonly now: () => number
   readonly random: () => number
@@ -75,7 +82,22 @@ export class CacheOwner {
     this.#section = sectionOf(config)
     this.#beta = config.cache.xfetch_beta
     this.#wait = config.cache.wait
+    this.#remote(config)
   }
+
+  /** cache.redis on (or its Redis changed) → a client; off → none. Its namespace follows the cache settings. */
+  #remote(config: Config): void {
+    const r = config.redis
+    const want = config.cache.redis && r?.url !== undefined ? `${r.url}\0${r.key_prefix}\0${r.timeout}` : ''
+    if (want !== this.#redisConf) {
+      this.redis?.close()
+      this.redis = want === '' ? null : new RedisCache(r!.url!, r!.key_prefix, r!.timeout, this.#logger)
+      this.#redisConf = want
+    }
+    this.redis?.settings(this.#section)
+  }
+
+  #redisConf = ''
 
   /** A new port pair for a worker thread: the owner keeps one end, the worker gets the other (transfer it). */
   connect(): MessagePort {
@@ -96,8 +118,10 @@ export class CacheOwner {
     this.#beta = config.cache.xfetch_beta
     this.#wait = config.cache.wait
     const s = sectionOf(config)
-    if (s === this.#section) return 0
+    const changed = s !== this.#section
     this.#section = s
+    this.#remote(config)
+    if (!changed) return 0
     this.store.limit = config.cache.memory
     const n = this.store.clear()
     this.#logger.info({ msg: 'cache flushed: its settings changed', entries: n })
@@ -114,7 +138,14 @@ export class CacheOwner {
     return this.store.purge((e) => (route === undefined || e.route === route) && (scope === undefined || e.scope === scope))
   }
 
+  /** The same purge in Redis (every proxy's entries): the count removed there, 0 without cache.redis. */
+  purgeRemote(route: string | undefined, scope: string | undefined): Promise<number> {
+    return this.redis === null ? Promise.resolve(0) : this.redis.purge(route, scope)
+  }
+
   close(): void {
+    this.redis?.close()
+    this.redis = null
     if (this.#sweep !== null) clearInterval(this.#sweep)
     this.#sweep = null
     for (const p of this.#ports) p.close()
@@ -161,7 +192,7 @@ export class CacheOwner {
         if (!f.relayed) this.#each(f, (p, ids) => ids.forEach((id) => send(p, { t: O.BYPASS, id })), true)
         return
       case W.END:
-        return this.#end(f, m.usage, this.now())
+        return this.#end(f, m.usage, m.cost, this.now())
       case W.FAIL:
         return this.#fail(f)
     }
@@ -204,21 +235,56 @@ export class CacheOwner {
       }
       return
     }
-    this.counters.misses++
     const stale = m.fresh ? null : (this.store.get(m.key) ?? null)
-    this.flights.set(m.key, {
+    // another proxy may have the answer: look it up first (unless the client asked for a fresh one, or a stale entry
+    // is being refreshed); identical requests meanwhile join this flight as they would a call upstream
+    const remote = this.redis !== null && !m.fresh && stale === null
+    const f: Flight = {
       key: m.key, route: m.route, scope: m.scope, ttl: m.ttl, swr: m.swr, maxEntry: m.maxEntry,
       leaderPort: port, leaderId: m.id, followers: new Map(), followed: false,
       status: 0, headers: null, sse: false, store: true, chunks: [], times: [], headAt: 0, bytes: 0, relayed: false, joinable: true,
-      startedAt: now, stale,
+      startedAt: now, stale, remote,
+    }
+    this.flights.set(m.key, f)
+    if (!remote) {
+      this.counters.misses++
+      send(port, { t: O.LEAD, id: m.id })
+      return
+    }
+    void this.redis!.get(m.key, m.route, m.scope).then((e) => this.#looked(f, e))
+  }
+
+  /** The Redis lookup of flight `f` is back: serve its answer to everyone waiting, or send the leader upstream. */
+  #looked(f: Flight, e: Entry | null): void {
+    // the flight was given up meanwhile (its requests left, a purge)
+    if (this.flights.get(f.key) !== f) return
+    f.remote = false
+    const now = this.now()
+    // past its ttl it is not taken: a stale answer is only served while a refresh is under way, and this one leads it
+    if (e === null || now >= e.expiresAt || e.status < 200 || e.status >= 300) {
+      this.counters.misses++
+      f.startedAt = now
+      send(f.leaderPort, { t: O.LEAD, id: f.leaderId })
+      if (f.followed) send(f.leaderPort, { t: O.FOLLOWED, id: f.leaderId })
+      return
+    }
+    this.flights.delete(f.key)
+    e.bytes = entrySize(e.key, e.headers, e.chunks)
+    if (f.store) this.store.set(e)
+    this.#hit(f.leaderPort, [f.leaderId], e, Served.HIT, now)
+    // the followers were counted as coalesced when they joined; they get the same stored answer
+    this.#each(f, (p, ids) => {
+      if (e.usage > 0) this.counters.tokensSaved += e.usage * ids.length
+      if (e.cost > 0) this.counters.costSavedPico += e.cost * ids.length
+      send(p, { t: O.HIT, ids, served: Served.COALESCED, status: e.status, headers: e.headers, sse: e.sse, chunks: e.chunks, times: e.times, usage: e.usage, age: Math.max(0, Math.floor((now - e.storedAt) / 1000)) })
     })
-    send(port, { t: O.LEAD, id: m.id })
   }
 
   #hit(port: MessagePort, ids: number[], e: Entry, served: Served, now: number): void {
     if (served === Served.HIT) this.counters.hits += ids.length
     else if (served === Served.STALE) this.counters.stale += ids.length
     if (e.usage > 0) this.counters.tokensSaved += e.usage * ids.length
+    if (e.cost > 0) this.counters.costSavedPico += e.cost * ids.length
     const m: HitMsg = {
       t: O.HIT, ids, served, status: e.status, headers: e.headers, sse: e.sse, chunks: e.chunks, times: e.times, usage: e.usage,
       age: Math.max(0, Math.floor((now - e.storedAt) / 1000)),
@@ -226,19 +292,23 @@ export class CacheOwner {
     send(port, m)
   }
 
-  #end(f: Flight, usage: number, now: number): void {
+  #end(f: Flight, usage: number, cost: number, now: number): void {
     this.flights.delete(f.key)
     const headers = f.headers ?? []
     const ok = f.status >= 200 && f.status < 300
     // a JSON answer is kept as one piece: a hit is written with one end() and its Content-Length
     const chunks = !f.sse && f.chunks.length > 1 ? [joined(f.chunks, f.bytes)] : f.chunks
     const e: Entry = {
-      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, times: f.times, usage,
+      key: f.key, route: f.route, scope: f.scope, status: f.status, headers, sse: f.sse, chunks, times: f.times, usage, cost,
       bytes: entrySize(f.key, headers, chunks), storedAt: now, expiresAt: now + f.ttl, staleUntil: now + f.ttl + f.swr,
       delta: now - f.startedAt,
     }
-    if (f.store && ok && f.bytes <= f.maxEntry) this.store.set(e)
+    if (f.store && ok && f.bytes <= f.maxEntry) {
+      this.store.set(e)
+      this.redis?.set(e, now)
+    }
     if (usage > 0) this.counters.tokensSaved += usage * this.#followers(f)
+    if (cost > 0) this.counters.costSavedPico += cost * this.#followers(f)
     if (f.relayed) {
       this.#each(f, (p, ids) => send(p, { t: O.END, ids, usage }))
     } else {
@@ -262,6 +332,8 @@ export class CacheOwner {
       f.leaderPort = p
       f.leaderId = id
       f.followed = f.followers.size > 0
+      // the Redis lookup is still out: its answer goes to the new leader
+      if (f.remote) return
       f.status = 0
       f.headers = null
       f.chunks = []

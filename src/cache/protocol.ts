@@ -59,7 +59,8 @@ export interface GetMsg {
 
 export interface HeadMsg { t: W.HEAD; id: number; key: string; status: number; headers: string[]; sse: boolean; store: boolean }
 export interface DataMsg { t: W.DATA; id: number; key: string; chunk: Uint8Array }
-export interface EndMsg { t: W.END; id: number; key: string; usage: number }
+/** `cost`: what the answer cost at the plan's prices, pico-USD (-1 unknown: no price, no usage) */
+export interface EndMsg { t: W.END; id: number; key: string; usage: number; cost: number }
 export interface KeyMsg { t: W.FAIL | W.OVER | W.LEFT; id: number; key: string }
 
 export type ToOwner = GetMsg | HeadMsg | DataMsg | EndMsg | KeyMsg

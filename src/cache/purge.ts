@@ -39,8 +39,15 @@ export function purgeHandler(owner: () => CacheOwner | null): PurgeHandler {
       }
       const o = owner()
       if (o === null) return send(res, 200, { purged: 0, entries: 0, bytes: 0 })
-      const purged = o.purge(b.route as string | undefined, b.scope as string | undefined)
-      send(res, 200, { purged, entries: o.store.size, bytes: o.store.bytes })
+      const route = b.route as string | undefined
+      const scope = b.scope as string | undefined
+      const purged = o.purge(route, scope)
+      if (o.redis === null) return send(res, 200, { purged, entries: o.store.size, bytes: o.store.bytes })
+      // the fleet tier too, or another proxy would hand the purged answers back
+      o.purgeRemote(route, scope).then(
+        (n) => send(res, 200, { purged, entries: o.store.size, bytes: o.store.bytes, redis_purged: n }),
+        (err: Error) => send(res, 503, { error: { message: `purged here (${purged}), but not in Redis: ${err.message}`, type: 'server_error', code: 'LEAKY_REDIS_UNAVAILABLE' } }),
+      )
     })
   }
 }

@@ -13,6 +13,8 @@ export interface Entry {
   /** an SSE answer: ms from its head to each chunk (replay_pace: original) */
   times: number[]
   usage: number
+  /** what the answer cost when it was fetched, pico-USD; -1 unknown */
+  cost: number
   bytes: number
   storedAt: number
   expiresAt: number

@@ -5,6 +5,7 @@
 //
 // The wrapped handler sees a TeeController instead of undici's: when its client goes away while other requests wait
 // for this answer (FOLLOWED), the abort is not passed on — the tee detaches and reads the answer to its end for them.
+import { costPico } from '../spend/prices.js'
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { RequestState } from '../server/request-state.js'
@@ -151,11 +152,17 @@ export class CacheTee implements DispatchHandler {
     // cut short of its Content-Length: a partial answer, never stored nor passed on as whole
     if (this.announced >= 0 && this.bytes !== this.announced) return this.call.fail()
     let usage = -1
+    let cost = -1
     if (!this.detached && s.meter !== null) {
       const u = s.meter.usage()
-      if (u.source === 'reported' || u.source === 'counted') usage = u.total
+      if (u.source === 'reported' || u.source === 'counted') {
+        usage = u.total
+        const up = s.upstream
+        const price = up === null ? null : s.plan.prices.lookup(up.provider, u.model || s.model)
+        if (price !== null) cost = costPico(price, u)
+      }
     }
-    this.call.end(usage)
+    this.call.end(usage, cost)
   }
 
   onResponseError(controller: DispatchController, err: Error): void {

@@ -252,6 +252,8 @@ const cacheSection = z.strictObject({
     .describe('top-level body fields left out of the cache key'),
   xfetch_beta: z.number().min(0).max(100).default(1).describe('probabilistic early refresh (XFetch): higher refreshes earlier; 0 turns it off'),
   wait: duration().prefault('60s').describe('how long a coalesced request waits for the first bytes of its leader\'s answer'),
+  redis: bool().default(false)
+    .describe('also store answers in redis.url, shared by every proxy on it; the local cache stays in front'),
 }).describe('response cache shared by all worker threads (README "Cache")')
 
 const routeEntry = z.strictObject({
@@ -414,6 +416,10 @@ export const configSchema = z.strictObject({
 }).transform((c, ctx) => {
   if (c.key_store.shared === 'redis' && c.redis?.url === undefined) {
     ctx.addIssue({ code: 'custom', path: ['key_store', 'shared'], message: 'shared: redis needs redis.url (sentinel and cluster are not supported for keys)' })
+    return z.NEVER
+  }
+  if (c.cache.redis && c.redis?.url === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['cache', 'redis'], message: 'redis: true needs redis.url (sentinel and cluster are not supported for the cache)' })
     return z.NEVER
   }
   return c

@@ -177,7 +177,7 @@ t.test('store: bounded by bytes, least recently used evicted first, evictions co
   const s = new CacheStore(3 * entrySize('kN', [], [new Uint8Array(100)]))
   const e = (key: string): Entry => {
     const chunks = [new Uint8Array(100)]
-    return { key, route: '/', scope: '', status: 200, headers: [], sse: false, chunks, times: [], usage: -1, bytes: entrySize(key, [], chunks), storedAt: 0, expiresAt: 1, staleUntil: 1, delta: 0 }
+    return { key, route: '/', scope: '', status: 200, headers: [], sse: false, chunks, times: [], usage: -1, cost: -1, bytes: entrySize(key, [], chunks), storedAt: 0, expiresAt: 1, staleUntil: 1, delta: 0 }
   }
   s.set(e('k1'))
   s.set(e('k2'))

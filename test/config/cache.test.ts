@@ -11,7 +11,7 @@ const UP = 'upstreams:\n  llm: { provider: openai, targets: [embedded] }\n'
 
 t.test('defaults: the section and a route\'s cache', async (t) => {
   const c = load(`${UP}routes:\n  - { path: /v1/, upstream: llm, cache: {} }\n`) as Config
-  t.same(c.cache, { memory: 256 * 1024 * 1024, charge_tokens: false, ignore: ['user', 'stream_options', 'metadata'], xfetch_beta: 1, wait: 60_000 })
+  t.same(c.cache, { memory: 256 * 1024 * 1024, charge_tokens: false, ignore: ['user', 'stream_options', 'metadata'], xfetch_beta: 1, wait: 60_000, redis: false })
   t.same(c.routes[0].cache, {
     ttl: 3_600_000, max_entry: 1024 * 1024, scope: 'key', methods: ['POST'], when: 'deterministic', replay_pace: 'unpaced', stale_while_revalidate: 0,
   })
@@ -27,6 +27,7 @@ const bad: Array<[string, string, string[]]> = [
     ['c.yaml:4:53 routes[0].cache.methods[0]: expected one of GET, POST, got "PUT"']],
   ['a size without unit', `cache: { memory: 1000 }\n`, []],
   ['a negative xfetch_beta', `cache: { xfetch_beta: -1 }\n`, []],
+  ['the Redis tier without a Redis', `cache: { redis: true }\n`, ['c.yaml:1:17 cache.redis: redis: true needs redis.url (sentinel and cluster are not supported for the cache)']],
 ]
 
 for (const [name, yaml, want] of bad) {

@@ -78,6 +78,7 @@ async function coalesce(t: Test, stream: boolean): Promise<void> {
   const before = up.calls.length
   const coalesced = await metric('leaky_cache_coalesced_total')
   const saved = await metric('leaky_cache_tokens_saved_total')
+  const savedUsd = await metric('leaky_cache_cost_saved_usd_total')
   up.hold()
   t.teardown(() => up.release())
   const body = chat(`coalesce ${stream ? 'sse' : 'json'}`, stream ? { stream: true } : {})
@@ -103,6 +104,12 @@ async function coalesce(t: Test, stream: boolean): Promise<void> {
   t.equal(again.text, rs[0].text)
   t.equal(up.calls.length - before, 1)
   t.equal(await metric('leaky_cache_tokens_saved_total') - saved, 100 * 15, 'tokens saved: 99 coalesced and 1 hit, 15 each')
+  // the leader's answer at the shipped gpt-4o-mini prices (0.15 / 0.60 USD per 1 M tokens), saved 100 times
+  const leader = lines.find((l) => l.cache === 'miss')!
+  const cost = ((leader.tokens_prompt as number) * 0.15 + (leader.tokens_completion as number) * 0.6) / 1e6
+  t.equal(leader.cost_usd, cost.toFixed(6), 'the leader was priced')
+  const usd = await metric('leaky_cache_cost_saved_usd_total') - savedUsd
+  t.ok(Math.abs(usd - 100 * cost) < 1e-12, `cost saved ${usd} USD = 100 × ${cost}`)
 }
 
 t.test('100 concurrent identical JSON requests across both workers: 1 upstream call, 100 identical answers', (t) => coalesce(t, false))
