@@ -3,11 +3,12 @@
 // the forwarding headers our proxy sends too. Runs from a temp prefix with `daemon off`, so its PID is ours.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { run, start } from './procs.mjs'
 
-export function nginxConfig({ dir, port, upstreamPort, workers, keepalive, runAsRoot }) {
+export function nginxConfig({ dir, port, upstreamPort, workers, keepalive, runAsRoot, tls = null }) {
   return `# written by bench/macro/nginx.mjs
 worker_processes ${workers};
 daemon off;
@@ -32,8 +33,14 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port} reuseport;
-    proxy_http_version 1.1;
+    listen 127.0.0.1:${port} reuseport${tls === null ? '' : ' ssl'};
+${tls === null ? '' : `    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # wrk never resumes a session; off here too, so a new connection is a full handshake on both sides in any case
+    ssl_session_cache off;
+    ssl_session_tickets off;
+`}    proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
@@ -67,9 +74,10 @@ function freePort() {
   })
 }
 
-function probe(port) {
+function probe(port, tls) {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/__stub/health', agent: false }, (res) => {
+    const get = tls ? httpsRequest : request
+    const req = get({ host: '127.0.0.1', port, path: '/__stub/health', agent: false, rejectUnauthorized: false }, (res) => {
       res.resume()
       res.on('end', () => resolve(res.statusCode === 200))
     })
@@ -78,19 +86,19 @@ function probe(port) {
   })
 }
 
-/** Starts nginx in `dir` in front of the stub; resolves { proc, port } once it answers. */
-export async function startNginx({ bin, dir, upstreamPort, workers, keepalive, taskset, cpus }) {
+/** Starts nginx in `dir` in front of the stub (over TLS with `tls: { cert, key }`); resolves { proc, port } once it answers. */
+export async function startNginx({ bin, dir, upstreamPort, workers, keepalive, taskset, cpus, tls = null }) {
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d), { recursive: true })
   // the port is found free and then handed over: another process may take it in between, so retry a few times
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
     const conf = join(dir, 'nginx.conf')
     const runAsRoot = process.getuid?.() === 0
-    writeFileSync(conf, nginxConfig({ dir, port, upstreamPort, workers, keepalive, runAsRoot }))
+    writeFileSync(conf, nginxConfig({ dir, port, upstreamPort, workers, keepalive, runAsRoot, tls }))
     const proc = start(bin, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { taskset, cpus })
     const deadline = Date.now() + 5000
     while (!proc.exited && Date.now() < deadline) {
-      if (await probe(port)) return { proc, port }
+      if (await probe(port, tls !== null)) return { proc, port }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     if (!proc.exited) {
