@@ -18,6 +18,7 @@ TOOLS=(
   promtool:prometheus           # `promtool check metrics`, alert rules and their unit tests
   chromium:chromium             # the status page in a headless browser (test/observability/status-browser.test.ts)
   openssl:openssl               # keys and certificates for tests
+  curl:curl                     # HTTPS and README commands as a user runs them (test/e2e/tls.test.ts, test/ops/readme.test.ts)
   systemd-analyze:systemd       # `systemd-analyze verify` of systemd/leaky.service
 )
 # Not here until a test needs it: postgresql (Debian's puts postgres in /usr/lib/postgresql/15/bin, off PATH, and
