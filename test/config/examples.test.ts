@@ -21,6 +21,10 @@ import { AUDIENCE, ISSUER, sign, signingKey, startJwks } from '../helpers/jwks.j
 import { Agent } from 'undici'
 import { makeCerts } from '../helpers/certs.js'
 
+// one real proxy per example, started one after another, and each example joins the list as its feature lands: the
+// file outgrows the suite's 120 s per-file limit on a loaded 2-core machine, though each proxy is quick
+t.setTimeout(480_000)
+
 const DIR = path.join(ROOT, 'config/examples')
 // tls.yaml names its certificate files through the environment: real ones, made by openssl for this run
 const certs = makeCerts()
