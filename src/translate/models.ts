@@ -3,6 +3,7 @@
 // upstream (the model goes as asked), `upstream/model` (the upstream sees that model), another model of the table
 // (an alias), or a list of those: the fallback order. Resolved once when the config is checked and compiled, so a
 // request does one Map lookup (or a short prefix scan) and gets a ready list of choices.
+import { didYouMean } from '../config/suggest.js'
 
 /** One place a model can be served: an upstream by name and the model name it is sent. */
 export interface ModelChoice {
@@ -44,7 +45,10 @@ export function resolveModels(table: Raw, upstreams: ReadonlySet<string>): { mod
     // an alias: a name of this table, followed to where it is served
     if (seen.includes(v)) return `alias loop: ${[...seen, v].join(' → ')}`
     const target = lookupRaw(table, v)
-    if (target === null) return `"${v}" is neither an upstream, "upstream/model", nor a model of this table`
+    if (target === null) {
+      const up = slash > 0 ? v.slice(0, slash) : v
+      return `"${v}" is neither an upstream, "upstream/model", nor a model of this table${didYouMean(up, [...upstreams, ...names])}`
+    }
     const tv = table[target]
     if (Array.isArray(tv)) return `"${v}" is itself a fallback list: list its members instead`
     if (typeof tv !== 'string') return `"${v}" has no usable value`
