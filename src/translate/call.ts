@@ -16,6 +16,13 @@ import { GeminiToOpenAI } from './gemini-response.js'
 import { ErrorToOpenAI } from './error-response.js'
 
 const CHAT = '/chat/completions'
+/** The Messages API version sent when neither the client nor the upstream's headers name one. */
+const ANTHROPIC_VERSION = '2023-06-01'
+
+function hasHeader(h: readonly string[], name: string): boolean {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return true
+  return false
+}
 
 export class ModelCall {
   readonly asked: string
@@ -96,6 +103,8 @@ export class ModelCall {
         if (up.provider === 'anthropic') {
           s.upstreamPath = base + '/v1/messages'
           s.query = ''
+          // Anthropic refuses a request without its API version; an OpenAI client never sends one
+          if (!hasHeader(s.headers, 'anthropic-version') && !hasHeader(up.injected, 'anthropic-version')) s.headers.push('anthropic-version', ANTHROPIC_VERSION)
         } else {
           s.upstreamPath = `${base}/v1beta/models/${encodeURIComponent(model)}:${chat.stream ? 'streamGenerateContent' : 'generateContent'}`
           s.query = chat.stream ? 'alt=sse' : ''

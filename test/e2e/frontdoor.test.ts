@@ -16,7 +16,7 @@ const refused = await freePort() // nothing listens there: connections are refus
 const proxy = await startProxy(baseConfig(`
 upstreams:
   openai: { provider: openai, targets: ["${origin}"] }
-  anthropic: { provider: anthropic, targets: ["${origin}"], headers: { anthropic-version: "2023-06-01" } }
+  anthropic: { provider: anthropic, targets: ["${origin}"] }   # no anthropic-version: the proxy sends one
   gemini: { provider: gemini, targets: ["${origin}"] }
   qwen: { provider: qwen, targets: ["${origin}/compatible-mode"] }
   down: { provider: openai, targets: ["http://127.0.0.1:${refused}"] }
