@@ -8,6 +8,9 @@ import { request } from 'undici'
 import { startProxy, baseConfig, freePort } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
 import type { StubRequestEvent } from '../../src/stub/server.js'
+import net from 'node:net'
+import { estimateTokens } from '../../src/llm/estimate.js'
+import { shapeOf } from '../../src/llm/prompt.js'
 
 const { stub, origin } = await startStub({ seed: 42 })
 t.teardown(() => stub.close())
@@ -127,6 +130,10 @@ for (const c of cases) {
     const line = await proxy.waitLog((l) => l.msg === 'access' && l.status === 200 && l.tokens_total === u.total && l.upstream === c.provider)
     t.equal(line.upstream, c.provider)
     t.equal(line.tokens_total, u.total, 'the access line accounts the upstream\'s tokens')
+    // the limits were pre-charged with the target's own counting of the body it was sent
+    const upstreamPath = seen.url.split('?')[0]
+    const e = estimateTokens(shapeOf(c.provider, upstreamPath), sent, upstreamPath, { dashscopeSse: false }, 1024)
+    t.equal(line.tokens_estimate, e.total, 'estimated with the target\'s accounting')
   })
 
   t.test(`${c.model} → ${c.provider}: stream with include_usage`, async (t) => {
@@ -268,4 +275,61 @@ t.test('a translated stream cut by the upstream: an OpenAI error event, usage co
     t.equal(line.tokens_completion, usageEv.usage.completion_tokens, 'the client and the account agree')
     t.ok(usageEv.usage.completion_tokens > 0 && usageEv.usage.completion_tokens < 40, 'counted from what was delivered')
   }
+})
+
+t.test('translated events are relayed as the upstream produces them, not buffered', async (t) => {
+  for (const model of ['claude-3-5-haiku', 'gemini-2.5-flash']) {
+    const res = await request(proxy.url('/v1/chat/completions'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-stub-tps': '40', 'x-stub-tokens': '40' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 40, stream: true }),
+    })
+    const arrivals: number[] = []
+    for await (const c of res.body) if (String(c).includes('data:')) arrivals.push(Date.now())
+    t.ok(arrivals.length >= 5, `${model}: ${arrivals.length} separate reads`)
+    t.ok(arrivals[arrivals.length - 1] - arrivals[0] >= 300, `${model}: spread over the stub's pacing`)
+  }
+})
+
+t.test('a client that stops reading a translated stream for a while (socket buffers full) still gets all of it', async (t) => {
+  const at = nextAtStub()
+  const body = JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'a long story' }], max_tokens: 400000, stream: true, stream_options: { include_usage: true } })
+  const raw = await new Promise<string>((resolve, reject) => {
+    const sock = net.connect(proxy.port, '127.0.0.1', () => {
+      sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-stub-tokens: 400000\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      // not reading for a while: the socket fills, the proxy must pause its upstream read, lose nothing
+      sock.pause()
+      setTimeout(() => sock.resume(), 1500)
+    })
+    const parts: Buffer[] = []
+    sock.on('data', (d) => parts.push(d))
+    sock.on('end', () => resolve(Buffer.concat(parts).toString()))
+    sock.on('error', reject)
+  })
+  const seen = await at
+  const bodyStart = raw.indexOf('\r\n\r\n') + 4
+  t.match(raw.slice(0, bodyStart), /transfer-encoding: chunked/i)
+  // de-chunk
+  let rest = raw.slice(bodyStart)
+  let sse = ''
+  for (;;) {
+    const nl = rest.indexOf('\r\n')
+    const n = parseInt(rest.slice(0, nl), 16)
+    if (!(n > 0)) break
+    const chunk = Buffer.from(rest.slice(nl + 2))
+    sse += chunk.subarray(0, n).toString()
+    rest = chunk.subarray(n + 2).toString()
+  }
+  let text = ''
+  let usage: any = null
+  for (const ev of sse.split('\n\n')) {
+    if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue
+    const c = JSON.parse(ev.slice(6))
+    text += c.choices[0]?.delta?.content ?? ''
+    if (c.usage) usage = c.usage
+  }
+  t.ok(sse.endsWith('data: [DONE]\n\n'), `the whole stream (${(sse.length / 1048576).toFixed(1)} MB)`)
+  const again = await direct(seen)
+  t.equal(text, nativeText('gemini', again), `every delta (${text.length} characters)`)
+  t.equal(usage?.total_tokens, nativeUsage('gemini', again).total)
 })
