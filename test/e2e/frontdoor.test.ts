@@ -291,13 +291,13 @@ t.test('translated events are relayed as the upstream produces them, not buffere
   }
 })
 
-t.test('a client that stops reading a translated stream for a while (socket buffers full) still gets all of it', async (t) => {
+t.test('a client that stops reading a translated stream for a while still gets all of it', async (t) => {
   const at = nextAtStub()
-  const body = JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'a long story' }], max_tokens: 400000, stream: true, stream_options: { include_usage: true } })
+  const body = JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'a long story' }], max_tokens: 60000, stream: true, stream_options: { include_usage: true } })
   const raw = await new Promise<string>((resolve, reject) => {
     const sock = net.connect(proxy.port, '127.0.0.1', () => {
-      sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-stub-tokens: 400000\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
-      // not reading for a while: the socket fills, the proxy must pause its upstream read, lose nothing
+      sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-stub-tokens: 60000\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      // not reading for a while: what the socket cannot take waits (uWS refuses, the upstream read pauses); nothing is lost
       sock.pause()
       setTimeout(() => sock.resume(), 1500)
     })
