@@ -56,6 +56,18 @@ export class ModelCall {
     }
     this.rel = rel
     this.query = s.query
+    // Anthropic refuses a request without its API version, and an OpenAI client never sends one. Added here, before
+    // the first attempt, as a client header: forward rebuilds every attempt's headers from the client's, so one
+    // added at a fallback would be dropped. The other providers ignore it.
+    if (!hasHeader(s.headers, 'anthropic-version')) {
+      for (let i = 0; i < choices.length; i++) {
+        const up = choices[i].upstream
+        if (up.provider === 'anthropic' && !hasHeader(up.injected, 'anthropic-version')) {
+          s.headers.push('anthropic-version', ANTHROPIC_VERSION)
+          break
+        }
+      }
+    }
   }
 
   hasNext(): boolean {
@@ -103,8 +115,6 @@ export class ModelCall {
         if (up.provider === 'anthropic') {
           s.upstreamPath = base + '/v1/messages'
           s.query = ''
-          // Anthropic refuses a request without its API version; an OpenAI client never sends one
-          if (!hasHeader(s.headers, 'anthropic-version') && !hasHeader(up.injected, 'anthropic-version')) s.headers.push('anthropic-version', ANTHROPIC_VERSION)
         } else {
           s.upstreamPath = `${base}/v1beta/models/${encodeURIComponent(model)}:${chat.stream ? 'streamGenerateContent' : 'generateContent'}`
           s.query = chat.stream ? 'alt=sse' : ''

@@ -23,6 +23,7 @@ upstreams:
   gemini: { provider: gemini, targets: ["${origin}"] }
   qwen: { provider: qwen, targets: ["${origin}/compatible-mode"] }
   down: { provider: openai, targets: ["http://127.0.0.1:${refused}"] }
+  guarded: { provider: openai, targets: ["http://127.0.0.1:${refused}"], breaker: { min_requests: 1, failure_ratio: 0.5, window: 10s, cooldown: 60s } }
 limits:
   ip-tpm: { per: ip, tokens: 10M/min }
 routes:
@@ -37,6 +38,7 @@ routes:
       sonnet: anthropic/claude-sonnet-4
       fast: gpt-4o-mini
       smart: [down/gpt-4o, gemini/gemini-2.5-pro]
+      careful: [guarded/gpt-4o, claude-3-5-haiku]
 `))
 t.teardown(() => proxy.stop())
 
@@ -196,7 +198,7 @@ for (const c of cases) {
 t.test('GET /v1/models lists the configured names', async (t) => {
   const ids: string[] = []
   for await (const m of openai.models.list()) ids.push(m.id)
-  t.same(ids, ['gpt-4o-mini', 'claude-*', 'gemini-*', 'qwen-*', 'sonnet', 'fast', 'smart'])
+  t.same(ids, ['gpt-4o-mini', 'claude-*', 'gemini-*', 'qwen-*', 'sonnet', 'fast', 'smart', 'careful'])
 })
 
 t.test('an unknown model: 404 model_not_found, OpenAI-shaped, nothing forwarded', async (t) => {
@@ -332,4 +334,18 @@ t.test('a client that stops reading a translated stream for a while still gets a
   const again = await direct(seen)
   t.equal(text, nativeText('gemini', again), `every delta (${text.length} characters)`)
   t.equal(usage?.total_tokens, nativeUsage('gemini', again).total)
+})
+
+t.test('an open breaker sends the request to the next model of the list at once', async (t) => {
+  const ask = () => openai.chat.completions.create({ model: 'careful', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }, { headers: { 'x-request-id': `careful-${Math.random()}` } })
+  const first = await ask()
+  t.ok((first.choices[0].message.content ?? '').length > 0, 'the first request: refused, then Anthropic')
+  const l1 = await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o')
+  t.equal(l1.attempts, 2)
+  await proxy.waitLog((l) => l.msg === 'breaker open' && l.upstream === 'guarded')
+  const second = await ask()
+  t.ok((second.choices[0].message.content ?? '').length > 0)
+  const lines = proxy.access().filter((l) => Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o')
+  await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o' && l !== lines[0] && l.status === 200 && l.attempts === undefined)
+  t.pass('the second went to Anthropic with one attempt: the open breaker was not tried')
 })
