@@ -7,6 +7,7 @@ import OpenAI from 'openai'
 import { request } from 'undici'
 import { startProxy, baseConfig, freePort } from '../helpers/proxy.js'
 import { startStub } from '../helpers/stub.js'
+import { startCountingUpstream } from '../helpers/counting-upstream.js'
 import type { StubRequestEvent } from '../../src/stub/server.js'
 import net from 'node:net'
 import { estimateTokens } from '../../src/llm/estimate.js'
@@ -15,6 +16,9 @@ import { shapeOf } from '../../src/llm/prompt.js'
 const { stub, origin } = await startStub({ seed: 42 })
 t.teardown(() => stub.close())
 const refused = await freePort() // nothing listens there: connections are refused
+const busy = await startCountingUpstream() // answers 503: a status the default retry rules fail over on
+busy.status = 503
+t.teardown(() => busy.close())
 
 const proxy = await startProxy(baseConfig(`
 upstreams:
@@ -23,6 +27,7 @@ upstreams:
   gemini: { provider: gemini, targets: ["${origin}"] }
   qwen: { provider: qwen, targets: ["${origin}/compatible-mode"] }
   down: { provider: openai, targets: ["http://127.0.0.1:${refused}"] }
+  busy: { provider: openai, targets: ["${busy.origin}"] }
   guarded: { provider: openai, targets: ["http://127.0.0.1:${refused}"], breaker: { min_requests: 1, failure_ratio: 0.5, window: 10s, cooldown: 60s } }
 limits:
   ip-tpm: { per: ip, tokens: 10M/min }
@@ -39,6 +44,7 @@ routes:
       fast: gpt-4o-mini
       smart: [down/gpt-4o, gemini/gemini-2.5-pro]
       careful: [guarded/gpt-4o, claude-3-5-haiku]
+      patient: [busy/gpt-4o, gemini-2.5-flash]
 `))
 t.teardown(() => proxy.stop())
 
@@ -198,7 +204,7 @@ for (const c of cases) {
 t.test('GET /v1/models lists the configured names', async (t) => {
   const ids: string[] = []
   for await (const m of openai.models.list()) ids.push(m.id)
-  t.same(ids, ['gpt-4o-mini', 'claude-*', 'gemini-*', 'qwen-*', 'sonnet', 'fast', 'smart', 'careful'])
+  t.same(ids, ['gpt-4o-mini', 'claude-*', 'gemini-*', 'qwen-*', 'sonnet', 'fast', 'smart', 'careful', 'patient'])
 })
 
 t.test('an unknown model: 404 model_not_found, OpenAI-shaped, nothing forwarded', async (t) => {
@@ -348,4 +354,16 @@ t.test('an open breaker sends the request to the next model of the list at once'
   const lines = proxy.access().filter((l) => Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o')
   await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o' && l !== lines[0] && l.status === 200 && l.attempts === undefined)
   t.pass('the second went to Anthropic with one attempt: the open breaker was not tried')
+})
+
+t.test('a first choice answering 503 (retry.on) falls back to Gemini; the 503 never reaches the client', async (t) => {
+  const r = await openai.chat.completions.create({ model: 'patient', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 })
+  t.ok((r.choices[0].message.content ?? '').length > 0)
+  t.equal(busy.calls.length, 1, 'the busy upstream was asked once')
+  t.equal(busy.calls[0].body?.model, 'gpt-4o', 'with its mapped model')
+  const line = await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'busy/gpt-4o')
+  t.same(line.models, ['busy/gpt-4o', 'gemini/gemini-2.5-flash'])
+  t.equal(line.status, 200)
+  t.equal(line.attempts, 2)
+  t.match(String(line.detail), /attempt 1 \(busy\) failed: status 503/)
 })
