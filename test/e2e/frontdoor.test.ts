@@ -122,7 +122,7 @@ for (const c of cases) {
       messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Why is the sky blue?' }],
       max_tokens: 24,
       temperature: 0.2,
-    })
+    }, { headers: { 'x-request-id': `chat-${c.model}-${process.pid}` } })
     const seen = await at
     t.equal(seen.url.split('?')[0], c.path, 'the upstream was asked in its own API')
     const sent = JSON.parse(seen.body.toString())
@@ -135,7 +135,8 @@ for (const c of cases) {
     t.equal(r.choices[0].message.content, nativeText(c.provider, again), 'the text the upstream answered')
     const u = nativeUsage(c.provider, again)
     t.same({ prompt: r.usage?.prompt_tokens, completion: r.usage?.completion_tokens, total: r.usage?.total_tokens }, u, 'usage is the upstream\'s')
-    const line = await proxy.waitLog((l) => l.msg === 'access' && l.status === 200 && l.tokens_total === u.total && l.upstream === c.provider)
+    const line = await proxy.waitLog((l) => l.msg === 'access' && l.req_id === `chat-${c.model}-${process.pid}`)
+    t.equal(line.status, 200)
     t.equal(line.upstream, c.provider)
     t.equal(line.tokens_total, u.total, 'the access line accounts the upstream\'s tokens')
     // the limits were pre-charged with the target's own counting of the body it was sent
@@ -267,7 +268,7 @@ t.test('a translated stream cut by the upstream: an OpenAI error event, usage co
   for (const model of ['claude-3-5-haiku', 'gemini-2.5-flash']) {
     const res = await request(proxy.url('/v1/chat/completions'), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-stub-error': 'cut', 'x-stub-tokens': '40' },
+      headers: { 'content-type': 'application/json', 'x-stub-error': 'cut', 'x-stub-tokens': '40', 'x-request-id': `cut-${model}-${process.pid}` },
       body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 40, stream: true, stream_options: { include_usage: true } }),
     })
     t.equal(res.statusCode, 200)
@@ -279,7 +280,8 @@ t.test('a translated stream cut by the upstream: an OpenAI error event, usage co
     const usageEv = JSON.parse(events[events.length - 2].slice(6))
     t.ok(usageEv.usage, 'the usage chunk comes before it')
     t.notMatch(body, /\[DONE\]/)
-    const line = await proxy.waitLog((l) => l.msg === 'access' && l.upstream === (model.startsWith('claude') ? 'anthropic' : 'gemini') && l.tokens_source === 'counted')
+    const line = await proxy.waitLog((l) => l.msg === 'access' && l.req_id === `cut-${model}-${process.pid}`)
+    t.equal(line.tokens_source, 'counted')
     t.equal(line.tokens_completion, usageEv.usage.completion_tokens, 'the client and the account agree')
     t.ok(usageEv.usage.completion_tokens > 0 && usageEv.usage.completion_tokens < 40, 'counted from what was delivered')
   }
@@ -343,17 +345,22 @@ t.test('a client that stops reading a translated stream for a while still gets a
 })
 
 t.test('an open breaker sends the request to the next model of the list at once', async (t) => {
-  const ask = () => openai.chat.completions.create({ model: 'careful', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }, { headers: { 'x-request-id': `careful-${Math.random()}` } })
-  const first = await ask()
-  t.ok((first.choices[0].message.content ?? '').length > 0, 'the first request: refused, then Anthropic')
-  const l1 = await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o')
-  t.equal(l1.attempts, 2)
-  await proxy.waitLog((l) => l.msg === 'breaker open' && l.upstream === 'guarded')
-  const second = await ask()
-  t.ok((second.choices[0].message.content ?? '').length > 0)
-  const lines = proxy.access().filter((l) => Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o')
-  await proxy.waitLog((l) => l.msg === 'access' && Array.isArray(l.models) && (l.models as string[])[0] === 'guarded/gpt-4o' && l !== lines[0] && l.status === 200 && l.attempts === undefined)
-  t.pass('the second went to Anthropic with one attempt: the open breaker was not tried')
+  // breakers are per worker thread (2 here): a request that meets a closed one fails over (2 attempts) and opens it;
+  // by the third request at the latest, one meets an open breaker and goes straight to Anthropic
+  for (let n = 1; n <= 3; n++) {
+    const id = `careful-${n}-${process.pid}`
+    const r = await openai.chat.completions.create({ model: 'careful', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }, { headers: { 'x-request-id': id } })
+    t.ok((r.choices[0].message.content ?? '').length > 0, `request ${n} answered`)
+    const line = await proxy.waitLog((l) => l.msg === 'access' && l.req_id === id)
+    t.same(line.models, ['guarded/gpt-4o', 'anthropic/claude-3-5-haiku'], 'both choices on the access line')
+    t.equal(line.upstream, 'anthropic')
+    if (line.attempts === undefined) {
+      t.pass(`request ${n}: one attempt, the open breaker was not tried`)
+      return
+    }
+    t.equal(line.attempts, 2, `request ${n}: refused, then Anthropic (this worker's breaker opens)`)
+  }
+  t.fail('no request met an open breaker')
 })
 
 t.test('a first choice answering 503 (retry.on) falls back to Gemini; the 503 never reaches the client', async (t) => {
