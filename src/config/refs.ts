@@ -3,6 +3,7 @@
 // after it, so one run lists reference errors together with type errors; every access is therefore defensive.
 import { createHash } from 'node:crypto'
 import { didYouMean } from './suggest.js'
+import { resolveModels } from '../translate/models.js'
 import { keySlot, limitKeyPrefix } from '../limiter/redis-slot.js'
 
 export interface RefIssue {
@@ -45,6 +46,13 @@ export function checkRefs(raw: unknown): RefIssue[] {
       issues.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}"${didYouMean(r.upstream, upstreams)}` })
     }
     crossSlot(raw.redis, limits, r, i, issues)
+    if (isObj(r.models)) {
+      for (const m of resolveModels(r.models, new Set(upstreams)).issues) {
+        issues.push({ path: m.index < 0 ? ['routes', i, 'models', m.key] : ['routes', i, 'models', m.key, m.index], message: m.message })
+      }
+      // the cache keys and stores the upstream's bytes; a translated answer is not those
+      if (r.cache !== undefined) issues.push({ path: ['routes', i, 'cache'], message: 'a route with models: cannot have a cache (not supported yet)' })
+    }
     if (r.auth === 'jwt' && !isObj(raw.jwt)) {
       issues.push({ path: ['routes', i, 'auth'], message: 'auth: jwt needs a jwt section (issuer, audience, and jwks_url or keys)' })
     }

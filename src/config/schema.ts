@@ -265,6 +265,8 @@ const routeEntry = z.strictObject({
     .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
   cache: routeCache.optional(),
+  models: z.record(text(), z.union([text(), z.array(text())])).optional()
+    .describe('route by the request\'s model (README "One endpoint for every provider"): name, "prefix-*" or alias → upstream, "upstream/model", another name of the table, or a list of those (fallback order); OpenAI chat completions are translated for gemini and anthropic upstreams'),
 })
 
 /** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */

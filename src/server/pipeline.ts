@@ -9,6 +9,7 @@ import { accept } from './stages/accept.js'
 import { route } from './stages/route.js'
 import { identify, permitModel } from './stages/identify.js'
 import { estimate } from './stages/estimate.js'
+import { selectModel } from './stages/model.js'
 import { limit } from './stages/limit.js'
 import { admit } from './stages/admit.js'
 import { cache } from './stages/cache.js'
@@ -43,6 +44,7 @@ function afterIdentify(s: RequestState): void {
 }
 
 function afterBody(s: RequestState): void {
+  if (s.route!.models !== null && selectModel(s) !== Next.CONTINUE) return
   if (estimate(s, afterEstimate) !== Next.CONTINUE) return
   afterEstimate(s)
 }

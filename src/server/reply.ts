@@ -34,6 +34,22 @@ export function replyError(s: RequestState, code: ErrorCode, close = false, head
   return Next.REPLIED
 }
 
+/** Answer with a ready JSON body (a stage's own answer, not a proxied one); `code` names an error for the log. */
+export function replyJson(s: RequestState, status: number, body: string, code: ErrorCode | null): Next {
+  if (code !== null && s.errorCode === null) s.errorCode = code
+  if (s.finished || s.aborted) return Next.REPLIED
+  s.finished = true
+  s.status = status
+  s.bytesOut = body.length
+  const res = s.res
+  res.cork(() => {
+    res.writeStatus(status === 200 ? '200 OK' : ERROR_REPLY[code ?? 'LEAKY_INTERNAL'].statusLine).writeHeader('content-type', JSON_TYPE).writeHeader('x-request-id', s.requestId)
+    res.end(body)
+  })
+  account(s)
+  return Next.REPLIED
+}
+
 /** uWS onAborted: the client is gone; stop the upstream at once (it is logged as 499). */
 export function clientAborted(s: RequestState): void {
   s.aborted = true

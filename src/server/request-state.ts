@@ -13,6 +13,7 @@ import type { ClusterLimiter } from '../limiter/cluster.js'
 import type { StreamingBody } from './body.js'
 import type { CacheCall } from '../cache/call.js'
 import type { TraceRecord } from '../tracing/record.js'
+import type { ModelCall } from '../translate/call.js'
 
 /** What a stage tells the pipeline: go on, or the stage has answered (or will answer) the client itself. */
 export const enum Next {
@@ -108,6 +109,8 @@ export class RequestState {
   attempts = 0
   /** account has run: it runs exactly once whether the request ends, fails or is aborted */
   accounted = false
+  /** the request's model routing and translation (routes with `models:`; null on others) */
+  modelCall: ModelCall | null = null
   /** the request body as parsed by estimate (undefined: not parsed), for the cache key */
   json: unknown = undefined
   /** the request's exchange with the response cache (stages/cache.ts); null on routes without one */

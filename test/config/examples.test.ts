@@ -41,6 +41,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
   'tracing.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'frontdoor.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ANTHROPIC_API_KEY: 'sk-ant-upstream', GEMINI_API_KEY: 'gemini-upstream', DASHSCOPE_API_KEY: 'sk-dashscope-upstream' },
 }
 
 const files = readdirSync(DIR).sort()

@@ -112,6 +112,23 @@ const cases: Case[] = [
     name: 'fallback loop, reported once', yaml: `upstreams:\n  a: { targets: [embedded], fallback: b }\n  b: { targets: [embedded], fallback: c }\n  c: { targets: [embedded], fallback: a }\n`,
     want: ['c.yaml:2:39 upstreams.a.fallback: fallback loop: a → b → c → a'],
   },
+  // models: (README "One endpoint for every provider")
+  {
+    name: 'models table', yaml: `${BASE}routes:\n  - path: /v1/\n    upstream: openai\n    models: { gpt-4o-mini: openai, "qwen-*": qwen, fast: gpt-4o-mini, smart: [qwen/qwen-max, fast] }\n`,
+    want: 'ok', check: (c) => c.routes[0].models, equals: { 'gpt-4o-mini': 'openai', 'qwen-*': 'qwen', fast: 'gpt-4o-mini', smart: ['qwen/qwen-max', 'fast'] },
+  },
+  {
+    name: 'models: unknown upstream or model, with a suggestion',
+    yaml: `${BASE}routes:\n  - path: /v1/\n    upstream: openai\n    models: { a: opnai, b: [qwen, nothing/x] }\n`,
+    want: [
+      'c.yaml:13:18 routes[0].models.a: "opnai" is neither an upstream, "upstream/model", nor a model of this table (did you mean "openai"?)',
+      'c.yaml:13:35 routes[0].models.b[1]: "nothing/x" is neither an upstream, "upstream/model", nor a model of this table',
+    ],
+  },
+  {
+    name: 'models: alias loop', yaml: `${BASE}routes:\n  - path: /v1/\n    upstream: openai\n    models: { a: b, b: a }\n`,
+    want: ['c.yaml:13:18 routes[0].models.a: alias loop: a → b → a', 'c.yaml:13:24 routes[0].models.b: alias loop: b → a → b'],
+  },
   { name: 'fallback chain without loop', yaml: `upstreams:\n  a: { targets: [embedded], fallback: b }\n  b: { targets: [embedded] }\n`, want: 'ok' },
 
   // combinations that cannot work

@@ -74,6 +74,7 @@ export function account(s: RequestState): void {
     duration_ms: round(end - s.startMs),
     ttfb_ms: s.ttfbMs < 0 ? null : round(s.ttfbMs),
     attempts: s.attempts > 1 ? s.attempts : undefined,
+    models: s.modelCall === null ? undefined : s.modelCall.trail,
     bytes_in: s.bytesIn,
     bytes_out: s.bytesOut,
     client_ip: s.clientIp,

@@ -12,12 +12,13 @@ import { injectIncludeUsage } from '../../llm/inject.js'
 export function estimate(s: RequestState, then: (s: RequestState) => void): Next {
   const route = s.route!
   if (!route.readsBody) return Next.CONTINUE
-  const shape = shapeOf(route.provider, s.upstreamPath)
+  // the upstream's provider, not the route's: a models route may have sent the request elsewhere (stages/model.ts)
+  const shape = shapeOf(s.upstream!.provider, s.upstreamPath)
   s.shape = shape
   if (shape === 'other') return Next.CONTINUE
   const raw = s.body!
-  let body: unknown = null
-  if (raw.length > 0) {
+  let body: unknown = s.json === undefined ? null : s.json
+  if (s.json === undefined && raw.length > 0) {
     try {
       body = JSON.parse(raw.toString('utf8'))
     } catch {

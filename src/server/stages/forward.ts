@@ -21,6 +21,7 @@ import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import { CacheTee } from '../../cache/tee.js'
 import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
+import { untranslatable } from './model.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
 
@@ -86,6 +87,13 @@ export class Forward extends ResponseStream {
       breakerOpen(s, up)
       if (wait === 0 || ra < wait) wait = ra
       const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
+      // a models route's next choice (another provider, translated) when the upstream has no fallback of its own
+      if (next === undefined && s.modelCall !== null && s.modelCall.hasNext()) {
+        if (!s.modelCall.next(s, untranslatable)) return
+        this.tries = 0
+        up = s.upstream!
+        continue
+      }
       // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
       if (next === undefined || hops >= s.plan.upstreams.size) {
         s.errorDetail = `breaker open: ${up.name}`
@@ -185,7 +193,8 @@ export class Forward extends ResponseStream {
   another(up: Upstream): boolean {
     const s = this.s
     return !s.aborted && !s.finished && this.resendable() &&
-      (this.tries <= up.retry.attempts || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)))
+      (this.tries <= up.retry.attempts || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)) ||
+        (s.modelCall !== null && s.modelCall.hasNext()))
   }
 
   /**
@@ -211,6 +220,11 @@ export class Forward extends ResponseStream {
     if (this.tries <= up.retry.attempts) {
       this.nextTarget(up)
       setTimeout(this.again, up.retry.backoff(this.tries))
+    } else if (up.fallback === '' || !s.plan.upstreams.has(up.fallback)) {
+      // the next model of a models route's list: the request is rebuilt (and translated) for it
+      if (!s.modelCall!.next(s, untranslatable)) return
+      this.tries = 0
+      setImmediate(this.again)
     } else {
       this.switchTo(s.plan.upstreams.get(up.fallback)!)
       // not from inside undici's callback: the next dispatch starts on a clean stack

@@ -64,7 +64,8 @@ function identifyRuntime(s: RequestState, hash: string): Next {
 
 /** After the estimate: a key limited to some models may only name one of them (an unknown model is refused). */
 export function permitModel(s: RequestState): Next {
-  if (s.keyModels === null || s.keyModels.has(s.model)) return Next.CONTINUE
+  // on a models route the name the client asked for is granted as well as the model it resolved to
+  if (s.keyModels === null || s.keyModels.has(s.model) || (s.modelCall !== null && s.keyModels.has(s.modelCall.asked))) return Next.CONTINUE
   return replyError(s, 'LEAKY_KEY_FORBIDDEN', false, null, s.model === '' ? 'this API key is limited to some models, and this request names none' : `this API key may not use model "${s.model}"`)
 }
 

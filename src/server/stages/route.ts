@@ -4,6 +4,7 @@ import type { Upstream } from '../../upstream/upstream.js'
 import type { CompiledRoute } from '../plan.js'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
+import { compileModels } from '../../translate/models.js'
 
 export interface RouteConfig {
   path: string
@@ -12,6 +13,7 @@ export interface RouteConfig {
   strip_prefix: boolean
   auth: 'key' | 'none' | 'jwt'
   limits: string[]
+  models?: Record<string, string | string[]>
 }
 
 export interface RouteTable {
@@ -32,8 +34,9 @@ export function compileRoutes(routes: RouteConfig[], upstreams: Map<string, Upst
       auth: r.auth,
       limits: r.limits,
       scope: (r.host ? r.host.toLowerCase() : '') + r.path,
-      readsBody: upstream.provider !== 'none',
+      readsBody: upstream.provider !== 'none' || r.models !== undefined,
       provider: upstream.provider,
+      models: r.models === undefined ? null : compileModels(r.models, upstreams),
     }
   })
   const byLength = (a: CompiledRoute, b: CompiledRoute) => b.path.length - a.path.length || a.index - b.index
@@ -74,6 +77,8 @@ export function route(s: RequestState): Next {
     if (path.charCodeAt(0) !== 47 /* / */) path = '/' + path
   }
   s.upstreamPath = t.basePath + path
+  // a models route speaks OpenAI to its clients whatever serves it
+  if (r.models !== null) return Next.CONTINUE
   if (r.provider === 'gemini') s.errorShape = 'gemini'
   else if (r.provider === 'anthropic') s.errorShape = 'anthropic'
   else if (r.provider === 'qwen' && path.includes('/api/v1/services/')) s.errorShape = 'qwen-native'

@@ -15,6 +15,7 @@ import type { ErrorCode } from '../../errors.js'
 import { ContentDecoder, codingOf, type DecodeSink } from '../content-coding.js'
 import { ctx } from '../context.js'
 import { isTlsError } from '../../upstream/tls.js'
+import type { ResponseTranslator } from '../../translate/openai-out.js'
 
 /** Response headers never copied from the upstream: hop-by-hop, and the framing and date uWS writes itself. */
 const DROP = new Set([
@@ -46,6 +47,8 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
   pendingOffset = 0
   chunk: Buffer | null = null
   ended = false
+  /** a models route's answer from a provider that does not speak OpenAI: rewritten on its way (src/translate/) */
+  tr: ResponseTranslator | null = null
   /** upstream response headers not yet written to the client */
   head: IncomingHttpHeaders | null = null
   readonly writeCorked: () => void
@@ -91,11 +94,12 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     const ct = headers['content-type']
     this.sse = typeof ct === 'string' && ct.startsWith('text/event-stream')
     this.meter = startMetering(s, statusCode, this.sse)
+    if (s.modelCall !== null) this.translate(headers, statusCode)
     if (this.meter !== null && !this.bodyless && headers['content-encoding'] !== undefined) this.decodeFor(this.meter, headers)
     const cl = headers['content-length']
     // a meter may drop bytes (the injected usage chunk), a decoder changes them all: then the length is no longer
     // the upstream's
-    if (typeof cl === 'string' && (this.meter === null || !this.meter.rewrites) && this.decoder === null) this.total = Number(cl)
+    if (typeof cl === 'string' && (this.meter === null || !this.meter.rewrites) && this.decoder === null && this.tr === null) this.total = Number(cl)
     this.head = headers
     // A response with a known length gets its status and headers in the same cork (one send) as its first body
     // bytes, or its end: a separate cork costs a second sendto per small response (bench/README.md, −15 % CPU).
@@ -103,6 +107,12 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     // body that is no SSE stream waits for its first decoded bytes instead: one that decodes to nothing (garbage,
     // a wrong Content-Encoding) can then still be answered a clean 502.
     if (this.total < 0 && !this.bodyless && (this.decoder === null || this.sse)) s.res.cork(this.headCorked)
+  }
+
+  /** The answer is translated (its length changes): the client gets it chunked, typed as OpenAI's would be. */
+  translate(headers: IncomingHttpHeaders, status: number): void {
+    this.tr = this.s.modelCall!.translator(this.s, status, this.sse)
+    if (this.tr !== null) headers['content-type'] = this.sse && status < 300 ? 'text/event-stream' : 'application/json'
   }
 
   /**
@@ -157,7 +167,8 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
       }
       return
     }
-    const chunk = this.meter === null ? data : this.meter.write(data)
+    let chunk = this.meter === null ? data : this.meter.write(data)
+    if (this.tr !== null) chunk = this.tr.write(chunk)
     if (chunk.length === 0) return
     s.bytesOut += chunk.length
     this.chunk = chunk
@@ -169,7 +180,8 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
   decoded(data: Buffer): void {
     const s = this.s
     if (s.finished) return
-    const chunk = this.meter === null ? data : this.meter.write(data)
+    let chunk = this.meter === null ? data : this.meter.write(data)
+    if (this.tr !== null) chunk = this.tr.write(chunk)
     if (chunk.length === 0) return
     s.bytesOut += chunk.length
     this.chunk = chunk
@@ -263,7 +275,8 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
       return account(s)
     }
     if (s.finished) return
-    const tail = this.meter === null ? null : this.meter.end()
+    let tail = this.meter === null ? null : this.meter.end()
+    if (this.tr !== null) tail = translatedTail(this.tr, tail)
     const res = s.res
     s.finished = true
     if (this.bodyless) {
@@ -323,6 +336,12 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
       s.errorCode = code
       s.finished = true
       const res = s.res
+      if (this.tr !== null) {
+        const last = this.tr.fail(code)
+        res.cork(() => res.end(last))
+        account(s)
+        return
+      }
       res.cork(() => res.end(`event: error\ndata: {"error":{"message":"upstream stream failed","type":"upstream_error","code":"${code}"}}\n\n`))
       account(s)
       return
@@ -334,6 +353,13 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     this.ended = true
     this.s.finished = true
   }
+}
+
+/** The last of a translated answer: what the meter held back, then the translator's end. */
+function translatedTail(tr: ResponseTranslator, held: Buffer | null): Buffer {
+  const a = held !== null && held.length > 0 ? tr.write(held) : null
+  const b = tr.end()
+  return a === null || a.length === 0 ? b : Buffer.concat([a, b])
 }
 
 export function upstreamErrorCode(err: Error): ErrorCode {
