@@ -45,6 +45,7 @@ export const ERRORS = {
   LEAKY_KEY_NOT_FOUND: { status: 404, type: 'invalid_request_error', message: 'no runtime key with this id' },
   LEAKY_KEY_READ_ONLY: { status: 409, type: 'invalid_request_error', message: 'this key comes from the config file (read-only): edit the YAML' },
   LEAKY_KEYS_DISABLED: { status: 503, type: 'server_error', message: 'runtime keys are disabled: the key store could not be opened at start (see the log)' },
+  LEAKY_LEDGER_DISABLED: { status: 503, type: 'server_error', message: 'the usage ledger is off: not configured, or its file could not be opened at start (see the log)' },
   LEAKY_INTERNAL: { status: 500, type: 'server_error', message: 'internal proxy error' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>
 

@@ -103,6 +103,16 @@ const keyStore = z.strictObject({
     .describe('redis: runtime keys are shared by every proxy on the same redis.url (each keeps its own SQLite copy)'),
 })
 
+const ledger = z.strictObject({
+  enabled: bool().default(true).describe('false: no ledger even when state_file gives it a place'),
+  file: text().optional().describe('SQLite file of the usage ledger; default: leaky-usage.sqlite beside state_file (neither set: ledger off)'),
+  flush: duration().prefault('5s').describe('how often summed rows are written (a kill -9 loses at most this, plus 1 s)'),
+  retention: z.strictObject({
+    minutes: duration().prefault('14d').describe('how long per-minute rows are kept'),
+    days: duration().prefault('400d').describe('how long per-day rows are kept'),
+  }).prefault({}),
+})
+
 const server = z.strictObject({
   max_body: size().prefault('10mb').describe('largest request body accepted (413 beyond)'),
   max_header: size().prefault('16kb').describe('largest request header block accepted (431 beyond)'),
@@ -387,6 +397,7 @@ export const configSchema = z.strictObject({
   admin: admin.prefault({}),
   audit: audit.prefault({}).describe('audit log: admin API calls, key lifecycle, reloads, upgrades, auth failures'),
   key_store: keyStore.prefault({}).describe('runtime keys (`leaky key create`, /admin/keys), kept in SQLite'),
+  ledger: ledger.prefault({}).describe('usage and cost per minute, key, org, model, route and status class, kept in SQLite (`leaky usage`, /admin/usage)'),
   server: server.prefault({}),
   log: log.prefault({}),
   metrics: z.strictObject({

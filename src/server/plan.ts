@@ -13,6 +13,7 @@ import { compileCache, type CachePlan } from '../cache/plan.js'
 import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
 import { compileTracing, type TracingPlan } from '../tracing/plan.js'
+import { ledgerFile } from '../ledger/file.js'
 
 export interface CompiledRoute {
   index: number
@@ -51,6 +52,8 @@ export interface WorkerPlan {
   jwt: JwtVerifier | null
   /** null: no tracing section (src/tracing/) */
   tracing: TracingPlan | null
+  /** every finished request is summed into the usage ledger (src/ledger/) */
+  ledger: boolean
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -74,6 +77,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     cache: compileCache(config),
     jwt: compileJwt(config),
     tracing: compileTracing(config.tracing),
+    ledger: ledgerFile(config) !== null,
   }
 }
 

@@ -1,0 +1,30 @@
+// The usage ledger on /metrics: read from the generation's writer (writer.ts) at scrape time.
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { LedgerWriter } from './writer.js'
+
+export function registerLedgerMetrics(registry: Registry, w: LedgerWriter): void {
+  const value = (name: string, help: string, get: () => number) =>
+    new Counter({ name, help, registers: [registry], collect(this: Counter) {
+      this.reset()
+      this.inc(get())
+    } })
+  new Gauge({
+    name: 'leaky_ledger_enabled',
+    help: 'The usage ledger is written: 1, or 0 when it is off or its file could not be opened (see the log: "usage ledger disabled").',
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(w.store !== null ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'leaky_ledger_pending_rows',
+    help: 'Summed usage rows waiting for the next ledger flush.',
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(w.pendingRows)
+    },
+  })
+  value('leaky_ledger_rows_written_total', 'Usage rows written to the ledger (one per minute, key, org, model, route and status class per flush).', () => w.counters.rows)
+  value('leaky_ledger_write_errors_total', 'Ledger flushes that failed; their rows stay pending for the next one.', () => w.counters.writeErrors)
+  value('leaky_ledger_rows_dropped_total', 'Usage rows dropped because the pending rows were full while writes failed.', () => w.counters.dropped)
+}
