@@ -7,8 +7,8 @@
 #   bash test/setup.sh --check  install nothing: one line per tool ("ok TOOL PATH" or "missing TOOL (apt package
 #                               PACKAGE)"), exit 1 if any is missing
 #
-# A tool is looked for where the tests look for it: $REDIS_SERVER, $REDIS_CLI and $CHROMIUM_PATH override the
-# Debian paths the helpers use; the others are found on PATH.
+# A tool is looked for where the tests look for it: $REDIS_SERVER, $REDIS_CLI, $CHROMIUM_PATH and $POSTGRES_BIN (a
+# directory) override the Debian paths the helpers use; the others are found on PATH.
 set -euo pipefail
 
 # tool → Debian package (bookworm); what needs it
@@ -19,9 +19,8 @@ TOOLS=(
   chromium:chromium             # the status page in a headless browser (test/observability/status-browser.test.ts)
   openssl:openssl               # keys and certificates for tests
   systemd-analyze:systemd       # `systemd-analyze verify` of systemd/leaky.service
+  postgres:postgresql           # the ledger shipped to Postgres: tests run initdb + postgres (test/helpers/postgres.ts)
 )
-# Not here until a test needs it: postgresql (Debian's puts postgres in /usr/lib/postgresql/15/bin, off PATH, and
-# pulls in ~150 MB with libllvm): add it with a where() case for that path.
 
 # The path where the tests will find TOOL, or nothing.
 where() {
@@ -29,6 +28,8 @@ where() {
   case "$1" in
     redis-server) p=${REDIS_SERVER:-/usr/bin/redis-server}; [ -x "$p" ] && echo "$p" ;;
     redis-cli) p=${REDIS_CLI:-/usr/bin/redis-cli}; [ -x "$p" ] && echo "$p" ;;
+    # Debian's postgresql keeps its binaries off PATH, in a directory per major version
+    postgres) p=${POSTGRES_BIN:-/usr/lib/postgresql/15/bin}/postgres; [ -x "$p" ] && echo "$p" ;;
     chromium)
       for p in ${CHROMIUM_PATH:-} /usr/lib/chromium/chromium /usr/bin/chromium /usr/bin/chromium-browser; do
         if [ -x "$p" ]; then echo "$p"; return 0; fi

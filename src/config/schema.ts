@@ -111,6 +111,12 @@ const ledger = z.strictObject({
     minutes: duration().prefault('14d').describe('how long per-minute rows are kept'),
     days: duration().prefault('400d').describe('how long per-day rows are kept'),
   }).prefault({}),
+  postgres: z.strictObject({
+    url: secret(z.string().regex(/^postgres(ql)?:\/\//, 'expected postgres://… or postgresql://…'))
+      .describe('postgres://user:pass@host:port/db — every proxy of a fleet ships its minute rows there'),
+    proxy: text().optional().describe('the id this proxy\'s rows carry in Postgres (unique in the fleet); default: the host name'),
+    interval: duration().prefault('10s').describe('how often unshipped rows are sent (they wait in SQLite while Postgres is down)'),
+  }).optional().describe('ship the ledger to Postgres (idempotent per proxy and row; reports can read it: leaky usage --from postgres)'),
 })
 
 const server = z.strictObject({

@@ -24,6 +24,16 @@ export function registerLedgerMetrics(registry: Registry, w: LedgerWriter): void
       this.set(w.pendingRows)
     },
   })
+  new Gauge({
+    name: 'leaky_ledger_unshipped_rows',
+    help: 'Minute rows in the ledger file not yet shipped to Postgres (ledger.postgres); they ship once it answers.',
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(w.shipper !== null && w.store !== null ? w.store.unshippedCount() : 0)
+    },
+  })
+  value('leaky_ledger_shipped_rows_total', 'Minute rows sent to Postgres (a row sent again after it changed counts again).', () => w.shipped.shipped)
+  value('leaky_ledger_ship_errors_total', 'Shipping runs to Postgres that failed; the rows stay queued in the ledger file.', () => w.shipped.errors)
   value('leaky_ledger_rows_written_total', 'Usage rows written to the ledger (one per minute, key, org, model, route and status class per flush).', () => w.counters.rows)
   value('leaky_ledger_write_errors_total', 'Ledger flushes that failed; their rows stay pending for the next one.', () => w.counters.writeErrors)
   value('leaky_ledger_rows_dropped_total', 'Usage rows dropped because the pending rows were full while writes failed.', () => w.counters.dropped)

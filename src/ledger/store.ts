@@ -34,6 +34,12 @@ export const MIGRATIONS: ReadonlyArray<(db: DB) => void> = [
   `),
   // 2: which proxy wrote the file, so rows shipped elsewhere can say where they came from
   (db) => db.exec(`CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`),
+  // 3: minute rows not yet shipped to Postgres (ledger.postgres); the history before it ships too
+  (db) => db.exec(`
+    ALTER TABLE usage_minute ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0;
+    UPDATE usage_minute SET dirty = 1;
+    CREATE INDEX usage_minute_dirty ON usage_minute (dirty) WHERE dirty = 1;
+  `),
 ]
 
 export const LEDGER_VERSION = MIGRATIONS.length
@@ -56,12 +62,17 @@ const DAY_MINUTES = 1440
 /** Summed columns, in ROW_FIELDS order after the dimensions. */
 const SUM_COLS = ['requests', 'tokens_prompt', 'tokens_completion', 'tokens_cached', 'tokens_thoughts', 'tokens_total', 'cost_micro', 'unpriced'] as const
 
+// a minute row that changes is marked for shipping (dirty); day rows are not shipped
 function upsertSql(table: string, time: string): string {
-  return `INSERT INTO ${table} (${time}, key, org, model, route, status_class, ${SUM_COLS.join(', ')})
-    VALUES (?, ?, ?, ?, ?, ?, ${SUM_COLS.map(() => '?').join(', ')})
+  const dirty = table === 'usage_minute'
+  return `INSERT INTO ${table} (${time}, key, org, model, route, status_class, ${SUM_COLS.join(', ')}${dirty ? ', dirty' : ''})
+    VALUES (?, ?, ?, ?, ?, ?, ${SUM_COLS.map(() => '?').join(', ')}${dirty ? ', 1' : ''})
     ON CONFLICT (${time}, key, org, model, route, status_class) DO UPDATE SET
-    ${SUM_COLS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`
+    ${SUM_COLS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}${dirty ? ', dirty = 1' : ''}`
 }
+
+/** A minute row as shipped: its whole sums, not a delta, so sending it twice sets the same values. */
+export type ShipRow = LedgerRow
 
 export class LedgerStore {
   readonly file: string
@@ -134,6 +145,28 @@ export class LedgerStore {
     const m = this.#db.prepare('DELETE FROM usage_minute WHERE minute < ?').run(Math.floor((now - minuteMs) / MINUTE_MS))
     const d = this.#db.prepare('DELETE FROM usage_day WHERE day < ?').run(Math.floor((now - dayMs) / MINUTE_MS / DAY_MINUTES))
     return { minutes: m.changes, days: d.changes }
+  }
+
+  /** Up to `limit` minute rows changed since they were last shipped. */
+  unshipped(limit: number): ShipRow[] {
+    return this.#db.prepare(`SELECT minute, key, org, model, route, status_class, ${SUM_COLS.join(', ')} FROM usage_minute WHERE dirty = 1 LIMIT ?`)
+      .raw().all(limit) as ShipRow[]
+  }
+
+  /** How many minute rows wait for shipping. */
+  unshippedCount(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM usage_minute WHERE dirty = 1').get() as { n: number }).n
+  }
+
+  /**
+   * Shipped: each row is clean unless it changed meanwhile (a flush while the batch was on its way adds at least one
+   * request, so its request count no longer matches and it stays marked for the next batch).
+   */
+  markShipped(rows: ShipRow[]): void {
+    const st = this.#db.prepare(`UPDATE usage_minute SET dirty = 0 WHERE minute = ? AND key = ? AND org = ? AND model = ? AND route = ? AND status_class = ? AND requests = ?`)
+    this.#db.transaction(() => {
+      for (const r of rows) st.run(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+    })()
   }
 
   /** The oldest minute row's start (ms), or null when there is none: reports say which table they could use. */

@@ -9,11 +9,14 @@ import type { Logger } from '../observability/logger.js'
 import { ledgerFile } from './file.js'
 import { LedgerError, LedgerStore } from './store.js'
 import { addInto, rowKey, type LedgerRow, type UsageBatch } from './row.js'
+import { PostgresShipper, proxyId } from './postgres.js'
 
 /** distinct rows held while writes fail (one per key × model × route × minute): ~100 MB at most */
 const MAX_PENDING = 500_000
 /** retention runs this often (and at start) */
 const PRUNE_MS = 3_600_000
+/** on stop, how long the last shipping to Postgres may take (what is left ships from the next start) */
+const LAST_SHIP_MS = 3_000
 
 export interface LedgerCounters {
   /** rows written (merged minute rows, each also added to its day row) */
@@ -37,6 +40,9 @@ export class LedgerWriter {
   #pruneTimer: NodeJS.Timeout | null = null
   #config: Config['ledger'] | null = null
   #failing = false
+  /** ledger.postgres: null when not configured */
+  shipper: PostgresShipper | null = null
+  #shipTimer: NodeJS.Timeout | null = null
 
   constructor(logger: Logger) {
     this.#logger = logger
@@ -44,6 +50,11 @@ export class LedgerWriter {
 
   get store(): LedgerStore | null {
     return this.#store
+  }
+
+  /** the current shipper's counters (zero without ledger.postgres) */
+  get shipped(): { shipped: number; errors: number } {
+    return this.shipper?.counters ?? { shipped: 0, errors: 0 }
   }
 
   get pendingRows(): number {
@@ -65,6 +76,9 @@ export class LedgerWriter {
     if (file === this.#store?.file) return this.#arm()
     if (this.#store !== null) {
       this.flush()
+      this.#disarm()
+      if (this.shipper !== null) void this.shipper.close()
+      this.shipper = null
       this.#store.close()
       this.#store = null
     }
@@ -95,12 +109,33 @@ export class LedgerWriter {
     this.#flushTimer.unref()
     this.#pruneTimer = setInterval(() => this.prune(), PRUNE_MS)
     this.#pruneTimer.unref()
+    const pgc = this.#config.postgres
+    const proxy = pgc === undefined ? '' : proxyId(pgc.proxy)
+    if (this.shipper !== null && (pgc === undefined || pgc.url !== this.shipper.url || proxy !== this.shipper.proxy)) {
+      void this.shipper.close()
+      this.shipper = null
+    }
+    if (pgc === undefined) return
+    if (this.shipper === null) {
+      this.shipper = new PostgresShipper(pgc.url, proxy, this.#logger)
+      this.#logger.info({ msg: 'usage ledger ships to Postgres', proxy, interval_ms: pgc.interval })
+    }
+    this.#shipTimer = setInterval(() => void this.ship(), pgc.interval)
+    this.#shipTimer.unref()
   }
 
   #disarm(): void {
     if (this.#flushTimer !== null) clearInterval(this.#flushTimer)
     if (this.#pruneTimer !== null) clearInterval(this.#pruneTimer)
-    this.#flushTimer = this.#pruneTimer = null
+    if (this.#shipTimer !== null) clearInterval(this.#shipTimer)
+    this.#flushTimer = this.#pruneTimer = this.#shipTimer = null
+  }
+
+  /** Write what is pending, then send the unshipped rows to Postgres (when configured). */
+  async ship(): Promise<void> {
+    if (this.shipper === null || this.#store === null) return
+    this.flush()
+    await this.shipper.ship(this.#store)
   }
 
   /** A worker's batch: merged into the pending rows (nothing else happens on this thread per batch). */
@@ -145,10 +180,25 @@ export class LedgerWriter {
     }
   }
 
-  /** Last flush and close (the generation stops: its workers have drained and handed over everything). */
-  close(): void {
+  /**
+   * Last flush and close (the generation stops: its workers have drained and handed over everything). With Postgres,
+   * one last shipping, bounded: rows it does not get to stay marked in the file and ship from the next start.
+   */
+  async close(): Promise<void> {
     this.#disarm()
     this.flush()
+    const shipper = this.shipper
+    this.shipper = null
+    if (shipper !== null && this.#store !== null) {
+      let timer: NodeJS.Timeout | undefined
+      const last = await Promise.race([
+        shipper.ship(this.#store).then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, LAST_SHIP_MS, false))),
+      ])
+      clearTimeout(timer)
+      if (last) await shipper.close()
+      else void shipper.close()
+    }
     this.#store?.close()
     this.#store = null
   }

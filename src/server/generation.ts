@@ -449,7 +449,7 @@ export class Generation {
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
     // every worker has drained and posted its last rows (they arrive before its 'drained'): the last flush has them all
-    this.ledger.close()
+    await this.ledger.close()
     await this.tracing.shutdown()
     this.metrics.stop()
     this.cache?.close()
