@@ -161,8 +161,9 @@ program
   .option('--since <when>', 'start: a duration back (7d, 12h), a date (2026-12-01) or an ISO date-time', '7d')
   .option('--until <when>', 'end (exclusive), same forms; default now')
   .option('--format <format>', 'table, csv or json', 'table')
+  .option('--from <store>', 'sqlite (this proxy\'s ledger file) or postgres (the fleet\'s, ledger.postgres.url)', 'sqlite')
   .option('-c, --config <file>', 'config file (its ledger or state_file says where the ledger is)')
-  .action((o: UsageOptions & { config?: string }) => process.exit(usageCommand(storeConfig(o.config), o, OUT)))
+  .action(async (o: UsageOptions & { config?: string }) => process.exit(await usageCommand(storeConfig(o.config), o, OUT)))
 
 try {
   await program.parseAsync(process.argv)

@@ -4,7 +4,8 @@
 import type { Config } from '../config/index.js'
 import { ledgerFile } from '../ledger/file.js'
 import { LedgerStore } from '../ledger/store.js'
-import { formatReport, parseQuery, REPORT_FORMATS, usageReport, type ReportFormat } from '../ledger/report.js'
+import { formatReport, parseQuery, REPORT_FORMATS, usageReport, type Report, type ReportFormat } from '../ledger/report.js'
+import { usageReportPostgres } from '../ledger/report-postgres.js'
 
 type Out = { stdout: (s: string) => void; stderr: (s: string) => void }
 
@@ -13,10 +14,12 @@ export interface UsageOptions {
   since?: string
   until?: string
   format?: string
+  /** sqlite (this proxy's file) or postgres (the fleet's, ledger.postgres.url) */
+  from?: string
 }
 
 /** Print the report; the exit code (1: bad option, or no ledger to read). */
-export function usageCommand(config: Config, o: UsageOptions, out: Out, now = Date.now()): number {
+export async function usageCommand(config: Config, o: UsageOptions, out: Out, now = Date.now()): Promise<number> {
   const format = o.format ?? 'table'
   if (!(REPORT_FORMATS as readonly string[]).includes(format)) {
     out.stderr(`leaky: --format: expected one of ${REPORT_FORMATS.join(', ')}, got "${format}"\n`)
@@ -25,6 +28,27 @@ export function usageCommand(config: Config, o: UsageOptions, out: Out, now = Da
   const q = parseQuery({ by: o.by, since: o.since, until: o.until }, now)
   if (typeof q === 'string') {
     out.stderr(`leaky: --${q}\n`)
+    return 1
+  }
+  const from = o.from ?? 'sqlite'
+  if (from === 'postgres') {
+    const pgc = config.ledger.postgres
+    if (pgc === undefined) {
+      out.stderr('leaky: --from postgres: this config has no ledger.postgres.url\n')
+      return 1
+    }
+    let report: Report
+    try {
+      report = await usageReportPostgres(pgc.url, q)
+    } catch (err) {
+      out.stderr(`leaky: Postgres (ledger.postgres.url): ${(err as Error).message}\n`)
+      return 1
+    }
+    out.stdout(formatReport(report, format as ReportFormat))
+    return 0
+  }
+  if (from !== 'sqlite') {
+    out.stderr(`leaky: --from: expected sqlite or postgres, got "${from}"\n`)
     return 1
   }
   const file = ledgerFile(config)

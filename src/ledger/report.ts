@@ -75,7 +75,7 @@ export function parseQuery(raw: { by?: string | null; since?: string | null; unt
   return { by: by as ReportBy, since, until }
 }
 
-const SUMS = `sum(requests) AS requests, sum(tokens_prompt) AS tokens_prompt, sum(tokens_completion) AS tokens_completion,
+export const SUMS = `sum(requests) AS requests, sum(tokens_prompt) AS tokens_prompt, sum(tokens_completion) AS tokens_completion,
   sum(tokens_cached) AS tokens_cached, sum(tokens_thoughts) AS tokens_thoughts, sum(tokens_total) AS tokens_total,
   sum(cost_micro) AS cost_micro, sum(unpriced) AS unpriced`
 
@@ -114,9 +114,17 @@ export function usageReport(store: LedgerStore, q: ReportQuery, minuteRetentionM
     sql = `SELECT ${groupExpr(q.by, 'day * 86400')} AS grp, ${SUMS} FROM usage_day WHERE day >= ? AND day < ? GROUP BY grp`
     params = [since / DAY_MS, until / DAY_MS]
   }
-  const timeOrder = q.by === 'day' || q.by === 'month' || q.by === 'status'
-  sql += timeOrder ? ' ORDER BY grp' : ' ORDER BY cost_micro DESC, requests DESC, grp'
-  const raw = store.all(sql, params)
+  sql += orderBy(q.by)
+  return buildReport(q.by, since, until, minutes ? 'minute' : 'day', store.all(sql, params))
+}
+
+/** Days, months and status classes in order; the rest largest cost first. */
+export function orderBy(by: ReportBy): string {
+  return by === 'day' || by === 'month' || by === 'status' ? ' ORDER BY grp' : ' ORDER BY cost_micro DESC, requests DESC, grp'
+}
+
+/** The report from grouped rows (`grp` and the sums; numbers may come as strings from Postgres). */
+export function buildReport(by: ReportBy, since: number, until: number, granularity: 'minute' | 'day', raw: Record<string, unknown>[]): Report {
   const total = { requests: 0, tokens_prompt: 0, tokens_completion: 0, tokens_cached: 0, tokens_thoughts: 0, tokens_total: 0, cost_micro: 0, unpriced: 0 }
   const rows: ReportRow[] = raw.map((r) => {
     for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += Number(r[k])
@@ -134,10 +142,10 @@ export function usageReport(store: LedgerStore, q: ReportQuery, minuteRetentionM
   })
   const { cost_micro, ...sums } = total
   return {
-    by: q.by,
+    by,
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
-    granularity: minutes ? 'minute' : 'day',
+    granularity,
     rows,
     total: { ...sums, cost_usd: microUsd(cost_micro) },
   }
