@@ -34,10 +34,9 @@ export const MIGRATIONS: ReadonlyArray<(db: DB) => void> = [
   `),
   // 2: which proxy wrote the file, so rows shipped elsewhere can say where they came from
   (db) => db.exec(`CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`),
-  // 3: minute rows not yet shipped to Postgres (ledger.postgres); the history before it ships too
+  // 3: minute rows not yet shipped to Postgres (ledger.postgres; rows written without it are not shipped later)
   (db) => db.exec(`
     ALTER TABLE usage_minute ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0;
-    UPDATE usage_minute SET dirty = 1;
     CREATE INDEX usage_minute_dirty ON usage_minute (dirty) WHERE dirty = 1;
   `),
 ]
@@ -62,9 +61,8 @@ const DAY_MINUTES = 1440
 /** Summed columns, in ROW_FIELDS order after the dimensions. */
 const SUM_COLS = ['requests', 'tokens_prompt', 'tokens_completion', 'tokens_cached', 'tokens_thoughts', 'tokens_total', 'cost_micro', 'unpriced'] as const
 
-// a minute row that changes is marked for shipping (dirty); day rows are not shipped
-function upsertSql(table: string, time: string): string {
-  const dirty = table === 'usage_minute'
+// with shipping on, a minute row that changes is marked (dirty); day rows are not shipped
+function upsertSql(table: string, time: string, dirty = false): string {
   return `INSERT INTO ${table} (${time}, key, org, model, route, status_class, ${SUM_COLS.join(', ')}${dirty ? ', dirty' : ''})
     VALUES (?, ?, ?, ?, ?, ?, ${SUM_COLS.map(() => '?').join(', ')}${dirty ? ', 1' : ''})
     ON CONFLICT (${time}, key, org, model, route, status_class) DO UPDATE SET
@@ -78,19 +76,24 @@ export class LedgerStore {
   readonly file: string
   readonly #db: DB
   readonly #minute: Database.Statement
+  readonly #minuteShipped: Database.Statement
   readonly #day: Database.Statement
+  /** ledger.postgres is configured: changed minute rows are marked for shipping (else no row waits in the index) */
+  shipping = false
   readonly #write: (rows: LedgerRow[]) => void
 
   private constructor(file: string, db: DB) {
     this.file = file
     this.#db = db
     this.#minute = db.prepare(upsertSql('usage_minute', 'minute'))
+    this.#minuteShipped = db.prepare(upsertSql('usage_minute', 'minute', true))
     this.#day = db.prepare(upsertSql('usage_day', 'day'))
     // one transaction per batch: a batch is in the file whole or not at all
     this.#write = db.transaction((rows: LedgerRow[]) => {
+      const minute = this.shipping ? this.#minuteShipped : this.#minute
       for (const r of rows) {
         const sums = r.slice(ROW_FIELDS.requests)
-        this.#minute.run(r[0], r[1], r[2], r[3], r[4], r[5], ...sums)
+        minute.run(r[0], r[1], r[2], r[3], r[4], r[5], ...sums)
         this.#day.run(Math.floor(r[0] / DAY_MINUTES), r[1], r[2], r[3], r[4], r[5], ...sums)
       }
     })

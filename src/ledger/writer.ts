@@ -115,6 +115,7 @@ export class LedgerWriter {
       void this.shipper.close()
       this.shipper = null
     }
+    this.#store.shipping = pgc !== undefined
     if (pgc === undefined) return
     if (this.shipper === null) {
       this.shipper = new PostgresShipper(pgc.url, proxy, this.#logger)

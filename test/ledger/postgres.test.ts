@@ -144,6 +144,7 @@ t.test('idempotent: a batch sent again, or by an older generation, never adds; p
   t.teardown(() => c.end())
   const file = path.join(scratchDir('pgidem-'), 'u.sqlite')
   const store = LedgerStore.open(file)
+  store.shipping = true
   t.teardown(() => store.close())
   const { logger } = createLogger({ level: 'silent', bindings: {} })
   const ship = new PostgresShipper(db.url, 'proxy-b', logger)

@@ -153,3 +153,18 @@ t.test('query parsing: bad input says what was expected', async (t) => {
   const r = usageReport(s, { by: 'model', since: NOW - DAY, until: NOW }, 14 * DAY, NOW)
   t.equal(formatReport(r, 'csv').split('\r\n')[1].split(',')[0], `"'=HYPERLINK(""x"")"`)
 })
+
+t.test('rows for Postgres: marked only with shipping on; a row that changed after it was sent stays marked', async (t) => {
+  const s = LedgerStore.open(path.join(scratchDir(), 'u.sqlite'))
+  t.teardown(() => s.close())
+  s.write([row(m(NOW), 'a', '', 'gpt-4o', '/v1/', 2, 1, 1, 1, 1)])
+  t.equal(s.unshippedCount(), 0, 'no Postgres configured: nothing waits')
+  s.shipping = true
+  s.write([row(m(NOW), 'a', '', 'gpt-4o', '/v1/', 2, 1, 1, 1, 1), row(m(NOW), 'b', '', 'gpt-4o', '/v1/', 2, 1, 1, 1, 1)])
+  const sent = s.unshipped(10)
+  t.same(sent.map((r) => [r[1], r[6]]), [['a', 2], ['b', 1]], 'whole sums, not deltas')
+  // while the batch is on its way, a flush adds to row b
+  s.write([row(m(NOW), 'b', '', 'gpt-4o', '/v1/', 2, 1, 1, 1, 1)])
+  s.markShipped(sent)
+  t.same(s.unshipped(10).map((r) => [r[1], r[6]]), [['b', 2]], 'b changed after it was sent: it goes again')
+})
