@@ -117,6 +117,14 @@ const ledger = z.strictObject({
     proxy: text().optional().describe('the id this proxy\'s rows carry in Postgres (unique in the fleet); default: the host name'),
     interval: duration().prefault('10s').describe('how often unshipped rows are sent (they wait in SQLite while Postgres is down)'),
   }).optional().describe('ship the ledger to Postgres (idempotent per proxy and row; reports can read it: leaky usage --from postgres)'),
+  anomaly: z.strictObject({
+    enabled: bool().default(true).describe('judge each key\'s and org\'s tokens and cost per minute against their own baseline'),
+    factor: z.number().gt(1).max(1000).default(5).describe('a minute over factor × the baseline (mean + mean deviation) is an anomaly'),
+    min_tokens: count(0).default(10_000).describe('and at least this many tokens in the minute'),
+    min_cost_usd: z.number().min(0).max(1_000_000).default(0.1).describe('or, for cost, at least this many USD in the minute'),
+    half_life: duration().prefault('6h').describe('how fast the baseline forgets (EWMA half-life)'),
+    warmup: duration().prefault('1h').describe('history a key or org needs before it is judged'),
+  }).prefault({}).describe('usage anomalies: a warn line "usage anomaly" and leaky_usage_anomalies_total'),
 })
 
 const server = z.strictObject({

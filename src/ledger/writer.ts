@@ -10,11 +10,14 @@ import { ledgerFile } from './file.js'
 import { LedgerError, LedgerStore } from './store.js'
 import { addInto, rowKey, type LedgerRow, type UsageBatch } from './row.js'
 import { PostgresShipper, proxyId } from './postgres.js'
+import { AnomalyDetector } from './anomaly.js'
 
 /** distinct rows held while writes fail (one per key × model × route × minute): ~100 MB at most */
 const MAX_PENDING = 500_000
 /** retention runs this often (and at start) */
 const PRUNE_MS = 3_600_000
+/** a minute is judged this long after it ends: the workers hand their rows over within a second */
+const JUDGE_DELAY_MS = 5_000
 /** on stop, how long the last shipping to Postgres may take (what is left ships from the next start) */
 const LAST_SHIP_MS = 3_000
 
@@ -35,6 +38,8 @@ export class LedgerWriter {
   #store: LedgerStore | null = null
   /** why the ledger is off (null: on) */
   disabled: string | null = 'not opened'
+  /** configured, but its file could not be opened */
+  openFailed = false
   #pending = new Map<string, LedgerRow>()
   #flushTimer: NodeJS.Timeout | null = null
   #pruneTimer: NodeJS.Timeout | null = null
@@ -43,6 +48,9 @@ export class LedgerWriter {
   /** ledger.postgres: null when not configured */
   shipper: PostgresShipper | null = null
   #shipTimer: NodeJS.Timeout | null = null
+  /** ledger.anomaly: fed from the same batches (null until the first configure) */
+  anomalies: AnomalyDetector | null = null
+  #judgeTimer: NodeJS.Timeout | null = null
 
   constructor(logger: Logger) {
     this.#logger = logger
@@ -73,6 +81,8 @@ export class LedgerWriter {
   configure(config: Config): void {
     const file = ledgerFile(config)
     this.#config = config.ledger
+    if (this.anomalies === null) this.anomalies = new AnomalyDetector(config.ledger.anomaly, this.#logger)
+    else this.anomalies.configure(config.ledger.anomaly)
     if (file === this.#store?.file) return this.#arm()
     if (this.#store !== null) {
       this.flush()
@@ -82,6 +92,7 @@ export class LedgerWriter {
       this.#store.close()
       this.#store = null
     }
+    this.openFailed = false
     if (file === null) {
       this.disabled = 'no ledger: set ledger.file or state_file'
       this.#pending.clear()
@@ -94,6 +105,7 @@ export class LedgerWriter {
     } catch (err) {
       const e = err as LedgerError
       this.disabled = e.message
+      this.openFailed = true
       this.#pending.clear()
       this.#logger.error({ msg: 'usage ledger disabled; the proxy serves without it', file, reason: e.message, moved_to: e.aside ?? undefined })
       return this.#disarm()
@@ -109,6 +121,8 @@ export class LedgerWriter {
     this.#flushTimer.unref()
     this.#pruneTimer = setInterval(() => this.prune(), PRUNE_MS)
     this.#pruneTimer.unref()
+    this.#judgeTimer = setInterval(() => this.anomalies?.judge(Math.floor((Date.now() - JUDGE_DELAY_MS) / 60_000)), 10_000)
+    this.#judgeTimer.unref()
     const pgc = this.#config.postgres
     const proxy = pgc === undefined ? '' : proxyId(pgc.proxy)
     if (this.shipper !== null && (pgc === undefined || pgc.url !== this.shipper.url || proxy !== this.shipper.proxy)) {
@@ -129,7 +143,8 @@ export class LedgerWriter {
     if (this.#flushTimer !== null) clearInterval(this.#flushTimer)
     if (this.#pruneTimer !== null) clearInterval(this.#pruneTimer)
     if (this.#shipTimer !== null) clearInterval(this.#shipTimer)
-    this.#flushTimer = this.#pruneTimer = this.#shipTimer = null
+    if (this.#judgeTimer !== null) clearInterval(this.#judgeTimer)
+    this.#flushTimer = this.#pruneTimer = this.#shipTimer = this.#judgeTimer = null
   }
 
   /** Write what is pending, then send the unshipped rows to Postgres (when configured). */
@@ -142,6 +157,7 @@ export class LedgerWriter {
   /** A worker's batch: merged into the pending rows (nothing else happens on this thread per batch). */
   take(b: UsageBatch): void {
     if (this.#store === null) return
+    this.anomalies?.observe(b.rows)
     for (const r of b.rows) {
       const k = rowKey(r[0], r[1], r[2], r[3], r[4], r[5])
       const cur = this.#pending.get(k)
