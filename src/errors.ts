@@ -47,6 +47,7 @@ export const ERRORS = {
   LEAKY_KEYS_DISABLED: { status: 503, type: 'server_error', message: 'runtime keys are disabled: the key store could not be opened at start (see the log)' },
   LEAKY_MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', message: 'no model of this route\'s models table matches the request\'s model (OpenAI code model_not_found)' },
   LEAKY_UNTRANSLATABLE: { status: 400, type: 'invalid_request_error', message: 'the request uses a field the provider serving its model cannot express' },
+  LEAKY_LEDGER_DISABLED: { status: 503, type: 'server_error', message: 'the usage ledger is off: not configured, or its file could not be opened at start (see the log)' },
   LEAKY_INTERNAL: { status: 500, type: 'server_error', message: 'internal proxy error' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>
 

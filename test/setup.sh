@@ -7,8 +7,8 @@
 #   bash test/setup.sh --check  install nothing: one line per tool ("ok TOOL PATH" or "missing TOOL (apt package
 #                               PACKAGE)"), exit 1 if any is missing
 #
-# A tool is looked for where the tests look for it: $REDIS_SERVER, $REDIS_CLI and $CHROMIUM_PATH override the
-# Debian paths the helpers use; the others are found on PATH.
+# A tool is looked for where the tests look for it: $REDIS_SERVER, $REDIS_CLI, $CHROMIUM_PATH and $POSTGRES_BIN (a
+# directory) override the Debian paths the helpers use; the others are found on PATH.
 set -euo pipefail
 
 # tool → Debian package (bookworm); what needs it
@@ -20,9 +20,8 @@ TOOLS=(
   openssl:openssl               # keys and certificates for tests
   curl:curl                     # HTTPS and README commands as a user runs them (test/e2e/tls.test.ts, test/ops/readme.test.ts)
   systemd-analyze:systemd       # `systemd-analyze verify` of systemd/leaky.service
+  postgres:postgresql           # the ledger shipped to Postgres: tests run initdb + postgres (test/helpers/postgres.ts)
 )
-# Not here until a test needs it: postgresql (Debian's puts postgres in /usr/lib/postgresql/15/bin, off PATH, and
-# pulls in ~150 MB with libllvm): add it with a where() case for that path.
 
 # The path where the tests will find TOOL, or nothing.
 where() {
@@ -30,6 +29,12 @@ where() {
   case "$1" in
     redis-server) p=${REDIS_SERVER:-/usr/bin/redis-server}; [ -x "$p" ] && echo "$p" ;;
     redis-cli) p=${REDIS_CLI:-/usr/bin/redis-cli}; [ -x "$p" ] && echo "$p" ;;
+    # Debian's postgresql keeps its binaries off PATH, in a directory per major version
+    # (15 on Debian 12, 17 on Debian 13): the newest one installed
+    postgres)
+      if [ -n "${POSTGRES_BIN:-}" ]; then p=$POSTGRES_BIN/postgres; [ -x "$p" ] && echo "$p"; return; fi
+      p=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -1)
+      [ -n "$p" ] && [ -x "$p" ] && echo "$p" ;;
     chromium)
       for p in ${CHROMIUM_PATH:-} /usr/lib/chromium/chromium /usr/bin/chromium /usr/bin/chromium-browser; do
         if [ -x "$p" ]; then echo "$p"; return 0; fi

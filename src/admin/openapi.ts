@@ -16,6 +16,19 @@ const guarded = { ...E401, ...E403, ...E405, ...E429 }
 const keysOff = { '503': err('runtime keys are disabled (`LEAKY_KEYS_DISABLED`)') }
 const bad = { '400': err('invalid JSON (`LEAKY_BAD_JSON`), unknown or invalid field, named in the message (`LEAKY_BAD_REQUEST`)') }
 
+/** what a usage report sums (src/ledger/report.ts) */
+const USAGE_SUMS = {
+  requests: { type: 'integer' },
+  tokens_prompt: { type: 'integer' },
+  tokens_completion: { type: 'integer' },
+  tokens_cached: { type: 'integer' },
+  tokens_thoughts: { type: 'integer' },
+  tokens_total: { type: 'integer' },
+  cost_usd: { type: 'string', pattern: '^\\d+\\.\\d{6}$', description: 'USD, six places: the sum of the access lines\' cost_usd' },
+  unpriced: { type: 'integer', description: 'requests with usage whose model has no price (their cost is not in cost_usd)' },
+}
+const USAGE_SUMS_REQUIRED = Object.keys(USAGE_SUMS)
+
 const bearer = [{ bearer: [] }, { session: [] }]
 
 export const OPENAPI = {
@@ -114,6 +127,29 @@ export const OPENAPI = {
           error: { type: 'object', description: 'on 422: LEAKY_RELOAD_FAILED' },
         },
       },
+      UsageSums: { type: 'object', required: USAGE_SUMS_REQUIRED, properties: USAGE_SUMS },
+      UsageRow: {
+        type: 'object',
+        required: ['group', ...USAGE_SUMS_REQUIRED],
+        additionalProperties: false,
+        properties: {
+          group: { type: 'string', description: 'the key id, org, model, route, status class (2xx), day (YYYY-MM-DD) or month (YYYY-MM); "" = none' },
+          ...USAGE_SUMS,
+        },
+      },
+      UsageReport: {
+        type: 'object',
+        required: ['by', 'since', 'until', 'granularity', 'rows', 'total'],
+        additionalProperties: false,
+        properties: {
+          by: { enum: ['key', 'org', 'model', 'route', 'status', 'day', 'month'] },
+          since: { type: 'string', format: 'date-time', description: 'the range really covered: widened to whole minutes, or whole UTC days for day rows' },
+          until: { type: 'string', format: 'date-time' },
+          granularity: { enum: ['minute', 'day'], description: 'minute rows when since is within ledger.retention.minutes, else day rows' },
+          rows: { type: 'array', items: ref('UsageRow') },
+          total: ref('UsageSums'),
+        },
+      },
       DrainResult: {
         type: 'object',
         required: ['ok', 'drain_timeout_ms'],
@@ -210,6 +246,24 @@ export const OPENAPI = {
     },
     '/status.json': {
       get: { summary: 'what the status page draws', security: bearer, 'x-leaky-role': 'viewer', responses: { '200': { description: 'status', content: json(ref('StatusJson')) }, ...guarded } },
+    },
+    '/admin/usage': {
+      get: {
+        summary: 'usage and cost from the ledger over a time range, grouped by one dimension (as `leaky usage`)',
+        security: bearer,
+        'x-leaky-role': 'viewer',
+        parameters: [
+          { name: 'by', in: 'query', schema: { enum: ['key', 'org', 'model', 'route', 'status', 'day', 'month'], default: 'key' } },
+          { name: 'since', in: 'query', schema: { type: 'string', default: '7d' }, description: 'a duration back from now (7d, 12h), a date (2026-12-01, UTC) or an ISO date-time' },
+          { name: 'until', in: 'query', schema: { type: 'string' }, description: 'end, exclusive, same forms; default now' },
+        ],
+        responses: {
+          '200': { description: 'the report', content: json(ref('UsageReport')) },
+          '400': err('an unknown parameter, or a bad by, since or until, named in the message (`LEAKY_BAD_REQUEST`)'),
+          ...guarded,
+          '503': err('the usage ledger is off: not configured, or its file could not be opened (`LEAKY_LEDGER_DISABLED`)'),
+        },
+      },
     },
     '/admin/reload': {
       post: {

@@ -3,7 +3,8 @@
 // the OpenAPI document served at /admin/openapi.json (src/admin/openapi.ts; test/admin/openapi.test.ts checks real
 // answers against it).
 //   open          GET /live, GET /ready, GET /admin/openapi.json (and GET /metrics while admin.metrics_public)
-//   viewer        GET /metrics, GET /status (/status?token=… signs a browser in with a cookie), GET /status.json
+//   viewer        GET /metrics, GET /status (/status?token=… signs a browser in with a cookie), GET /status.json,
+//                 GET /admin/usage
 //   operator      POST /admin/reload, POST /admin/drain
 //   admin         GET|POST /admin/keys, DELETE /admin/keys/{id}, POST /admin/keys/{id}/rotate, POST /admin/cache/purge
 // Calls to /admin/* are audited one by one; failed authentications are counted per source and audited per minute.
@@ -18,6 +19,7 @@ import { OPENAPI } from './openapi.js'
 import { statusPage } from './status-page.js'
 import type { AuditLog } from '../audit/audit-log.js'
 import type { KeyResult, KeyService, Actor } from '../identity/key-service.js'
+import type { UsageAnswer } from './usage.js'
 
 export type { AdminAccess }
 export type AdminCommand = 'reload' | 'drain'
@@ -37,6 +39,8 @@ export interface AdminStatus {
   command?(cmd: AdminCommand, source: string): Promise<{ ok: boolean; [k: string]: unknown }>
   /** this process changed a key: push the list to the workers now */
   onKeysChanged?(): void
+  /** GET /admin/usage (src/admin/usage.ts) */
+  usage?(params: URLSearchParams): UsageAnswer
 }
 
 const NO_ACCESS: AdminAccess = { token: undefined, tokens: [], metrics_public: true, failed_auth: { amount: 10, period_ms: 60_000 } }
@@ -155,6 +159,14 @@ export class AdminServer {
         if (!this.#status.status) break
         if (method !== 'GET') return notAllowed(res, 'GET')
         return send(res, 200, this.#status.status())
+      case '/admin/usage': {
+        if (!this.#status.usage) break
+        if (method !== 'GET') return notAllowed(res, 'GET')
+        const out = this.#status.usage(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)))
+        const status = out.ok ? 200 : ERRORS[out.code].status
+        this.#status.audit?.write({ event: 'admin', token_id: caller.id, role: caller.role, action: 'usage.report', target: '', method, path, status, result: out.ok ? 'ok' : out.code })
+        return out.ok ? send(res, 200, out.report) : fail(res, out.code, out.message)
+      }
       case '/admin/cache/purge': {
         if (!this.#status.cachePurge) break
         if (method !== 'POST') return notAllowed(res, 'POST')

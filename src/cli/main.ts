@@ -10,6 +10,7 @@ import { runStub } from '../stub/cli.js'
 import { Master, StartError } from '../supervisor/master.js'
 import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
 import { keyCreate, keyList, keyRevoke, keyRotate } from './keys.js'
+import { usageCommand, type UsageOptions } from './usage.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
@@ -152,6 +153,17 @@ key
   .option('-c, --config <file>', 'config file')
   .option('--json', 'print JSON')
   .action((id: string, o: { config?: string; grace?: string; json?: boolean }) => process.exit(keyRotate(storeConfig(o.config), id, o.grace, o.json === true, OUT)))
+
+program
+  .command('usage')
+  .description('usage and cost from the ledger, grouped by key, org, model, route, status, day or month')
+  .option('--by <dimension>', 'key, org, model, route, status, day or month', 'key')
+  .option('--since <when>', 'start: a duration back (7d, 12h), a date (2026-12-01) or an ISO date-time', '7d')
+  .option('--until <when>', 'end (exclusive), same forms; default now')
+  .option('--format <format>', 'table, csv or json', 'table')
+  .option('--from <store>', 'sqlite (this proxy\'s ledger file) or postgres (the fleet\'s, ledger.postgres.url)', 'sqlite')
+  .option('-c, --config <file>', 'config file (its ledger or state_file says where the ledger is)')
+  .action(async (o: UsageOptions & { config?: string }) => process.exit(await usageCommand(storeConfig(o.config), o, OUT)))
 
 try {
   await program.parseAsync(process.argv)

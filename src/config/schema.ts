@@ -103,6 +103,30 @@ const keyStore = z.strictObject({
     .describe('redis: runtime keys are shared by every proxy on the same redis.url (each keeps its own SQLite copy)'),
 })
 
+const ledger = z.strictObject({
+  enabled: bool().default(true).describe('false: no ledger even when state_file gives it a place'),
+  file: text().optional().describe('SQLite file of the usage ledger; default: leaky-usage.sqlite beside state_file (neither set: ledger off)'),
+  flush: duration().prefault('5s').describe('how often summed rows are written (a kill -9 loses at most this, plus 1 s)'),
+  retention: z.strictObject({
+    minutes: duration().prefault('14d').describe('how long per-minute rows are kept'),
+    days: duration().prefault('400d').describe('how long per-day rows are kept'),
+  }).prefault({}),
+  postgres: z.strictObject({
+    url: secret(z.string().regex(/^postgres(ql)?:\/\//, 'expected postgres://… or postgresql://…'))
+      .describe('postgres://user:pass@host:port/db — every proxy of a fleet ships its minute rows there'),
+    proxy: text().optional().describe('the id this proxy\'s rows carry in Postgres (unique in the fleet); default: the host name'),
+    interval: duration().prefault('10s').describe('how often unshipped rows are sent (they wait in SQLite while Postgres is down)'),
+  }).optional().describe('ship the ledger to Postgres (idempotent per proxy and row; reports can read it: leaky usage --from postgres)'),
+  anomaly: z.strictObject({
+    enabled: bool().default(true).describe('judge each key\'s and org\'s tokens and cost per minute against their own baseline'),
+    factor: z.number().gt(1).max(1000).default(5).describe('a minute over factor × the baseline (mean + mean deviation) is an anomaly'),
+    min_tokens: count(0).default(10_000).describe('and at least this many tokens in the minute'),
+    min_cost_usd: z.number().min(0).max(1_000_000).default(0.1).describe('or, for cost, at least this many USD in the minute'),
+    half_life: duration().prefault('6h').describe('how fast the baseline forgets (EWMA half-life)'),
+    warmup: duration().prefault('1h').describe('history a key or org needs before it is judged'),
+  }).prefault({}).describe('usage anomalies: a warn line "usage anomaly" and leaky_usage_anomalies_total'),
+})
+
 const server = z.strictObject({
   max_body: size().prefault('10mb').describe('largest request body accepted (413 beyond)'),
   max_header: size().prefault('16kb').describe('largest request header block accepted (431 beyond)'),
@@ -391,6 +415,7 @@ export const configSchema = z.strictObject({
   admin: admin.prefault({}),
   audit: audit.prefault({}).describe('audit log: admin API calls, key lifecycle, reloads, upgrades, auth failures'),
   key_store: keyStore.prefault({}).describe('runtime keys (`leaky key create`, /admin/keys), kept in SQLite'),
+  ledger: ledger.prefault({}).describe('usage and cost per minute, key, org, model, route and status class, kept in SQLite (`leaky usage`, /admin/usage)'),
   server: server.prefault({}),
   log: log.prefault({}),
   metrics: z.strictObject({

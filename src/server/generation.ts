@@ -28,6 +28,9 @@ import type { AdminCommand } from '../admin/server.js'
 import { Gauge } from 'prom-client'
 import { SpanExport } from '../tracing/export.js'
 import { registerTracingMetrics } from '../tracing/metrics.js'
+import { LedgerWriter } from '../ledger/writer.js'
+import { registerLedgerMetrics } from '../ledger/metrics.js'
+import { usageAnswer } from '../admin/usage.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -90,6 +93,8 @@ export class Generation {
   command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
   /** the one span exporter of the generation: workers post finished spans to it */
   readonly tracing: SpanExport
+  /** the usage ledger's one writer: workers post their summed rows to it (src/ledger/) */
+  readonly ledger: LedgerWriter
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -106,6 +111,8 @@ export class Generation {
     this.tracing = new SpanExport(logger, this.metrics.build.version)
     this.tracing.configure(config.tracing)
     registerTracingMetrics(this.metrics.registry, this.tracing.counters)
+    this.ledger = new LedgerWriter(logger)
+    registerLedgerMetrics(this.metrics.registry, this.ledger)
     this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
     const gen = this
     new Gauge({
@@ -209,6 +216,7 @@ export class Generation {
       await this.#stub.listenUnix(this.#stubSocket)
     }
     this.#openKeys()
+    this.ledger.configure(cfg)
     const { host, port } = parseListen(cfg.listen)
     // uSockets does not set SO_REUSEPORT on a port-0 bind, so workers could not share a kernel-chosen port:
     // for port 0 (tests) pick a free port first, then every worker binds that one
@@ -254,6 +262,7 @@ export class Generation {
         },
       }),
       cachePurge: purgeHandler(() => this.cache),
+      usage: (params) => usageAnswer(this.ledger, this.config.ledger.retention.minutes, params),
     }, cfg.admin.tls)
     try {
       this.adminPort = await this.#admin.listen(admin.host, admin.port)
@@ -362,6 +371,8 @@ export class Generation {
             return void worker.emit('stats-result', m)
           case 'spans':
             return this.tracing.take(m)
+          case 'usage':
+            return this.ledger.take(m)
         }
       })
       worker.on('error', (err) => {
@@ -406,6 +417,7 @@ export class Generation {
     this.metrics.reloaded(failed === undefined)
     if (failed === undefined) this.#cacheFor(config)
     this.tracing.configure(config.tracing)
+    this.ledger.configure(config)
     this.buckets.setWhenFull(config.limits_table.when_full)
     if (this.keys !== null) this.keys.config = config
     if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
@@ -436,6 +448,8 @@ export class Generation {
     for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs, quietMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    // every worker has drained and posted its last rows (they arrive before its 'drained'): the last flush has them all
+    await this.ledger.close()
     await this.tracing.shutdown()
     this.metrics.stop()
     this.cache?.close()

@@ -14,6 +14,7 @@ import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
 import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 import type { CompiledModels } from '../translate/models.js'
+import { ledgerFile } from '../ledger/file.js'
 
 export interface CompiledRoute {
   index: number
@@ -54,6 +55,8 @@ export interface WorkerPlan {
   jwt: JwtVerifier | null
   /** null: no tracing section (src/tracing/) */
   tracing: TracingPlan | null
+  /** every finished request is summed into the usage ledger (src/ledger/) */
+  ledger: boolean
 }
 
 export function compilePlan(config: Config, version: number, embeddedSocket: string | null): WorkerPlan {
@@ -77,6 +80,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     cache: compileCache(config),
     jwt: compileJwt(config),
     tracing: compileTracing(config.tracing),
+    ledger: ledgerFile(config) !== null,
   }
 }
 

@@ -18,6 +18,8 @@ import { setRuntimeKeys } from '../identity/runtime-keys.js'
 import type { KeyRow } from '../store/key-store.js'
 import { connectSink, flushSpans } from '../tracing/sink.js'
 import type { SpanBatch } from '../tracing/span-data.js'
+import { connectLedger, flushLedger } from '../ledger/outbox.js'
+import type { UsageBatch } from '../ledger/row.js'
 
 export interface WorkerData {
   index: number
@@ -63,6 +65,8 @@ export type FromWorker =
   | { type: 'stats'; requests: number }
   /** finished spans for the generation's exporter (src/tracing/) */
   | SpanBatch
+  /** usage rows for the generation's ledger writer (src/ledger/) */
+  | UsageBatch
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -80,6 +84,7 @@ metrics.attach(data.shared.metrics, data.index)
 ctx.cluster = redisFor(data.config)
 metrics.startSampling(() => plan.upstreams.values())
 connectSink(post)
+connectLedger(post)
 // uWS adds a "uWebSockets: 20" header to every response unless told to be silent
 ;(uws as unknown as { _cfg(s: string): void })._cfg('silent')
 // the proxy listener (TLS when configured) and the optional plain one beside it, serving the same pipeline
@@ -122,6 +127,7 @@ process.on('uncaughtException', (err) => {
   main.close()
   plainListener?.close()
   if (ctx.local > 0) Atomics.sub(ctx.inflight, 0, ctx.local)
+  flushLedger()
   flush()
   process.exit(70)
 })
@@ -260,6 +266,8 @@ function drain(timeoutMs: number, quietMs: number): void {
       for (const u of plan.upstreams.values()) u.destroy()
       flush()
       flushSpans()
+      // before 'drained': the writer flushes once every worker has said it, so these rows make it to the file
+      flushLedger()
       post({ type: 'drained', cut })
       port.close()
     })

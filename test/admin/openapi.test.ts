@@ -25,6 +25,7 @@ admin:
     - { id: o, token: "${TOK.operator}", role: operator }
     - { id: a, token: "${TOK.admin}", role: admin }
 key_store: { file: ${path.join(dir, 'keys.sqlite')} }
+ledger: { file: ${path.join(dir, 'usage.sqlite')} }
 audit: { file: ${path.join(dir, 'audit.log')} }
 keys: [{ id: cfg, key: "cfg-SECRET" }]
 upstreams: { llm: { provider: openai, targets: [embedded] } }
@@ -112,6 +113,26 @@ t.test('every answer matches the document', async (t) => {
   await check(t, 'GET', `/status?token=${TOK.viewer}`, null)
   await check(t, 'GET', '/status.json', TOK.viewer)
   await check(t, 'GET', '/status.json', 'wrong')
+  // one request, so the report has a row to check against its schema
+  const chat = await request(proxy.url('/v1/chat/completions'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer cfg-SECRET' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  await chat.body.text()
+  const id = chat.headers['x-request-id'] as string
+  await proxy.waitLog((l) => l.msg === 'access' && l.req_id === id)
+  // the worker hands its rows over within a second: asked until the row is there
+  let usage = await check(t, 'GET', '/admin/usage?by=model&since=1h', TOK.viewer)
+  for (let i = 0; i < 50 && usage.json.rows.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    usage = await check(t, 'GET', '/admin/usage?by=model&since=1h', TOK.viewer)
+  }
+  t.equal(usage.status, 200)
+  t.match(usage.json.rows, [{ group: 'gpt-4o-mini', requests: 1 }])
+  await check(t, 'GET', '/admin/usage?by=colour', TOK.viewer)
+  await check(t, 'GET', '/admin/usage', 'wrong')
+  await check(t, 'POST', '/admin/usage', TOK.viewer)
   await check(t, 'POST', '/admin/reload', TOK.viewer)
   await check(t, 'POST', '/admin/reload', TOK.operator)
   await check(t, 'GET', '/admin/reload', TOK.operator)

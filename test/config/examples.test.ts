@@ -37,6 +37,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'ledger.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', GRAFANA_TOKEN: 'grafana-demo-token' },
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
@@ -183,6 +184,28 @@ t.test('prices.yaml: a model priced only by the config gets its cost on the acce
   const line = await p.waitLog((l) => l.msg === 'access')
   const pico = (line.tokens_prompt as number) * 300_000 + (line.tokens_completion as number) * 1_200_000
   t.equal(line.cost_usd, (Math.round(pico / 1e6) / 1e6).toFixed(6), `${line.tokens_prompt} + ${line.tokens_completion} tokens at 0.30 / 1.20`)
+})
+
+t.test('ledger.yaml: a request lands in leaky-usage.sqlite beside the state file; the viewer reads it at /admin/usage', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const state = mkdtempSync(path.join(tmpdir(), 'leaky-state-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const p = await startExample(t, 'ledger.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_STATE_DIR: state })
+  t.equal((await chat(p, '/v1/chat/completions', 'team-a-demo-key')).status, 200)
+  const line = await p.waitLog((l) => l.msg === 'access')
+  const usage = async () => {
+    const r = await request(`http://127.0.0.1:${p.adminPort}/admin/usage?by=org&since=1h`, { headers: { authorization: 'Bearer grafana-demo-token' } })
+    t.equal(r.statusCode, 200)
+    return (await r.body.json()) as { rows: Array<{ group: string; requests: number; tokens_total: number; cost_usd: string }> }
+  }
+  // the worker hands its rows over within a second: asked until they are there
+  let report = await usage()
+  for (let i = 0; i < 50 && report.rows.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    report = await usage()
+  }
+  t.same(report.rows.map((r) => [r.group, r.requests, r.tokens_total, r.cost_usd]), [['acme', 1, line.tokens_total, line.cost_usd]])
+  t.ok(readdirSync(state).includes('leaky-usage.sqlite'), 'the ledger sits beside the state file')
 })
 
 t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) => {

@@ -2,6 +2,9 @@
 // valid PromQL over metrics the proxy really exports; config/prometheus-alerts.yml passes `promtool check rules` and
 // its promtool unit tests (each alert fires on the series it is about).
 import t from 'tap'
+import { registerLedgerMetrics } from '../../src/ledger/metrics.js'
+import { LedgerWriter } from '../../src/ledger/writer.js'
+import { createLogger } from '../../src/observability/logger.js'
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
@@ -24,6 +27,8 @@ async function exportedNames(): Promise<Set<string>> {
   if (!r.ok) throw new Error('config')
   const hub = new MetricsHub(r.config, { workers: 1, generation: 1, inflight: new SharedArrayBuffer(8) })
   hub.setLimiterProbe({ table: () => ({ used: 0, capacity: 1, evicted: 0, full: 0 }), fill: () => [] })
+  // the generation registers the ledger's metrics on the same registry
+  registerLedgerMetrics(hub.registry, new LedgerWriter(createLogger({ level: 'silent', bindings: {} }).logger))
   const names = new Set<string>()
   for (const m of hub.registry.getMetricsAsArray()) {
     const { name, type } = (await m.get()) as { name: string; type: string }
@@ -86,7 +91,8 @@ t.test('every metric the dashboard and the alerts name is exported', async (t) =
   }
   const alerts = rules.map((r) => r.alert)
   for (const want of ['LeakyHigh5xxRatio', 'LeakyTimeToFirstByteP99OverSLO', 'LeakyUpstreamBreakerOpen', 'LeakyKeyRateLimited',
-    'LeakyTokenBudgetNearExhaustion', 'LeakyConfigReloadFailed', 'LeakyRestarts', 'LeakyRedisDown', 'LeakyRedisFallbackDecisions'])
+    'LeakyTokenBudgetNearExhaustion', 'LeakyConfigReloadFailed', 'LeakyRestarts', 'LeakyRedisDown', 'LeakyRedisFallbackDecisions',
+    'LeakyUsageAnomaly', 'LeakyLedgerOpenFailed'])
     t.ok(alerts.includes(want), `alert ${want}`)
 })
 

@@ -10,6 +10,7 @@ import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
 import { requestEnded } from '../../tracing/hooks.js'
+import { recordUsage } from '../../ledger/outbox.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -54,9 +55,15 @@ export function account(s: RequestState): void {
   }
   s.costPico = cost
   requestEnded(s, status, usage, end)
-  if (!s.plan.accessLog) return
   // unknown usage shows no numbers: its tokens_estimate is what stayed charged
   const known = usage === null || usage.source === 'unknown' ? null : usage
+  if (s.plan.ledger) {
+    // the same numbers the access line shows, cost rounded to its six places
+    recordUsage(Date.now(), s.keyId, s.org, s.shape === null ? '' : usage?.model || s.model, s.route === null ? '' : s.route.path, status,
+      known?.prompt ?? 0, known?.completion ?? 0, known?.cached ?? 0, known?.thoughts ?? 0, known?.total ?? 0,
+      cost < 0 ? 0 : Math.round(cost / 1e6), known !== null && cost < 0)
+  }
+  if (!s.plan.accessLog) return
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
   ctx.logger.info({
     msg: 'access',
