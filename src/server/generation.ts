@@ -15,6 +15,8 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { testClockFile } from '../limiter/clock.js'
+import { BudgetAlerts } from '../spend/budget-alerts.js'
 import { CacheOwner } from '../cache/owner.js'
 import { registerCacheMetrics } from '../cache/metrics.js'
 import { purgeHandler } from '../cache/purge.js'
@@ -90,6 +92,8 @@ export class Generation {
   command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
   /** the one span exporter of the generation: workers post finished spans to it */
   readonly tracing: SpanExport
+  /** budget alerts (workers report, this thread logs and counts each once) and the budget gauges */
+  readonly budgetAlerts: BudgetAlerts
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -106,6 +110,10 @@ export class Generation {
     this.tracing = new SpanExport(logger, this.metrics.build.version)
     this.tracing.configure(config.tracing)
     registerTracingMetrics(this.metrics.registry, this.tracing.counters)
+    this.budgetAlerts = new BudgetAlerts(this.metrics.registry, logger, () => this.config, () => ({ t: this.buckets, now: this.buckets.clock.now() }))
+    if (testClockFile() !== '') {
+      logger.warn({ msg: 'LEAKY_TEST_CLOCK is set: the limiter\'s time is read from a file and stands still (for tests only, never in production)', file: testClockFile() })
+    }
     this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
     const gen = this
     new Gauge({
@@ -362,6 +370,8 @@ export class Generation {
             return void worker.emit('stats-result', m)
           case 'spans':
             return this.tracing.take(m)
+          case 'budget-alert':
+            return this.budgetAlerts.take(m)
         }
       })
       worker.on('error', (err) => {

@@ -77,6 +77,8 @@ export class RequestState {
   /** stage-owned per-request state (identity, estimate, limiter decision, usage meter) */
   keyId = ''
   org = ''
+  /** the key's tier name ('' none): the subject of per: tier budgets */
+  tier = ''
   scale = 1
   /** identify is verifying a bearer JWT (async): the body is read meanwhile, the pipeline resumes when both are done */
   identifying = false
@@ -92,6 +94,10 @@ export class RequestState {
   model = ''
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
   stripUsage = false
+  /** the most the request can cost (pico-USD), pre-charged on the route's budgets */
+  budgetPico = 0
+  /** the budgets hold that pre-charge: account (or a Redis denial) reconciles it, once */
+  budgetCharged = false
   /** the limit stage charged the buckets: account reconciles the token estimate */
   charged = false
   /** the `scope: cluster` charges and who decided them (null: the route has none) */

@@ -1,5 +1,6 @@
 // A worker thread: one uWS App listening on the shared port (SO_REUSEPORT), serving the pipeline with the current
 // plan. The generation's main thread sends it new configs (reload) and the drain order (stop, upgrade).
+import type { BudgetAlertMessage } from '../spend/budget-alerts.js'
 import { parentPort, workerData, threadId, type MessagePort } from 'node:worker_threads'
 import type { HttpRequest, HttpResponse, RecognizedString } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
@@ -63,6 +64,8 @@ export type FromWorker =
   | { type: 'stats'; requests: number }
   /** finished spans for the generation's exporter (src/tracing/) */
   | SpanBatch
+  /** a budget reached an alert_at share (src/server/stages/budget-alerts.ts) */
+  | BudgetAlertMessage
 
 const data = workerData as WorkerData
 const port = parentPort!

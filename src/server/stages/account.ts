@@ -10,6 +10,7 @@ import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
 import { requestEnded } from '../../tracing/hooks.js'
+import { reconcileBudgets } from './budget.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -53,6 +54,11 @@ export function account(s: RequestState): void {
     }
   }
   s.costPico = cost
+  // budgets: the real cost replaces the pre-charge — nothing spent without a success or from the cache; the
+  // pre-charge stays when the usage could not be read or the answering model has no price
+  if (s.budgetCharged) {
+    reconcileBudgets(s, s.cacheTokens >= 0 || usage === null ? 0 : usage.source === 'unknown' || cost < 0 ? -1 : cost)
+  }
   requestEnded(s, status, usage, end)
   if (!s.plan.accessLog) return
   // unknown usage shows no numbers: its tokens_estimate is what stayed charged

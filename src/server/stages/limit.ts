@@ -14,6 +14,7 @@ import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/l
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
+import { chargeBudgets, reconcileBudgets } from './budget.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -47,6 +48,8 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
       return s.keyId
     case 'org':
       return s.org === '' ? null : s.org
+    case 'tier':
+      return s.tier === '' ? null : s.tier
     case 'route':
       return s.route!.scope
     case 'upstream':
@@ -76,15 +79,24 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   const i = s.route!.index
   const local = s.plan.limits.byRoute[i]
   const cluster = s.plan.limits.clusterByRoute[i]
-  if (local.length === 0 && cluster.length === 0) return Next.CONTINUE
+  const budgeted = s.plan.budgets.byRoute[i].length > 0
+  if (local.length === 0 && cluster.length === 0 && !budgeted) return Next.CONTINUE
   // the local charges outlive this call when Redis is asked (a denial there refunds them): one object per request then
   const lc = cluster.length === 0 ? charges : new Charges()
   lc.clear()
   collect(local, s, lc, true)
-  if (lc.length > 0) {
+  if (lc.length > 0 || budgeted) {
     const table = ctx.table!
-    const st = chargeAll(table, lc, table.clock.now())
-    if (st !== Status.OK) return deny(s, lc, st)
+    const now = table.clock.now()
+    if (lc.length > 0) {
+      const st = chargeAll(table, lc, now)
+      if (st !== Status.OK) return deny(s, lc, st)
+    }
+    // budgets after the limits: a request a limit refuses spends nothing, and a budget denial refunds the limits
+    if (budgeted && chargeBudgets(s, now) !== Next.CONTINUE) {
+      refund(lc)
+      return Next.REPLIED
+    }
   }
   if (cluster.length === 0) return admitted(s, lc)
   const rc = new RedisCharges()
@@ -122,8 +134,9 @@ function collect(list: CompiledLimit[], s: RequestState, out: Charges, peekFree:
 function settle(s: RequestState, lc: Charges): Next {
   const rc = s.cluster!
   if (rc.status !== Status.OK) {
-    // all or nothing: the local buckets give back what this request took
+    // all or nothing: the local buckets and the budgets give back what this request took
     refund(lc)
+    reconcileBudgets(s, 0)
     if (s.finished) return Next.REPLIED
     return deny(s, merge(lc, rc), rc.status, rc.via === Via.CLOSED)
   }
