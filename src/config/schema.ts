@@ -188,7 +188,7 @@ export const BUDGET_SUBJECTS = ['key', 'org', 'tier', 'route', 'upstream', 'glob
 const BUDGET_PERIOD_MS: Record<CalendarUnit, number> = { hour: 3_600_000, day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 }
 /** the largest budget accepted, USD per window: beyond it a typo, and cost arithmetic would leave exact integers */
 export const MAX_BUDGET_USD = 1e9
-const BUDGET_RE = /^\$?\s*(\d+(?:\.\d+)?)\s*(k|K|M)?\s*\/\s*(\w+)$/
+const BUDGET_RE = /^\$?\s*(-?\d+(?:\.\d+)?(?:e\d+)?)\s*(k|K|M)?\s*\/\s*(\w+)$/
 
 /** "500/month", "$20/day", "1.5k/week" → USD and the window unit. */
 const budgetUsd = () => parsed((v): UnitResult<{ usd: number; every: CalendarUnit }> => {
