@@ -91,10 +91,10 @@ export function maxCostPico(p: Price, promptTokens: number, totalTokens: number)
 }
 
 function formatUsdShort(usd: number): string {
-  return `$${Number.isInteger(usd) ? usd : usd.toFixed(2)}`
+  return `$${usd}`
 }
 
-/** USD with cents, rounded down (what is left is never overstated). */
-export function formatCents(usd: number): string {
-  return (Math.floor(usd * 100 + 1e-9) / 100).toFixed(2)
+/** USD with six places (micro-USD), rounded down: what is left is never overstated. */
+export function formatMicroUsd(usd: number): string {
+  return (Math.floor(usd * 1e6 + 1e-6) / 1e6).toFixed(6)
 }

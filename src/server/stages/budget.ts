@@ -7,7 +7,7 @@ import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
 import { Charges, chargeAll } from '../../limiter/policy.js'
 import { Status } from '../../limiter/table.js'
-import { type Budget, formatCents, maxCostPico } from '../../spend/budgets.js'
+import { type Budget, formatMicroUsd, maxCostPico } from '../../spend/budgets.js'
 import { scopeOf } from './limit.js'
 import { budgetLevel } from './budget-alerts.js'
 
@@ -86,13 +86,13 @@ function deny(s: RequestState, st: Status, now: bigint): Next {
   const headers = [
     'Retry-After', String(waitS),
     'x-budget-name', b.name,
-    'x-budget-limit-usd', formatCents(b.usd),
-    'x-budget-remaining-usd', formatCents(left),
+    'x-budget-limit-usd', formatMicroUsd(b.usd),
+    'x-budget-remaining-usd', formatMicroUsd(left),
     'x-budget-reset', reset,
   ]
   const why = st === Status.OVER_BURST
     ? `this request may cost up to $${cost.toFixed(6)}, more than the whole budget: lower max_tokens or the prompt`
-    : `$${formatCents(left)} left, this request may cost up to $${cost.toFixed(6)}`
+    : `$${formatMicroUsd(left)} left, this request may cost up to $${cost.toFixed(6)}`
   return replyError(s, 'LEAKY_BUDGET_EXCEEDED', false, headers,
     `budget "${b.name}" exceeded (${b.describe}): ${why}; the window resets at ${reset} (in ${waitS} s)`)
 }

@@ -198,7 +198,7 @@ function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Nex
   switch (st) {
     case Status.DENIED:
       return replyError(s, 'LEAKY_RATE_LIMITED', false, headers,
-        `rate limit "${l.name}" exceeded (${l.limitValue} ${l.unit} per ${period(l.periodMs)}); retry after ${headers[1]} s`)
+        `rate limit "${l.name}" exceeded (${l.limitValue} ${l.unit} per ${l.calendar === null ? period(l.periodMs) : `calendar ${l.calendar.unit}, ${l.calendar.timeZone}`}); retry after ${headers[1]} s`)
     case Status.OVER_BURST:
       return replyError(s, 'LEAKY_OVER_BURST', false, headers,
         `this request costs ${c.costs[c.decider]} ${l.unit} but limit "${l.name}" holds at most ${l.burst}: it can never be admitted; lower max_tokens or the prompt`)
