@@ -37,6 +37,9 @@ export function checkRefs(raw: unknown): RefIssue[] {
     for (const [name, l] of limits) {
       if (l.scope === 'cluster') issues.push({ path: ['limits', name, 'scope'], message: 'scope: cluster needs a redis section (url, sentinel or cluster) to share the bucket through' })
     }
+    for (const [name, b] of budgets) {
+      if (b.scope === 'cluster') issues.push({ path: ['budgets', name, 'scope'], message: 'scope: cluster needs a redis section (url, sentinel or cluster) to share the budget through' })
+    }
   }
 
   const seenRoutes = new Map<string, number>()

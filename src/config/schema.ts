@@ -220,15 +220,28 @@ const budgetEntry = z.strictObject({
   timezone: timeZone().optional().describe('window: calendar only — IANA zone the window starts in (e.g. Europe/Berlin); default UTC'),
   alert_at: z.array(percent()).default([])
     .describe('shares of the budget ("50%", "80%", "100%") whose crossing logs one line and counts leaky_budget_alerts_total, once per window'),
+  scope: oneOf(['local', 'cluster']).default('local')
+    .describe('local: this proxy\'s spend; cluster: every proxy on the same Redis counts into one budget (calendar windows)'),
+  on_error: oneOf(['open', 'closed', 'local']).optional()
+    .describe('scope: cluster only — when Redis fails: open admits uncounted, closed denies (503), local counts on this proxy\'s share (usd / expected_instances); default redis.on_error'),
 }).transform((v, ctx) => {
   if (v.window === 'rolling' && v.timezone !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['timezone'], message: 'timezone applies to window: calendar only (a rolling budget has no window start)' })
     return z.NEVER
   }
-  return {
-    per: v.per, usd: v.usd.usd, every: v.usd.every, period_ms: BUDGET_PERIOD_MS[v.usd.every], window: v.window,
-    timezone: v.timezone ?? 'UTC', alert_at: [...new Set(v.alert_at)].sort((a, b) => a - b),
+  if (v.scope === 'cluster' && v.window !== 'calendar') {
+    ctx.addIssue({ code: 'custom', path: ['scope'], message: 'scope: cluster budgets are calendar windows in this version (window: calendar)' })
+    return z.NEVER
   }
+  if (v.on_error !== undefined && v.scope !== 'cluster') {
+    ctx.addIssue({ code: 'custom', path: ['on_error'], message: 'on_error applies to scope: cluster budgets only (a local budget never talks to Redis)' })
+    return z.NEVER
+  }
+  const out = {
+    per: v.per, usd: v.usd.usd, every: v.usd.every, period_ms: BUDGET_PERIOD_MS[v.usd.every], window: v.window,
+    timezone: v.timezone ?? 'UTC', alert_at: [...new Set(v.alert_at)].sort((a, b) => a - b), scope: v.scope,
+  }
+  return v.on_error === undefined ? out : { ...out, on_error: v.on_error }
 })
 
 const tierEntry = z.strictObject({

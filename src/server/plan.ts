@@ -74,7 +74,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     // every tier's scale, not just the config keys': a JWT or a runtime key may carry any tier
     limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
     prices: new PriceTable(config.prices),
-    budgets: compileBudgets(config.budgets, config.routes),
+    budgets: compileBudgets(config.budgets, config.routes, config.redis === undefined ? null : config.redis),
     cache: compileCache(config),
     jwt: compileJwt(config),
     tracing: compileTracing(config.tracing),

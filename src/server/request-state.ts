@@ -1,5 +1,6 @@
 // Everything one request carries through the pipeline. Every field is assigned in the constructor so V8 keeps a
 // single shape for all requests (undici's parser does the same); stages read and write fields, never add them.
+import type { ClusterBudgetCharge } from './stages/budget.js'
 import type { HttpResponse } from 'uWebSockets.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
@@ -98,6 +99,8 @@ export class RequestState {
   budgetPico = 0
   /** the budgets hold that pre-charge: account (or a Redis denial) reconciles it, once */
   budgetCharged = false
+  /** the `scope: cluster` budgets charged (Redis, or on_error local), for the reconcile; null: none charged */
+  clusterBudget: ClusterBudgetCharge | null = null
   /** the limit stage charged the buckets: account reconciles the token estimate */
   charged = false
   /** the `scope: cluster` charges and who decided them (null: the route has none) */

@@ -47,7 +47,7 @@ export class BudgetAlerts {
     const compiled = (): Budget[] => {
       const c = config()
       if (budgets === null || budgets.config !== c) {
-        budgets = { config: c, list: Object.values(c.budgets).map((d) => new Budget(d)) }
+        budgets = { config: c, list: Object.values(c.budgets).map((d) => new Budget(d, c.redis ?? null)) }
       }
       return budgets.list
     }
@@ -71,7 +71,7 @@ export class BudgetAlerts {
       },
     })
     new Gauge({
-      name: 'leaky_budget_spent_usd', help: 'Spend counted on a budget in its current window (USD; in-flight requests at their most possible cost). Subjects the config names: global, routes, upstreams, orgs and config keys.',
+      name: 'leaky_budget_spent_usd', help: 'Spend counted on a local budget in its current window (USD; in-flight requests at their most possible cost). Subjects the config names: global, routes, upstreams, tiers, orgs and config keys.',
       labelNames: ['budget', 'subject'], registers: [registry],
       collect(this: Gauge<'budget' | 'subject'>) {
         this.reset()
@@ -79,6 +79,8 @@ export class BudgetAlerts {
         if (tt === null) return
         const c = config()
         for (const b of compiled()) {
+          // a cluster budget's spend is in Redis, not in this proxy's table
+          if (b.cluster) continue
           for (const subject of subjects(c, b.limit.per)) {
             if (tt.t.peek(b.limit, subject, tt.now) !== 0) continue
             this.set({ budget: b.name, subject }, b.toUsd(Math.ceil(tt.t.afterNs / b.limit.tNs)))

@@ -21,6 +21,16 @@ export interface BudgetDef {
   window: 'calendar' | 'rolling'
   timezone: string
   alert_at: number[]
+  scope?: 'local' | 'cluster'
+  on_error?: OnErrorPolicy
+}
+
+export type OnErrorPolicy = 'open' | 'closed' | 'local'
+
+/** What a cluster budget needs from the redis section. */
+export interface BudgetRedis {
+  on_error: OnErrorPolicy
+  expected_instances: number
 }
 
 export class Budget {
@@ -32,11 +42,19 @@ export class Budget {
   readonly alertAt: number[]
   /** "500/month calendar Europe/Berlin" for messages */
   readonly describe: string
+  /** scope: cluster — counted in Redis (src/spend/budget-redis.ts), one counter per window */
+  readonly cluster: boolean
+  /** cluster: what to do when Redis fails */
+  readonly onError: OnErrorPolicy
+  /** cluster, on_error local: this proxy's share (usd / expected_instances) on the local table */
+  readonly share: CompiledLimit | null
 
-  constructor(def: BudgetDef) {
+  constructor(def: BudgetDef, redis: BudgetRedis | null = null) {
     this.name = def.name
     this.usd = def.usd
     this.alertAt = def.alert_at
+    this.cluster = def.scope === 'cluster'
+    this.onError = def.on_error ?? redis?.on_error ?? 'local'
     const windowMs = def.window === 'calendar' ? MIN_WINDOW_MS[def.every] : def.period_ms
     // the smallest unit (nano-USD first) at which two budgets' worth of units fit the window at >= 1 ns a unit
     let unitPico = 1000
@@ -47,6 +65,10 @@ export class Budget {
       ...(def.window === 'calendar' ? { calendar: { unit: def.every, timezone: def.timezone } } : {}),
     }
     this.limit = compileLimit(ldef, 1)
+    const instances = redis?.expected_instances ?? 1
+    this.share = this.cluster && this.onError === 'local'
+      ? compileLimit({ ...ldef, amount: Math.max(1, Math.floor(amount / instances)), burst: Math.max(1, Math.floor(amount / instances)) }, 1)
+      : null
     this.describe = `${formatUsdShort(def.usd)} per ${def.every}${def.window === 'calendar' ? ` (calendar, ${def.timezone})` : ' (rolling)'}`
   }
 
@@ -62,22 +84,25 @@ export class Budget {
 }
 
 export interface BudgetPlan {
-  /** by route index: the budgets the route charges, in config order */
+  /** by route index: the local budgets the route charges (this proxy's bucket table), in config order */
   byRoute: Budget[][]
+  /** by route index: its `scope: cluster` budgets (Redis), in config order */
+  clusterByRoute: Budget[][]
   all: Budget[]
 }
 
 /** Compile the budgets once per plan. Throws LeakyError LEAKY_CONFIG_INVALID (config edge). */
-export function compileBudgets(defs: Record<string, BudgetDef>, routes: Array<{ budgets: string[] }>): BudgetPlan {
+export function compileBudgets(defs: Record<string, BudgetDef>, routes: Array<{ budgets: string[] }>, redis: BudgetRedis | null = null): BudgetPlan {
   const byName = new Map<string, Budget>()
   for (const [name, def] of Object.entries(defs)) {
     try {
-      byName.set(name, new Budget(def))
+      byName.set(name, new Budget(def, redis))
     } catch (err) {
       throw new LeakyError('LEAKY_CONFIG_INVALID', `budget "${name}": ${(err as Error).message}`)
     }
   }
-  return { byRoute: routes.map((r) => r.budgets.map((n) => byName.get(n)!)), all: [...byName.values()] }
+  const pick = (r: { budgets: string[] }, cluster: boolean) => r.budgets.map((n) => byName.get(n)!).filter((b) => b.cluster === cluster)
+  return { byRoute: routes.map((r) => pick(r, false)), clusterByRoute: routes.map((r) => pick(r, true)), all: [...byName.values()] }
 }
 
 /**

@@ -14,7 +14,7 @@ import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/l
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
-import { chargeBudgets, reconcileBudgets } from './budget.js'
+import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -80,9 +80,10 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   const local = s.plan.limits.byRoute[i]
   const cluster = s.plan.limits.clusterByRoute[i]
   const budgeted = s.plan.budgets.byRoute[i].length > 0
-  if (local.length === 0 && cluster.length === 0 && !budgeted) return Next.CONTINUE
+  const clusterBudgeted = s.plan.budgets.clusterByRoute[i].length > 0
+  if (local.length === 0 && cluster.length === 0 && !budgeted && !clusterBudgeted) return Next.CONTINUE
   // the local charges outlive this call when Redis is asked (a denial there refunds them): one object per request then
-  const lc = cluster.length === 0 ? charges : new Charges()
+  const lc = cluster.length === 0 && !clusterBudgeted ? charges : new Charges()
   lc.clear()
   collect(local, s, lc, true)
   if (lc.length > 0 || budgeted) {
@@ -98,6 +99,40 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
       return Next.REPLIED
     }
   }
+  if (clusterBudgeted) {
+    // cluster budgets before cluster limits: a cluster budget is refunded exactly, a request limit in Redis is not
+    const r = chargeClusterBudgets(s)
+    if (r === false) return refused(s, lc)
+    if (r !== true) {
+      if (!s.route!.readsBody && hasBody(s) && s.streamBody === null) s.streamBody = new StreamingBody(s)
+      limitPending(s)
+      r.then((ok) => {
+        if (!ok) return void refused(s, lc)
+        if (s.finished) {
+          // the client left while Redis decided: as in settle, the request counts, its estimate and cost do not
+          s.charged = true
+          reconcile(s, 0)
+          reconcileBudgets(s, 0)
+          return
+        }
+        if (clusterLimits(s, lc, then) === Next.CONTINUE) then(s)
+      })
+      return Next.PENDING
+    }
+  }
+  return clusterLimits(s, lc, then)
+}
+
+// a budget refused the request (and replied): the local limits and budgets give back what it took
+function refused(s: RequestState, lc: Charges): Next {
+  refund(lc)
+  reconcileBudgets(s, 0)
+  return Next.REPLIED
+}
+
+/** The route's `scope: cluster` limits, through Redis, after everything local admitted the request. */
+function clusterLimits(s: RequestState, lc: Charges, then: (s: RequestState) => void): Next {
+  const cluster = s.plan.limits.clusterByRoute[s.route!.index]
   if (cluster.length === 0) return admitted(s, lc)
   const rc = new RedisCharges()
   collect(cluster, s, rc, false)
