@@ -26,8 +26,8 @@ routes:
   - { path: /v1/, upstream: openai, auth: key, budgets: [team, hourly] }
 `)
   if (Array.isArray(c)) return t.fail(c.join('\n'))
-  t.same(c.budgets.team, { name: 'team', per: 'org', usd: 500, every: 'month', period_ms: 30 * 86_400_000, window: 'calendar', timezone: 'Europe/Berlin', alert_at: [0.5, 0.8, 1] })
-  t.same(c.budgets.hourly, { name: 'hourly', per: 'global', usd: 2.5, every: 'hour', period_ms: 3_600_000, window: 'rolling', timezone: 'UTC', alert_at: [] })
+  t.same(c.budgets.team, { name: 'team', per: 'org', usd: 500, every: 'month', period_ms: 30 * 86_400_000, window: 'calendar', timezone: 'Europe/Berlin', alert_at: [0.5, 0.8, 1], scope: 'local' })
+  t.same(c.budgets.hourly, { name: 'hourly', per: 'global', usd: 2.5, every: 'hour', period_ms: 3_600_000, window: 'rolling', timezone: 'UTC', alert_at: [], scope: 'local' })
   t.equal(c.budgets.weekly.usd, 1500)
   t.equal(c.budgets.weekly.window, 'calendar', 'calendar is the default: what a finance team means')
   t.same(c.routes[0].budgets, ['team', 'hourly'])
@@ -78,6 +78,12 @@ const bad: Array<[string, string, string[]]> = [
     'c.yaml:9:47 routes[0].budgets[0]: budget "a" is per org, but this route has auth: none (no key to count by)',
     'c.yaml:9:50 routes[0].budgets[1]: unknown budget "b" (did you mean "a"?)',
   ]],
+  ['cluster budget without a redis section', 'budgets:\n  a: { per: org, usd: 5/day, scope: cluster }\n',
+    ['c.yaml:7:37 budgets.a.scope: scope: cluster needs a redis section (url, sentinel or cluster) to share the budget through']],
+  ['rolling cluster budget', 'redis: { url: "redis://127.0.0.1:1" }\nbudgets:\n  a: { per: org, usd: 5/day, window: rolling, scope: cluster }\n',
+    ['c.yaml:8:54 budgets.a.scope: scope: cluster budgets are calendar windows in this version (window: calendar)']],
+  ['on_error on a local budget', 'budgets:\n  a: { per: org, usd: 5/day, on_error: open }\n',
+    ['c.yaml:7:40 budgets.a.on_error: on_error applies to scope: cluster budgets only (a local budget never talks to Redis)']],
   ['calendar token window with a burst', 'limits:\n  m: { per: key, tokens: 5M/month, window: calendar, burst: 10 }\n',
     ["c.yaml:7:61 limits.m.burst: a calendar window has no burst: the whole amount is available from the window's start"]],
   ['calendar token window of a minute', 'limits:\n  m: { per: key, tokens: 5M/min, window: calendar }\n',
