@@ -33,6 +33,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'retries.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', OPENAI_BACKUP_API_KEY: 'sk-upstream-backup' },
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'budgets.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', TRIAL_KEY: 'trial-demo-key' },
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
@@ -178,6 +179,24 @@ t.test('prices.yaml: a model priced only by the config gets its cost on the acce
   const line = await p.waitLog((l) => l.msg === 'access')
   const pico = (line.tokens_prompt as number) * 300_000 + (line.tokens_completion as number) * 1_200_000
   t.equal(line.cost_usd, (Math.round(pico / 1e6) / 1e6).toFixed(6), `${line.tokens_prompt} + ${line.tokens_completion} tokens at 0.30 / 1.20`)
+})
+
+t.test('budgets.yaml: a priced request is admitted and its budgets show in /metrics; the trial tier gets a 429', async (t) => {
+  const openai = await fakeOpenAI(t)
+  const run = mkdtempSync(path.join(tmpdir(), 'leaky-budgets-'))
+  t.teardown(() => rmSync(run, { recursive: true, force: true }))
+  const p = await startExample(t, 'budgets.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_STATE_FILE: path.join(run, 'buckets.snap') })
+  const ok = await chat(p, '/v1/chat/completions', 'team-a-demo-key')
+  t.equal(ok.status, 200)
+  const line = await p.waitLog((l) => l.msg === 'access' && l.key_id === 'team-a')
+  t.match(line.cost_usd, /^0\.\d{6}$/)
+  const trial = await chat(p, '/v1/chat/completions', 'trial-demo-key')
+  t.equal(trial.status, 429)
+  t.equal(trial.body.error.code, 'LEAKY_BUDGET_EXCEEDED')
+  t.match(trial.body.error.message, /budget "trial" exceeded/)
+  const m = await (await request(`http://127.0.0.1:${p.adminPort}/metrics`)).body.text()
+  t.match(m, /leaky_budget_limit_usd\{budget="org-monthly"\} 500/)
+  t.match(m, /leaky_budget_spent_usd\{budget="org-monthly",subject="team-a"\} 0\.\d*[1-9]/)
 })
 
 t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) => {
