@@ -42,15 +42,20 @@ for i = 1, n do out[2 + i] = levels[i] end
 return out
 `
 
-/** ADJUST. KEYS: counters; ARGV per key: delta (units), ttl (ms). A refund never takes a counter below 0. */
+/**
+ * ADJUST. KEYS: counters; ARGV per key: delta (units), ttl (ms). A refund never takes a counter below 0. Reply: the
+ * levels after.
+ */
 export const BUDGET_ADJUST_LUA = `
+local out = {}
 for i = 1, #KEYS do
   local delta = tonumber(ARGV[2 * i - 1])
   local v = tonumber(redis.call('GET', KEYS[i]) or '0') + delta
   if v < 0 then v = 0 end
   redis.call('SET', KEYS[i], string.format('%d', v), 'PX', tonumber(ARGV[2 * i]))
+  out[i] = v
 end
-return #KEYS
+return out
 `
 
 const DAY_MS = 86_400_000

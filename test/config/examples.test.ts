@@ -181,24 +181,6 @@ t.test('prices.yaml: a model priced only by the config gets its cost on the acce
   t.equal(line.cost_usd, (Math.round(pico / 1e6) / 1e6).toFixed(6), `${line.tokens_prompt} + ${line.tokens_completion} tokens at 0.30 / 1.20`)
 })
 
-t.test('budgets.yaml: a priced request is admitted and its budgets show in /metrics; the trial tier gets a 429', async (t) => {
-  const openai = await fakeOpenAI(t)
-  const run = mkdtempSync(path.join(tmpdir(), 'leaky-budgets-'))
-  t.teardown(() => rmSync(run, { recursive: true, force: true }))
-  const p = await startExample(t, 'budgets.yaml', { LEAKY_OPENAI_URL: openai.origin, LEAKY_STATE_FILE: path.join(run, 'buckets.snap') })
-  const ok = await chat(p, '/v1/chat/completions', 'team-a-demo-key')
-  t.equal(ok.status, 200)
-  const line = await p.waitLog((l) => l.msg === 'access' && l.key_id === 'team-a')
-  t.match(line.cost_usd, /^0\.\d{6}$/)
-  const trial = await chat(p, '/v1/chat/completions', 'trial-demo-key')
-  t.equal(trial.status, 429)
-  t.equal(trial.body.error.code, 'LEAKY_BUDGET_EXCEEDED')
-  t.match(trial.body.error.message, /budget "trial" exceeded/)
-  const m = await (await request(`http://127.0.0.1:${p.adminPort}/metrics`)).body.text()
-  t.match(m, /leaky_budget_limit_usd\{budget="org-monthly"\} 500/)
-  t.match(m, /leaky_budget_spent_usd\{budget="org-monthly",subject="team-a"\} 0\.\d*[1-9]/)
-})
-
 t.test('redis.yaml: cluster limits decided by Redis, local ones not', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())

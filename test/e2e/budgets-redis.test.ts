@@ -28,7 +28,7 @@ const yaml = baseConfig(`redis: { url: "${redis.url}", timeout: 200ms, on_error:
 keys:
   - { id: a1, key: "k-a1", org: acme }
 budgets:
-  team: { per: global, usd: ${BUDGET_USD}/month, timezone: Europe/Berlin, scope: cluster }
+  team: { per: global, usd: ${BUDGET_USD}/month, timezone: Europe/Berlin, scope: cluster, alert_at: [50%] }
   share: { per: org, usd: 0.003/day, scope: cluster, on_error: local }
 upstreams:
   llm: { provider: openai, targets: [embedded] }
@@ -40,6 +40,10 @@ const env = { LEAKY_TEST_CLOCK: clock }
 const proxies: Proxy[] = await Promise.all([0, 1, 2].map(() => startProxy(yaml, { env })))
 t.teardown(() => Promise.all(proxies.map((p) => p.stop())))
 
+// answers shorter than max_tokens (200), of varying length: the reconcile gives back a different amount each time
+let sent = 0
+const stubTokens = () => 20 + ((sent++ * 37) % 150)
+
 interface Shot {
   status: number
   headers: Record<string, string>
@@ -50,7 +54,7 @@ interface Shot {
 async function chat(p: Proxy, prefix = '/v1'): Promise<Shot> {
   const r = await request(p.url(`${prefix === '/v1' ? '' : prefix}/v1/chat/completions`), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer k-a1' },
+    headers: { 'content-type': 'application/json', authorization: 'Bearer k-a1', 'x-stub-tokens': String(stubTokens()) },
     body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 200, messages: [{ role: 'user', content: 'spend some money on this answer, please' }] }),
   })
   const body = await r.body.text()
@@ -90,6 +94,13 @@ t.test('three proxies, one budget: no overshoot, spent to less than one worst ca
   t.ok(BUDGET_USD * 1e9 - spent < worst, `left ${BUDGET_USD * 1e9 - spent} < the refused request's worst case ${worst}`)
   t.equal(await counter(JAN), spent, 'Redis\'s counter is the sum of the reconciled costs, exactly')
   t.ok(await client.pttl(`leaky:budget:{b}:team:${JAN}:`) > 86_400_000, 'the counter outlives its window by a day')
+  // alerts come from the levels Redis answers: each proxy that saw the budget past 50% logs it once
+  const alerts = proxies.map((p) => p.lines.filter((l) => l.msg === 'budget alert' && l.budget === 'team'))
+  t.ok(alerts.some((a) => a.length === 1), 'at least one proxy alerted')
+  for (const a of alerts) {
+    t.ok(a.length <= 1, 'at most once per proxy and window')
+    for (const l of a) t.same([l.threshold, l.window_start], ['50%', '2025-12-31T23:00:00.000Z'])
+  }
 })
 
 t.test('the month rolls over at Berlin midnight on every proxy', async (t) => {

@@ -39,6 +39,10 @@ t.teardown(async () => {
   await proxy.stop()
 })
 
+// answers shorter than max_tokens (200), of varying length: the reconcile gives back a different amount each time
+let sent = 0
+const stubTokens = () => 20 + ((sent++ * 37) % 150)
+
 interface Shot {
   status: number
   headers: Record<string, string>
@@ -49,7 +53,7 @@ interface Shot {
 async function chat(key: string, model = 'gpt-4o-mini'): Promise<Shot> {
   const r = await request(proxy.url('/v1/chat/completions'), {
     method: 'POST', dispatcher: agent,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'x-stub-tokens': String(stubTokens()) },
     body: JSON.stringify({ model, max_tokens: 200, messages: [{ role: 'user', content: 'spend some money on this answer, please' }] }),
   })
   const body = await r.body.text()

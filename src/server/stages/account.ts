@@ -56,7 +56,7 @@ export function account(s: RequestState): void {
   s.costPico = cost
   // budgets: the real cost replaces the pre-charge — nothing spent without a success or from the cache; the
   // pre-charge stays when the usage could not be read or the answering model has no price
-  if (s.budgetCharged) {
+  if (s.budgetCharged || s.clusterBudget !== null) {
     reconcileBudgets(s, s.cacheTokens >= 0 || usage === null ? 0 : usage.source === 'unknown' || cost < 0 ? -1 : cost)
   }
   requestEnded(s, status, usage, end)

@@ -197,13 +197,18 @@ function reconcileCluster(s: RequestState, c: ClusterBudgetCharge, actualPico: n
   let any = false
   for (let i = 0; i < n; i++) {
     const delta = c.budgets[i].units(actualPico) - c.units[i]
-    if (delta !== 0) any = true
+    if (delta !== 0 || c.budgets[i].alertAt.length > 0) any = true
     args.push(delta, c.ttls[i])
   }
   if (!any) return
   const redis = c.redis!
-  // a lost reconcile leaves the pre-charge counted (the safe side); the failure is counted with the Redis errors
-  redis.script(BUDGET_ADJUST_LUA, n, args).catch((e: Error) => redis.failed(e))
+  // a lost reconcile leaves the pre-charge counted (the safe side); the failure is counted with the Redis errors.
+  // The levels it answers feed the alerts (one call even when nothing changes: the level is what alerts need).
+  redis.script(BUDGET_ADJUST_LUA, n, args).then((r) => {
+    const levels = r as number[]
+    const now = ctx.table!.clock.now()
+    for (let i = 0; i < n; i++) if (c.budgets[i].alertAt.length > 0) budgetLevel(c.budgets[i], c.scopes[i], Number(levels[i]), now)
+  }, (e: Error) => redis.failed(e))
 }
 
 function deny(s: RequestState, st: Status, now: bigint): Next {
