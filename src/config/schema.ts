@@ -422,6 +422,21 @@ const jwt = z.strictObject({
   return v
 })
 
+export const WEBHOOK_EVENTS = ['budget', 'anomaly'] as const
+
+const webhookEntry = z.strictObject({
+  url: parsed((v): UnitResult<string> => {
+    if (typeof v === 'string' && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)) return { ok: true, value: v }
+    return { ok: false, message: `expected an http(s) URL, got ${show(v)}` }
+  }).describe('where events are POSTed as JSON'),
+  events: z.array(oneOf(WEBHOOK_EVENTS)).min(1).default(['budget']).describe('budget: a budget crossed an alert_at share; anomaly: unusual usage'),
+  headers: headers.prefault({}).describe('headers sent with every POST (tokens: use ${env:NAME}); names lower-cased'),
+  timeout: duration().prefault('5s').describe('one POST\'s deadline'),
+  attempts: int(0, 20).default(5).describe('retries after a failed POST (network error, timeout, non-2xx) before the event is dropped'),
+  backoff: backoff().prefault('1s..5m').describe('wait between retries: exponential with jitter, "MIN..MAX"'),
+  queue: int(1, 100_000).default(1000).describe('events waiting for this webhook; beyond it the oldest is dropped'),
+})
+
 const redis = z.strictObject({
   url: secret(z.string().regex(/^rediss?:\/\//, 'expected redis://… or rediss://…')).optional()
     .describe('redis://[user:pass@]host:port[/db]'),
@@ -506,6 +521,8 @@ export const configSchema = z.strictObject({
       return out
     })
     .describe('spend caps in USD per hour, day, week or month (README "Budgets"): a request whose most possible cost does not fit is refused'),
+  webhooks: z.array(webhookEntry).default([])
+    .describe('JSON POSTs of events (budget alerts), sent from the main thread with retries; never on a request\'s path'),
   tiers: z.record(name(), tierEntry).default({}).describe('key tiers: scale per-key limits'),
   keys: z.array(keyEntry).default([]).describe('virtual keys clients send; provider credentials never leave the proxy'),
   upstreams: z.record(name(), upstreamEntry).default({}).describe('where requests go'),

@@ -17,6 +17,7 @@ import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
 import { testClockFile } from '../limiter/clock.js'
 import { BudgetAlerts } from '../spend/budget-alerts.js'
+import { Webhooks } from '../spend/webhooks.js'
 import { CacheOwner } from '../cache/owner.js'
 import { registerCacheMetrics } from '../cache/metrics.js'
 import { purgeHandler } from '../cache/purge.js'
@@ -94,6 +95,8 @@ export class Generation {
   readonly tracing: SpanExport
   /** budget alerts (workers report, this thread logs and counts each once) and the budget gauges */
   readonly budgetAlerts: BudgetAlerts
+  /** webhook deliveries (budget alerts), off the request path */
+  readonly webhooks: Webhooks
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -110,7 +113,13 @@ export class Generation {
     this.tracing = new SpanExport(logger, this.metrics.build.version)
     this.tracing.configure(config.tracing)
     registerTracingMetrics(this.metrics.registry, this.tracing.counters)
-    this.budgetAlerts = new BudgetAlerts(this.metrics.registry, logger, () => this.config, () => ({ t: this.buckets, now: this.buckets.clock.now() }))
+    this.webhooks = new Webhooks(this.metrics.registry, logger)
+    this.webhooks.configure(config.webhooks)
+    this.budgetAlerts = new BudgetAlerts(this.metrics.registry, logger, () => this.config, () => ({ t: this.buckets, now: this.buckets.clock.now() }),
+      (m, threshold) => this.webhooks.send('budget', {
+        budget: m.budget, per: m.per, subject: m.subject, threshold, spent_usd: Math.round(m.spent_usd * 1e6) / 1e6,
+        limit_usd: m.limit_usd, window_start: new Date(m.window_start_ms).toISOString(),
+      }))
     if (testClockFile() !== '') {
       logger.warn({ msg: 'LEAKY_TEST_CLOCK is set: the limiter\'s time is read from a file and stands still (for tests only, never in production)', file: testClockFile() })
     }
@@ -416,6 +425,7 @@ export class Generation {
     this.metrics.reloaded(failed === undefined)
     if (failed === undefined) this.#cacheFor(config)
     this.tracing.configure(config.tracing)
+    this.webhooks.configure(config.webhooks)
     this.buckets.setWhenFull(config.limits_table.when_full)
     if (this.keys !== null) this.keys.config = config
     if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
@@ -446,6 +456,7 @@ export class Generation {
     for (const w of this.#workers) w.worker.postMessage({ type: 'drain', timeoutMs, quietMs } satisfies ToWorker)
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
+    this.webhooks.close()
     await this.tracing.shutdown()
     this.metrics.stop()
     this.cache?.close()

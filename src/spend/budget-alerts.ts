@@ -37,8 +37,13 @@ export class BudgetAlerts {
   readonly #logger: Logger
   readonly #counter: Counter<'budget' | 'threshold'>
 
-  constructor(registry: Registry, logger: Logger, config: () => Config, table: () => { t: PeekTable; now: bigint } | null) {
+  readonly #notify: (m: BudgetAlertMessage, threshold: string) => void
+
+  /** `notify`: called once per alert, after its log line (webhooks) */
+  constructor(registry: Registry, logger: Logger, config: () => Config, table: () => { t: PeekTable; now: bigint } | null,
+    notify: (m: BudgetAlertMessage, threshold: string) => void = () => {}) {
     this.#logger = logger
+    this.#notify = notify
     this.#counter = new Counter({
       name: 'leaky_budget_alerts_total', help: 'Budget alert_at thresholds crossed, once per budget, subject, threshold and window.',
       labelNames: ['budget', 'threshold'], registers: [registry],
@@ -101,6 +106,7 @@ export class BudgetAlerts {
       msg: 'budget alert', budget: m.budget, per: m.per, subject: m.subject, threshold, spent_usd: round6(m.spent_usd),
       limit_usd: m.limit_usd, window_start: new Date(m.window_start_ms).toISOString(),
     })
+    this.#notify(m, threshold)
   }
 }
 
