@@ -84,6 +84,9 @@ const bad: Array<[string, string, string[]]> = [
     ['c.yaml:8:54 budgets.a.scope: scope: cluster budgets are calendar windows in this version (window: calendar)']],
   ['on_error on a local budget', 'budgets:\n  a: { per: org, usd: 5/day, on_error: open }\n',
     ['c.yaml:7:40 budgets.a.on_error: on_error applies to scope: cluster budgets only (a local budget never talks to Redis)']],
+  ['webhook: not an http(s) URL', 'webhooks:\n  - { url: "ftp://x/hook" }\n', ['c.yaml:7:12 webhooks[0].url: expected an http(s) URL, got "ftp://x/hook"']],
+  ['webhook: unknown event', 'webhooks:\n  - { url: "http://x/hook", events: [budgets] }\n',
+    ['c.yaml:7:38 webhooks[0].events[0]: expected one of budget, anomaly, got "budgets" (did you mean "budget"?)']],
   ['calendar token window with a burst', 'limits:\n  m: { per: key, tokens: 5M/month, window: calendar, burst: 10 }\n',
     ["c.yaml:7:61 limits.m.burst: a calendar window has no burst: the whole amount is available from the window's start"]],
   ['calendar token window of a minute', 'limits:\n  m: { per: key, tokens: 5M/min, window: calendar }\n',
@@ -101,4 +104,10 @@ t.test('calendar token window: tokens: 5M/month, window: calendar', async (t) =>
   const c = load('limits:\n  m: { per: key, tokens: 5M/month, window: calendar, timezone: Europe/Berlin }\n')
   if (Array.isArray(c)) return t.fail(c.join('\n'))
   t.same(c.limits.m, { name: 'm', per: 'key', unit: 'tokens', amount: 5e6, period_ms: 30 * 86_400_000, burst: 5e6, scope: 'local', calendar: { unit: 'month', timezone: 'Europe/Berlin' } })
+})
+
+t.test('webhooks: defaults', async (t) => {
+  const c = load('webhooks:\n  - { url: "https://hooks.example.com/leaky" }\n')
+  if (Array.isArray(c)) return t.fail(c.join('\n'))
+  t.same(c.webhooks, [{ url: 'https://hooks.example.com/leaky', events: ['budget'], headers: {}, timeout: 5000, attempts: 5, backoff: { min: 1000, max: 300_000 }, queue: 1000 }])
 })
