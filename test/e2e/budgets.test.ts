@@ -3,7 +3,7 @@
 // Europe/Berlin: concurrent requests never spend more than the budget and spend it until less than one request's
 // worst case is left; the 429 says when the window resets; the spend gauge equals the reported usage's cost after
 // reconcile; one alert per threshold for the whole proxy; the calendar month rolls over at local midnight; the
-// window's spend survives a reload and a restart (state file). Spawns dist/cli/main.js: build first.
+// window's spend survives a reload, a restart (state file) and an upgrade (bucket handover). Spawns dist/cli/main.js: build first.
 import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -145,6 +145,15 @@ t.test('a restart keeps the window\'s spend (state file)', async (t) => {
   await proxy.waitLog((l) => l.msg === 'buckets restored')
   t.equal(Math.round((await spentGauge('acme')) * 1e9), spentNano, 'the same spend, to the nano-USD')
   t.equal((await chat('k-a1')).status, 429)
+})
+
+t.test('an upgrade (SIGUSR2) hands the window\'s spend to the new generation', async (t) => {
+  proxy.child.kill('SIGUSR2')
+  const up = await proxy.waitLog((l) => l.msg === 'upgraded', 60_000)
+  t.equal(up.generation, 2)
+  if (typeof up.admin_port === 'number') proxy.adminPort = up.admin_port
+  t.equal(Math.round((await spentGauge('acme')) * 1e9), spentNano, 'the same spend, to the nano-USD')
+  t.equal((await chat('k-a2')).status, 429)
 })
 
 t.test('the calendar month rolls over at midnight in Berlin, not a millisecond earlier', async (t) => {
