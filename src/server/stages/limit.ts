@@ -4,6 +4,8 @@
 // call, and a denial there refunds the local charges. A denial is a 429 in the provider's shape with Retry-After,
 // RateLimit-Policy/RateLimit and x-ratelimit-*; an admitted request carries them on its response too. Either way
 // both x-ratelimit families are there when the route has request and token limits (src/limiter/headers.ts).
+// Budgets in money (budget.ts) are charged after the local limits, and cluster budgets before the cluster limits,
+// all in the same all-or-nothing decision.
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
