@@ -26,6 +26,8 @@ export const ERRORS = {
   LEAKY_KEY_EXPIRED: { status: 401, type: 'invalid_request_error', message: 'API key expired (or rotated and past its grace period)' },
   LEAKY_KEY_FORBIDDEN: { status: 403, type: 'permission_error', message: 'this API key may not use this route or model' },
   LEAKY_RATE_LIMITED: { status: 429, type: 'rate_limit_exceeded', message: 'rate limit exceeded' },
+  LEAKY_BUDGET_EXCEEDED: { status: 429, type: 'rate_limit_exceeded', message: 'spend budget exceeded: the request\'s most possible cost does not fit in what is left of the window' },
+  LEAKY_BUDGET_NO_PRICE: { status: 403, type: 'permission_error', message: 'the model has no price, so a spend budget on this route cannot be checked' },
   LEAKY_OVER_BURST: { status: 429, type: 'rate_limit_exceeded', message: 'request is larger than the limit\'s burst and can never be admitted' },
   LEAKY_TABLE_FULL: { status: 503, type: 'server_error', message: 'rate-limit table is full; try again later' },
   LEAKY_REDIS_UNAVAILABLE: { status: 503, type: 'server_error', message: 'a cluster-wide limit cannot be checked (Redis unavailable) and its on_error is closed; try again later' },

@@ -1,4 +1,4 @@
-// Checks across sections: names that must exist (upstream, limit, tier, fallback), combinations that cannot work
+// Checks across sections: names that must exist (upstream, limit, budget, tier, fallback), combinations that cannot work
 // (a per-key limit on an anonymous route) and duplicates. They run on the raw document next to the schema, not
 // after it, so one run lists reference errors together with type errors; every access is therefore defensive.
 import { createHash } from 'node:crypto'
@@ -30,12 +30,16 @@ export function checkRefs(raw: unknown): RefIssue[] {
   if (!isObj(raw)) return issues
   const upstreams = isObj(raw.upstreams) ? Object.keys(raw.upstreams) : []
   const limits = new Map(entries(raw.limits))
+  const budgets = new Map(entries(raw.budgets))
   const tiers = isObj(raw.tiers) ? Object.keys(raw.tiers) : []
 
   // a cluster limit without a Redis to share it through would silently count per proxy: the very failure it is for
   if (!isObj(raw.redis)) {
     for (const [name, l] of limits) {
       if (l.scope === 'cluster') issues.push({ path: ['limits', name, 'scope'], message: 'scope: cluster needs a redis section (url, sentinel or cluster) to share the bucket through' })
+    }
+    for (const [name, b] of budgets) {
+      if (b.scope === 'cluster') issues.push({ path: ['budgets', name, 'scope'], message: 'scope: cluster needs a redis section (url, sentinel or cluster) to share the budget through' })
     }
   }
 
@@ -66,6 +70,18 @@ export function checkRefs(raw: unknown): RefIssue[] {
         issues.push({
           path: ['routes', i, 'limits', j],
           message: `limit "${name}" is per ${limit.per as string}, but this route has auth: none (no key to scope by)`,
+        })
+      }
+    })
+    list(r.budgets).forEach((name, j) => {
+      if (typeof name !== 'string') return
+      const budget = budgets.get(name)
+      if (budget === undefined) {
+        issues.push({ path: ['routes', i, 'budgets', j], message: `unknown budget "${name}"${didYouMean(name, budgets.keys())}` })
+      } else if (anonymous && (budget.per === 'key' || budget.per === 'org' || budget.per === 'tier')) {
+        issues.push({
+          path: ['routes', i, 'budgets', j],
+          message: `budget "${name}" is per ${budget.per as string}, but this route has auth: none (no key to count by)`,
         })
       }
     })

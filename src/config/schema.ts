@@ -11,7 +11,9 @@ import {
   show, size, target, text,
 } from './fields.js'
 import { parseJwtKey } from './jwt-key.js'
+import { didYouMean } from './suggest.js'
 import type { UnitResult } from './units.js'
+import { CALENDAR_UNITS, type CalendarUnit, validTimeZone } from '../spend/calendar.js'
 
 export const PROVIDERS = ['openai', 'gemini', 'qwen', 'anthropic', 'none'] as const
 export const LIMIT_SUBJECTS = ['key', 'org', 'route', 'upstream', 'ip', 'global'] as const
@@ -145,6 +147,16 @@ const log = z.strictObject({
   access: bool().default(true).describe('one access-log line per request'),
 })
 
+const WINDOWS = ['rolling', 'calendar'] as const
+/** a rate's period (units.ts) as a calendar window */
+const CALENDAR_PERIOD: Record<number, CalendarUnit> = { 3_600_000: 'hour', 86_400_000: 'day', 2_592_000_000: 'month' }
+
+/** An IANA time zone Intl knows; the error names the zone it does not. */
+const timeZone = () => parsed((v): UnitResult<string> => {
+  if (typeof v === 'string' && validTimeZone(v)) return { ok: true, value: v }
+  return { ok: false, message: `unknown time zone ${show(v)}: expected an IANA name such as "Europe/Berlin", "America/New_York" or "UTC"` }
+})
+
 const limitEntry = z.strictObject({
   per: oneOf(LIMIT_SUBJECTS).describe('what a bucket belongs to: one bucket per key, org, route, upstream, client ip, or one global'),
   requests: rate().optional().describe('request rate, e.g. "600/min" (set this or tokens)'),
@@ -154,6 +166,9 @@ const limitEntry = z.strictObject({
   scope: oneOf(['local', 'cluster']).default('local').describe('local: this proxy\'s buckets; cluster: shared through redis'),
   on_error: oneOf(['open', 'closed', 'local']).optional()
     .describe('scope: cluster only — when Redis fails: open admits, closed denies (503), local uses this proxy\'s share; default redis.on_error'),
+  window: oneOf(WINDOWS).default('rolling')
+    .describe('rolling: a leaky bucket (drains continuously); calendar: the whole amount per calendar hour, day or month, reset at its start in timezone (no burst)'),
+  timezone: timeZone().optional().describe('window: calendar only — IANA zone the window starts in; default UTC'),
 }).transform((v, ctx) => {
   const r = v.requests ?? v.tokens
   if (r === undefined || (v.requests !== undefined && v.tokens !== undefined)) {
@@ -166,7 +181,90 @@ const limitEntry = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['on_error'], message: 'on_error applies to scope: cluster limits only (a local limit never talks to Redis)' })
     return z.NEVER
   }
-  const out = { per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope }
+  if (v.window === 'rolling') {
+    if (v.timezone !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['timezone'], message: 'timezone applies to window: calendar only (a rolling bucket has no window start)' })
+      return z.NEVER
+    }
+  } else {
+    if (v.burst !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['burst'], message: 'a calendar window has no burst: the whole amount is available from the window\'s start' })
+      return z.NEVER
+    }
+    if (v.scope === 'cluster') {
+      ctx.addIssue({ code: 'custom', path: ['scope'], message: 'window: calendar is counted per proxy (scope: local) in this version' })
+      return z.NEVER
+    }
+  }
+  const calUnit = v.window === 'calendar' ? CALENDAR_PERIOD[r.period_ms] : undefined
+  if (v.window === 'calendar' && calUnit === undefined) {
+    ctx.addIssue({ code: 'custom', path: [v.requests !== undefined ? 'requests' : 'tokens'], message: 'a calendar window is one hour, day or month: write AMOUNT/hour, AMOUNT/day or AMOUNT/month' })
+    return z.NEVER
+  }
+  const out = {
+    per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope,
+    ...(calUnit === undefined ? {} : { calendar: { unit: calUnit, timezone: v.timezone ?? 'UTC' } }),
+  }
+  return v.on_error === undefined ? out : { ...out, on_error: v.on_error }
+})
+
+export const BUDGET_SUBJECTS = ['key', 'org', 'tier', 'route', 'upstream', 'global'] as const
+const BUDGET_PERIOD_MS: Record<CalendarUnit, number> = { hour: 3_600_000, day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000 }
+/** the largest budget accepted, USD per window: beyond it a typo, and cost arithmetic would leave exact integers */
+export const MAX_BUDGET_USD = 1e9
+const BUDGET_RE = /^\$?\s*(-?\d+(?:\.\d+)?(?:e\d+)?)\s*(k|K|M)?\s*\/\s*(\w+)$/
+
+/** "500/month", "$20/day", "1.5k/week" → USD and the window unit. */
+const budgetUsd = () => parsed((v): UnitResult<{ usd: number; every: CalendarUnit }> => {
+  const hint = `expected "USD/WINDOW" with WINDOW one of ${CALENDAR_UNITS.join(', ')} (e.g. "500/month", "20/day"), got ${show(v)}`
+  const m = typeof v === 'string' ? BUDGET_RE.exec(v.trim()) : null
+  if (m === null) return { ok: false, message: hint }
+  const unit = m[3] as CalendarUnit
+  if (!CALENDAR_UNITS.includes(unit)) return { ok: false, message: `${hint}${didYouMean(m[3], CALENDAR_UNITS)}` }
+  const usd = Number(m[1]) * (m[2] === undefined ? 1 : m[2] === 'M' ? 1e6 : 1e3)
+  if (!Number.isFinite(usd) || usd <= 0 || usd > MAX_BUDGET_USD) {
+    return { ok: false, message: `a budget must be more than 0 and at most ${MAX_BUDGET_USD} USD per window, got ${show(v)}` }
+  }
+  return { ok: true, value: { usd, every: unit } }
+})
+
+/** "80%" (or 0.8) → 0.8; thresholds from above 0 up to 100 % of the budget. */
+const percent = () => parsed((v): UnitResult<number> => {
+  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*%$/.exec(v.trim()) : null
+  const f = m !== null ? Number(m[1]) / 100 : typeof v === 'number' ? v : NaN
+  if (Number.isFinite(f) && f > 0 && f <= 1) return { ok: true, value: f }
+  return { ok: false, message: `expected a share of the budget as "N%" from above 0% to 100% (or a number from above 0 to 1), got ${show(v)}` }
+})
+
+const budgetEntry = z.strictObject({
+  per: oneOf(BUDGET_SUBJECTS).describe('whose spend is counted: one budget per key, org, tier, route, upstream, or one global'),
+  usd: budgetUsd().describe('USD per window: "500/month", "20/day", "5/hour", "100/week"'),
+  window: oneOf(WINDOWS).default('calendar')
+    .describe('calendar: resets at the start of each hour, day, ISO week (Monday) or month in timezone; rolling: a leaky bucket holding one window\'s amount (month = 30 days)'),
+  timezone: timeZone().optional().describe('window: calendar only — IANA zone the window starts in (e.g. Europe/Berlin); default UTC'),
+  alert_at: z.array(percent()).default([])
+    .describe('shares of the budget ("50%", "80%", "100%") whose crossing logs one line and counts leaky_budget_alerts_total, once per window'),
+  scope: oneOf(['local', 'cluster']).default('local')
+    .describe('local: this proxy\'s spend; cluster: every proxy on the same Redis counts into one budget (calendar windows)'),
+  on_error: oneOf(['open', 'closed', 'local']).optional()
+    .describe('scope: cluster only — when Redis fails: open admits uncounted, closed denies (503), local counts on this proxy\'s share (usd / expected_instances); default redis.on_error'),
+}).transform((v, ctx) => {
+  if (v.window === 'rolling' && v.timezone !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['timezone'], message: 'timezone applies to window: calendar only (a rolling budget has no window start)' })
+    return z.NEVER
+  }
+  if (v.scope === 'cluster' && v.window !== 'calendar') {
+    ctx.addIssue({ code: 'custom', path: ['scope'], message: 'scope: cluster budgets are calendar windows in this version (window: calendar)' })
+    return z.NEVER
+  }
+  if (v.on_error !== undefined && v.scope !== 'cluster') {
+    ctx.addIssue({ code: 'custom', path: ['on_error'], message: 'on_error applies to scope: cluster budgets only (a local budget never talks to Redis)' })
+    return z.NEVER
+  }
+  const out = {
+    per: v.per, usd: v.usd.usd, every: v.usd.every, period_ms: BUDGET_PERIOD_MS[v.usd.every], window: v.window,
+    timezone: v.timezone ?? 'UTC', alert_at: [...new Set(v.alert_at)].sort((a, b) => a - b), scope: v.scope,
+  }
   return v.on_error === undefined ? out : { ...out, on_error: v.on_error }
 })
 
@@ -288,6 +386,7 @@ const routeEntry = z.strictObject({
   auth: oneOf(['key', 'none', 'jwt']).default('none')
     .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
+  budgets: z.array(text()).default([]).describe('budget names (budgets:) charged with each LLM request\'s cost on this route'),
   cache: routeCache.optional(),
   models: z.record(text(), z.union([text(), z.array(text())])).optional()
     .describe('route by the request\'s model (README "One endpoint for every provider"): name, "prefix-*" or alias → upstream, "upstream/model", another name of the table, or a list of those (fallback order); OpenAI chat completions are translated for gemini and anthropic upstreams'),
@@ -349,6 +448,21 @@ const jwt = z.strictObject({
     return z.NEVER
   }
   return v
+})
+
+export const WEBHOOK_EVENTS = ['budget', 'anomaly'] as const
+
+const webhookEntry = z.strictObject({
+  url: parsed((v): UnitResult<string> => {
+    if (typeof v === 'string' && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)) return { ok: true, value: v }
+    return { ok: false, message: `expected an http(s) URL, got ${show(v)}` }
+  }).describe('where events are POSTed as JSON'),
+  events: z.array(oneOf(WEBHOOK_EVENTS)).min(1).default(['budget']).describe('budget: a budget crossed an alert_at share; anomaly: unusual usage'),
+  headers: headers.prefault({}).describe('headers sent with every POST (tokens: use ${env:NAME}); names lower-cased'),
+  timeout: duration().prefault('5s').describe('one POST\'s deadline'),
+  attempts: int(0, 20).default(5).describe('retries after a failed POST (network error, timeout, non-2xx) before the event is dropped'),
+  backoff: backoff().prefault('1s..5m').describe('wait between retries: exponential with jitter, "MIN..MAX"'),
+  queue: int(1, 100_000).default(1000).describe('events waiting for this webhook; beyond it the oldest is dropped'),
 })
 
 const redis = z.strictObject({
@@ -429,6 +543,15 @@ export const configSchema = z.strictObject({
       return out
     })
     .describe('named leaky buckets: the rate is how fast a bucket drains, burst how much it holds'),
+  budgets: z.record(name(), budgetEntry).default({})
+    .transform((m) => {
+      const out: Record<string, { name: string } & z.output<typeof budgetEntry>> = {}
+      for (const [k, v] of Object.entries(m)) out[k] = { name: k, ...v }
+      return out
+    })
+    .describe('spend caps in USD per hour, day, week or month (README "Budgets"): a request whose most possible cost does not fit is refused'),
+  webhooks: z.array(webhookEntry).default([])
+    .describe('JSON POSTs of events (budget alerts), sent from the main thread with retries; never on a request\'s path'),
   tiers: z.record(name(), tierEntry).default({}).describe('key tiers: scale per-key limits'),
   keys: z.array(keyEntry).default([]).describe('virtual keys clients send; provider credentials never leave the proxy'),
   upstreams: z.record(name(), upstreamEntry).default({}).describe('where requests go'),
@@ -458,6 +581,7 @@ export const configSchema = z.strictObject({
 /** The validated, defaulted and normalised config: durations in ms, sizes in bytes, rates as amount per period. */
 export type Config = z.output<typeof configSchema>
 export type LimitConfig = Config['limits'][string]
+export type BudgetConfig = Config['budgets'][string]
 export type KeyConfig = Config['keys'][number]
 export type UpstreamConfig = Config['upstreams'][string]
 export type RouteConfig = Config['routes'][number]

@@ -9,7 +9,8 @@
 //   x-ratelimit-remaining-{requests,tokens}  units that would conform now: floor((tau - drain time) / T), within
 //                                            [0, burst], so never above the limit
 //   x-ratelimit-reset-{requests,tokens}      time until the bucket is empty again, i.e. remaining is back to the
-//                                            limit, as a Go-style duration ("20ms", "6m0s")
+//                                            limit, as a Go-style duration ("20ms", "6m0s"); a calendar window
+//                                            (window: calendar) resets at its end
 //   RateLimit-Policy  `"name";q=BURST;w=SECONDS`  draft-ietf-httpapi-ratelimit-headers: q is the burst, w the
 //                                            seconds a full bucket takes to drain (burst / rate, whole seconds,
 //                                            rounded up, at least 1), so q/w is the sustained rate
@@ -87,16 +88,16 @@ export function rateLimitHeaders(req: Charges, out: string[]): void {
   if (st === Status.DENIED) out.push(H_RETRY_AFTER, String(Math.max(1, Math.ceil(req.retryNs / 1e9))))
   const l = limits[ietf]
   out.push(H_POLICY, rendered(l).policy)
-  out.push(H_STATE, `${l.stateItem}${remaining(req, ietf)};t=${Math.ceil(req.afterNs(ietf) / 1e9)}`)
+  out.push(H_STATE, `${l.stateItem}${remaining(req, ietf)};t=${Math.ceil(req.resetNs(ietf) / 1e9)}`)
   if (reqIdx >= 0) {
     out.push(H_LIMIT_REQUESTS, rendered(limits[reqIdx]).limit)
     out.push(H_REMAINING_REQUESTS, String(remaining(req, reqIdx)))
-    out.push(H_RESET_REQUESTS, goDuration(req.afterNs(reqIdx)))
+    out.push(H_RESET_REQUESTS, goDuration(req.resetNs(reqIdx)))
   }
   if (tokIdx >= 0) {
     out.push(H_LIMIT_TOKENS, rendered(limits[tokIdx]).limit)
     out.push(H_REMAINING_TOKENS, String(remaining(req, tokIdx)))
-    out.push(H_RESET_TOKENS, goDuration(req.afterNs(tokIdx)))
+    out.push(H_RESET_TOKENS, goDuration(req.resetNs(tokIdx)))
   }
 }
 

@@ -3,9 +3,11 @@
 // numbers. Validation throws here (config edge), never later.
 import { LeakyError } from '../errors.js'
 import { keyPrefixWords } from './key.js'
+import { CalendarWindow, type CalendarUnit, MIN_WINDOW_MS } from '../spend/calendar.js'
 
-export type LimitSubject = 'key' | 'org' | 'route' | 'upstream' | 'ip' | 'global'
-export type LimitUnit = 'requests' | 'tokens'
+export type LimitSubject = 'key' | 'org' | 'tier' | 'route' | 'upstream' | 'ip' | 'global'
+/** usd: a budget (src/spend/budgets.ts), counted in units of `unitPico` pico-USD */
+export type LimitUnit = 'requests' | 'tokens' | 'usd'
 
 /** The compiled config entry (src/config), burst already defaulted. Extra fields are ignored. */
 export interface LimitDef {
@@ -15,6 +17,10 @@ export interface LimitDef {
   amount: number
   period_ms: number
   burst: number
+  /** a calendar window instead of a leaky bucket: the whole amount per window, reset at the window's start */
+  calendar?: { unit: CalendarUnit; timezone: string }
+  /** unit usd: pico-USD per unit */
+  unit_pico?: number
 }
 
 /**
@@ -52,6 +58,15 @@ export class CompiledLimit {
   readonly stateItem: string
   /** amount as the x-ratelimit-limit-* value */
   readonly limitValue: string
+  /**
+   * A calendar window (null: a leaky bucket). Its bucket is charged at a virtual `now` = the window's end (table.ts),
+   * so nothing drains inside the window; T is chosen so the whole amount fits in half the shortest window, hence a
+   * bucket charged in one window — even one over its amount by a whole amount of reconciled usage — is empty at the
+   * next window's end. Admission is exact: level + cost <= burst in whole units, whatever T is.
+   */
+  readonly calendar: CalendarWindow | null
+  /** unit usd: pico-USD per unit (0 otherwise) */
+  readonly unitPico: number
 
   constructor(def: LimitDef, scale: number) {
     this.name = def.name
@@ -60,9 +75,13 @@ export class CompiledLimit {
     this.scale = def.per === 'key' ? scale : 1
     this.periodMs = def.period_ms
     this.amount = def.amount * this.scale
-    this.burst = Math.max(1, Math.round(def.burst * this.scale))
+    this.calendar = def.calendar === undefined ? null : new CalendarWindow(def.calendar.unit, def.calendar.timezone)
+    this.unitPico = def.unit_pico ?? 0
+    this.burst = this.calendar !== null ? Math.max(1, Math.round(this.amount)) : Math.max(1, Math.round(def.burst * this.scale))
     // T rounded to the nearest ns: the rate error is at most 0.5 ns / T (0.05% at 1M units/s).
-    this.t = BigInt(Math.max(1, Math.round((def.period_ms * 1e6) / this.amount)))
+    this.t = this.calendar !== null
+      ? BigInt(Math.max(1, Math.floor((this.calendar.minWindowMs * 1e6) / (2 * this.burst))))
+      : BigInt(Math.max(1, Math.round((def.period_ms * 1e6) / this.amount)))
     this.tau = BigInt(this.burst) * this.t
     this.tNs = Number(this.t)
     this.tauNs = Number(this.tau)
@@ -88,7 +107,9 @@ export function compileLimit(def: LimitDef, scale = 1): CompiledLimit {
   if (!(scale > 0) || !Number.isFinite(scale)) throw bad(`tier scale must be > 0, got ${scale}`)
   if (Buffer.byteLength(def.name, 'utf8') > MAX_NAME_BYTES) throw bad(`name longer than ${MAX_NAME_BYTES} bytes`)
   const s = def.per === 'key' ? scale : 1
-  if ((def.period_ms * 1e6) / (def.amount * s) < 0.5) throw bad('rate above 1e9 units/s (less than 1 ns per unit)')
+  if (def.calendar !== undefined) {
+    if ((MIN_WINDOW_MS[def.calendar.unit] * 1e6) / (2 * def.amount * s) < 1) throw bad(`amount too large for a calendar ${def.calendar.unit}`)
+  } else if ((def.period_ms * 1e6) / (def.amount * s) < 0.5) throw bad('rate above 1e9 units/s (less than 1 ns per unit)')
   const l = new CompiledLimit(def, scale)
   if (l.tau > MAX_TAU_NS) throw bad('burst * period / amount exceeds 100 years')
   return l

@@ -50,10 +50,21 @@ export class Charges {
     this.tats[i] = 0n
   }
 
-  /** ns from `now` until charge i's bucket is empty (see `tats`). */
+  /** ns from `now` until charge i's bucket is empty (see `tats`); for a calendar window, its level × T. */
   afterNs(i: number): number {
     const tat = this.tats[i]
-    return tat > this.now ? Number(tat - this.now) : 0
+    const cal = this.limits[i].calendar
+    // a calendar bucket is charged at its window's end (table.ts): its level is measured from there
+    const at = cal === null || this.now <= 0n ? this.now : cal.endNs(this.now)
+    return tat > at ? Number(tat - at) : 0
+  }
+
+  /** ns from `now` until charge i's bucket is back to its full burst: drained, or its calendar window's end. */
+  resetNs(i: number): number {
+    const after = this.afterNs(i)
+    const cal = this.limits[i].calendar
+    if (cal === null || after === 0 || this.now <= 0n) return after
+    return Number(cal.endNs(this.now) - this.now)
   }
 }
 
@@ -92,7 +103,9 @@ function decide(req: Charges, table: BucketTable, i: number, st: Status, tat: bi
   req.decider = i
   req.tats[i] = tat
   req.status = st
-  req.retryNs = st === Status.DENIED ? retry : 0
+  // a calendar window refuses until it ends, whatever its level: the table's retry is in the window's virtual time
+  const cal = req.limits[i].calendar
+  req.retryNs = st !== Status.DENIED ? 0 : cal === null ? retry : Number(cal.endNs(now) - now)
   if (st !== Status.DENIED && st !== Status.OVER_BURST) return st
   // the limits not tried: peek them, so a 429 reports every limit of the request and Retry-After covers every limit
   // that would deny it
@@ -106,7 +119,8 @@ function decide(req: Charges, table: BucketTable, i: number, st: Status, tat: bi
     req.tats[k] = table.tat
     // a charge of 0 (no token estimate) conforms whatever the level: it cannot be the one to wait for
     if (st !== Status.DENIED || req.costs[k] === 0) continue
-    const wait = table.afterNs + req.costs[k] * l.tNs - l.tauNs
+    let wait = table.afterNs + req.costs[k] * l.tNs - l.tauNs
+    if (wait > 0 && l.calendar !== null) wait = Number(l.calendar.endNs(now) - now)
     if (wait > req.retryNs) {
       req.retryNs = wait
       req.decider = k

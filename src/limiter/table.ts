@@ -37,6 +37,10 @@
 //   (releases to TOMB and retries) while the earlier one waits for it. So a key has at most one slot. Waiting is
 //   bounded (WAIT_MS): a thread that died mid-insert makes same-tag inserts answer BUSY, never hang.
 // - Different keys never merge: the full key bytes (or the SHA-256 of a long key) are stored and compared.
+// - Calendar windows (limit.calendar): the GCRA math runs at `at` = the window's end instead of `now`, so a charged
+//   bucket's TAT is past the window's end: it never looks drained to a real-time charger inside its window (no
+//   reclaim), and at the next window's end it is empty again (limit.ts picks T for that). Slot search and reclaim
+//   always use the real `now`, so a calendar charge never takes a real-time bucket that is still live.
 import { LeakyError } from '../errors.js'
 import { Clock, measureAnchorNs } from './clock.js'
 import { admit, force, NONCONFORMING, refund, retryAfter } from './gcra.js'
@@ -240,18 +244,19 @@ export class BucketTable {
     const c = units(cost)
     if (c < 0) return this.adjust(limit, scope, c, now)
     this.key.set(limit.keyPrefix, scope)
+    const at = limit.calendar === null ? now : limit.calendar.endNs(now)
     // c*T > tau  <=>  c > burst, since tau = burst*T exactly
     if (c > limit.burst) {
-      this.lookup(now)
+      this.lookup(now, at)
       this.retryNs = -1
       return Status.OVER_BURST
     }
-    if (c === 0) return this.lookup(now)
+    if (c === 0) return this.lookup(now, at)
     const inc = c === 1 ? limit.t : BigInt(c) * limit.t
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.locate(true, now)
       if (s < 0) return -s as Status
-      const r = this.chargeSlot(s, now, inc, limit.tau)
+      const r = this.chargeSlot(s, at, inc, limit.tau)
       if (r !== AGAIN) return r as Status
       backoff(attempt)
     }
@@ -266,12 +271,13 @@ export class BucketTable {
   adjust(limit: CompiledLimit, scope: string, delta: number, now: bigint): Status {
     const c = units(delta)
     this.key.set(limit.keyPrefix, scope)
-    if (c === 0) return this.lookup(now)
+    const at = limit.calendar === null ? now : limit.calendar.endNs(now)
+    if (c === 0) return this.lookup(now, at)
     const up = c > 0
     const inc = BigInt(up ? c : -c) * limit.t
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.locate(up, now)
-      if (s === -NOT_FOUND) return this.settled(0n, now)
+      if (s === -NOT_FOUND) return this.settled(0n, at)
       if (s < 0) return -s as Status
       const ci = FIRST_I32 + s * SLOT_I32
       const ti = FIRST_I64 + s * SLOT_I64 + 1
@@ -280,9 +286,9 @@ export class BucketTable {
       let tat = Atomics.load(this.i64, ti)
       for (;;) {
         if (tat < 0n || Atomics.load(this.i32, ci) !== g) break
-        const next = up ? force(tat, now, inc, MAX_TAU_NS) : refund(tat, now, inc)
+        const next = up ? force(tat, at, inc, MAX_TAU_NS) : refund(tat, at, inc)
         const prev = Atomics.compareExchange(this.i64, ti, tat, next)
-        if (prev === tat) return this.settled(next, now)
+        if (prev === tat) return this.settled(next, at)
         tat = prev
       }
       backoff(attempt)
@@ -293,7 +299,7 @@ export class BucketTable {
   /** The bucket's state without charging: OK with `afterNs` (0 when absent or drained), or BUSY. */
   peek(limit: CompiledLimit, scope: string, now: bigint): Status {
     this.key.set(limit.keyPrefix, scope)
-    return this.lookup(now)
+    return this.lookup(now, limit.calendar === null ? now : limit.calendar.endNs(now))
   }
 
   stats(): TableStats {
@@ -408,16 +414,16 @@ export class BucketTable {
     }
   }
 
-  // afterNs of the scratch key without inserting it
-  private lookup(now: bigint): Status {
+  // afterNs of the scratch key without inserting it; `at`: the bucket's own time (a calendar window's end, else now)
+  private lookup(now: bigint, at: bigint): Status {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const s = this.locate(false, now)
-      if (s === -NOT_FOUND) return this.settled(0n, now)
+      if (s === -NOT_FOUND) return this.settled(0n, at)
       if (s < 0) return -s as Status
       const ci = FIRST_I32 + s * SLOT_I32
       const tat = Atomics.load(this.i64, FIRST_I64 + s * SLOT_I64 + 1)
       if (tat >= 0n && Atomics.load(this.i32, ci) === this.ctl) {
-        return this.settled(tat, now)
+        return this.settled(tat, at)
       }
       backoff(attempt)
     }

@@ -15,6 +15,9 @@ import { MetricsHub } from '../observability/hub.js'
 import { tableProbe } from '../observability/table-probe.js'
 import { isLoopback } from '../admin/auth.js'
 import { BucketTable } from '../limiter/table.js'
+import { testClockFile } from '../limiter/clock.js'
+import { BudgetAlerts } from '../spend/budget-alerts.js'
+import { Webhooks } from '../spend/webhooks.js'
 import { CacheOwner } from '../cache/owner.js'
 import { registerCacheMetrics } from '../cache/metrics.js'
 import { purgeHandler } from '../cache/purge.js'
@@ -95,6 +98,10 @@ export class Generation {
   readonly tracing: SpanExport
   /** the usage ledger's one writer: workers post their summed rows to it (src/ledger/) */
   readonly ledger: LedgerWriter
+  /** budget alerts (workers report, this thread logs and counts each once) and the budget gauges */
+  readonly budgetAlerts: BudgetAlerts
+  /** webhook deliveries (budget alerts), off the request path */
+  readonly webhooks: Webhooks
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -113,6 +120,16 @@ export class Generation {
     registerTracingMetrics(this.metrics.registry, this.tracing.counters)
     this.ledger = new LedgerWriter(logger)
     registerLedgerMetrics(this.metrics.registry, this.ledger)
+    this.webhooks = new Webhooks(this.metrics.registry, logger)
+    this.webhooks.configure(config.webhooks)
+    this.budgetAlerts = new BudgetAlerts(this.metrics.registry, logger, () => this.config, () => ({ t: this.buckets, now: this.buckets.clock.now() }),
+      (m, threshold) => this.webhooks.send('budget', {
+        budget: m.budget, per: m.per, subject: m.subject, threshold, spent_usd: Math.round(m.spent_usd * 1e6) / 1e6,
+        limit_usd: m.limit_usd, window_start: new Date(m.window_start_ms).toISOString(),
+      }))
+    if (testClockFile() !== '') {
+      logger.warn({ msg: 'LEAKY_TEST_CLOCK is set: the limiter\'s time is read from a file and stands still (for tests only, never in production)', file: testClockFile() })
+    }
     this.audit = new AuditLog(config.audit.file, (err, file) => this.logger.error({ msg: 'audit log write failed', file, err: err.message }))
     const gen = this
     new Gauge({
@@ -373,6 +390,8 @@ export class Generation {
             return this.tracing.take(m)
           case 'usage':
             return this.ledger.take(m)
+          case 'budget-alert':
+            return this.budgetAlerts.take(m)
         }
       })
       worker.on('error', (err) => {
@@ -418,6 +437,7 @@ export class Generation {
     if (failed === undefined) this.#cacheFor(config)
     this.tracing.configure(config.tracing)
     this.ledger.configure(config)
+    this.webhooks.configure(config.webhooks)
     this.buckets.setWhenFull(config.limits_table.when_full)
     if (this.keys !== null) this.keys.config = config
     if (config.audit.file !== this.config.audit.file) this.audit.reopen(config.audit.file)
@@ -450,6 +470,7 @@ export class Generation {
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
     // every worker has drained and posted its last rows (they arrive before its 'drained'): the last flush has them all
     await this.ledger.close()
+    this.webhooks.close()
     await this.tracing.shutdown()
     this.metrics.stop()
     this.cache?.close()

@@ -9,6 +9,7 @@ import { compileKeys, type KeyIdentity } from './stages/identify.js'
 import { compileLimits, type LimitPlan } from './stages/limit.js'
 import type { PathPolicy } from './path.js'
 import { PriceTable } from '../spend/prices.js'
+import { compileBudgets, type BudgetPlan } from '../spend/budgets.js'
 import { compileCache, type CachePlan } from '../cache/plan.js'
 import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
@@ -50,6 +51,8 @@ export interface WorkerPlan {
   limits: LimitPlan
   /** USD per token per (provider, model): the shipped table with the config's prices over it */
   prices: PriceTable
+  /** the budgets each route charges (src/spend/budgets.ts) */
+  budgets: BudgetPlan
   cache: CachePlan
   /** bearer JWT verification for `auth: jwt` routes (null: no jwt section) */
   jwt: JwtVerifier | null
@@ -77,6 +80,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     // every tier's scale, not just the config keys': a JWT or a runtime key may carry any tier
     limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),
     prices: new PriceTable(config.prices),
+    budgets: compileBudgets(config.budgets, config.routes, config.redis === undefined ? null : config.redis),
     cache: compileCache(config),
     jwt: compileJwt(config),
     tracing: compileTracing(config.tracing),

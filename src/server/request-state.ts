@@ -1,5 +1,6 @@
 // Everything one request carries through the pipeline. Every field is assigned in the constructor so V8 keeps a
 // single shape for all requests (undici's parser does the same); stages read and write fields, never add them.
+import type { ClusterBudgetCharge } from './stages/budget.js'
 import type { HttpResponse } from 'uWebSockets.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController
@@ -78,6 +79,8 @@ export class RequestState {
   /** stage-owned per-request state (identity, estimate, limiter decision, usage meter) */
   keyId = ''
   org = ''
+  /** the key's tier name ('' none): the subject of per: tier budgets */
+  tier = ''
   scale = 1
   /** identify is verifying a bearer JWT (async): the body is read meanwhile, the pipeline resumes when both are done */
   identifying = false
@@ -93,6 +96,12 @@ export class RequestState {
   model = ''
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
   stripUsage = false
+  /** the most the request can cost (pico-USD), pre-charged on the route's budgets */
+  budgetPico = 0
+  /** the budgets hold that pre-charge: account (or a Redis denial) reconciles it, once */
+  budgetCharged = false
+  /** the `scope: cluster` budgets charged (Redis, or on_error local), for the reconcile; null: none charged */
+  clusterBudget: ClusterBudgetCharge | null = null
   /** the limit stage charged the buckets: account reconciles the token estimate */
   charged = false
   /** the `scope: cluster` charges and who decided them (null: the route has none) */

@@ -1,5 +1,6 @@
 // A worker thread: one uWS App listening on the shared port (SO_REUSEPORT), serving the pipeline with the current
 // plan. The generation's main thread sends it new configs (reload) and the drain order (stop, upgrade).
+import type { BudgetAlertMessage } from '../spend/budget-alerts.js'
 import { parentPort, workerData, threadId, type MessagePort } from 'node:worker_threads'
 import type { HttpRequest, HttpResponse, RecognizedString } from 'uWebSockets.js'
 import { loadUws } from './uws.js'
@@ -67,6 +68,8 @@ export type FromWorker =
   | SpanBatch
   /** usage rows for the generation's ledger writer (src/ledger/) */
   | UsageBatch
+  /** a budget reached an alert_at share (src/server/stages/budget-alerts.ts) */
+  | BudgetAlertMessage
 
 const data = workerData as WorkerData
 const port = parentPort!

@@ -38,6 +38,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'redis.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'prices.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'ledger.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', GRAFANA_TOKEN: 'grafana-demo-token' },
+  'budgets.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key', TRIAL_KEY: 'trial-demo-key' },
   'jwt.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },

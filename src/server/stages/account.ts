@@ -11,6 +11,7 @@ import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
 import { requestEnded } from '../../tracing/hooks.js'
 import { recordUsage } from '../../ledger/outbox.js'
+import { reconcileBudgets } from './budget.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
@@ -54,6 +55,11 @@ export function account(s: RequestState): void {
     }
   }
   s.costPico = cost
+  // budgets: the real cost replaces the pre-charge — nothing spent without a success or from the cache; the
+  // pre-charge stays when the usage could not be read or the answering model has no price
+  if (s.budgetCharged || s.clusterBudget !== null) {
+    reconcileBudgets(s, s.cacheTokens >= 0 || usage === null ? 0 : usage.source === 'unknown' || cost < 0 ? -1 : cost)
+  }
   requestEnded(s, status, usage, end)
   // unknown usage shows no numbers: its tokens_estimate is what stayed charged
   const known = usage === null || usage.source === 'unknown' ? null : usage

@@ -42,6 +42,7 @@ export function identify(s: RequestState, then: (s: RequestState) => void): Next
   if (who === undefined) return identifyRuntime(s, hash)
   s.keyId = who.id
   s.org = who.org
+  s.tier = who.tier
   s.scale = who.scale
   return Next.CONTINUE
 }
@@ -57,6 +58,7 @@ function identifyRuntime(s: RequestState, hash: string): Next {
   s.keyId = who.id
   if (!routeAllowed(who, s.url)) return replyError(s, 'LEAKY_KEY_FORBIDDEN', false, null, `this API key may not use ${s.url}`)
   s.org = who.org
+  s.tier = who.tier
   s.scale = who.tier === '' ? 1 : (s.plan.tierScales.get(who.tier) ?? 1)
   s.keyModels = who.models
   return Next.CONTINUE

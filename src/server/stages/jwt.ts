@@ -55,5 +55,6 @@ function verified(s: RequestState, r: JwtResult, then: (s: RequestState) => void
 function apply(s: RequestState, who: JwtIdentity): void {
   s.keyId = who.id
   s.org = who.org
+  s.tier = who.tier
   s.scale = who.scale
 }

@@ -4,6 +4,8 @@
 // call, and a denial there refunds the local charges. A denial is a 429 in the provider's shape with Retry-After,
 // RateLimit-Policy/RateLimit and x-ratelimit-*; an admitted request carries them on its response too. Either way
 // both x-ratelimit families are there when the route has request and token limits (src/limiter/headers.ts).
+// Budgets in money (budget.ts) are charged after the local limits, and cluster budgets before the cluster limits,
+// all in the same all-or-nothing decision.
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
@@ -14,6 +16,7 @@ import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/l
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
+import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -47,6 +50,8 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
       return s.keyId
     case 'org':
       return s.org === '' ? null : s.org
+    case 'tier':
+      return s.tier === '' ? null : s.tier
     case 'route':
       return s.route!.scope
     case 'upstream':
@@ -76,16 +81,60 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
   const i = s.route!.index
   const local = s.plan.limits.byRoute[i]
   const cluster = s.plan.limits.clusterByRoute[i]
-  if (local.length === 0 && cluster.length === 0) return Next.CONTINUE
+  const budgeted = s.plan.budgets.byRoute[i].length > 0
+  const clusterBudgeted = s.plan.budgets.clusterByRoute[i].length > 0
+  if (local.length === 0 && cluster.length === 0 && !budgeted && !clusterBudgeted) return Next.CONTINUE
   // the local charges outlive this call when Redis is asked (a denial there refunds them): one object per request then
-  const lc = cluster.length === 0 ? charges : new Charges()
+  const lc = cluster.length === 0 && !clusterBudgeted ? charges : new Charges()
   lc.clear()
   collect(local, s, lc, true)
-  if (lc.length > 0) {
+  if (lc.length > 0 || budgeted) {
     const table = ctx.table!
-    const st = chargeAll(table, lc, table.clock.now())
-    if (st !== Status.OK) return deny(s, lc, st)
+    const now = table.clock.now()
+    if (lc.length > 0) {
+      const st = chargeAll(table, lc, now)
+      if (st !== Status.OK) return deny(s, lc, st)
+    }
+    // budgets after the limits: a request a limit refuses spends nothing, and a budget denial refunds the limits
+    if (budgeted && chargeBudgets(s, now) !== Next.CONTINUE) {
+      refund(lc)
+      return Next.REPLIED
+    }
   }
+  if (clusterBudgeted) {
+    // cluster budgets before cluster limits: a cluster budget is refunded exactly, a request limit in Redis is not
+    const r = chargeClusterBudgets(s)
+    if (r === false) return refused(s, lc)
+    if (r !== true) {
+      if (!s.route!.readsBody && hasBody(s) && s.streamBody === null) s.streamBody = new StreamingBody(s)
+      limitPending(s)
+      r.then((ok) => {
+        if (!ok) return void refused(s, lc)
+        if (s.finished) {
+          // the client left while Redis decided: as in settle, the request counts, its estimate and cost do not
+          s.charged = true
+          reconcile(s, 0)
+          reconcileBudgets(s, 0)
+          return
+        }
+        if (clusterLimits(s, lc, then) === Next.CONTINUE) then(s)
+      })
+      return Next.PENDING
+    }
+  }
+  return clusterLimits(s, lc, then)
+}
+
+// a budget refused the request (and replied): the local limits and budgets give back what it took
+function refused(s: RequestState, lc: Charges): Next {
+  refund(lc)
+  reconcileBudgets(s, 0)
+  return Next.REPLIED
+}
+
+/** The route's `scope: cluster` limits, through Redis, after everything local admitted the request. */
+function clusterLimits(s: RequestState, lc: Charges, then: (s: RequestState) => void): Next {
+  const cluster = s.plan.limits.clusterByRoute[s.route!.index]
   if (cluster.length === 0) return admitted(s, lc)
   const rc = new RedisCharges()
   collect(cluster, s, rc, false)
@@ -122,8 +171,9 @@ function collect(list: CompiledLimit[], s: RequestState, out: Charges, peekFree:
 function settle(s: RequestState, lc: Charges): Next {
   const rc = s.cluster!
   if (rc.status !== Status.OK) {
-    // all or nothing: the local buckets give back what this request took
+    // all or nothing: the local buckets and the budgets give back what this request took
     refund(lc)
+    reconcileBudgets(s, 0)
     if (s.finished) return Next.REPLIED
     return deny(s, merge(lc, rc), rc.status, rc.via === Via.CLOSED)
   }
@@ -185,7 +235,7 @@ function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Nex
   switch (st) {
     case Status.DENIED:
       return replyError(s, 'LEAKY_RATE_LIMITED', false, headers,
-        `rate limit "${l.name}" exceeded (${l.limitValue} ${l.unit} per ${period(l.periodMs)}); retry after ${headers[1]} s`)
+        `rate limit "${l.name}" exceeded (${l.limitValue} ${l.unit} per ${l.calendar === null ? period(l.periodMs) : `calendar ${l.calendar.unit}, ${l.calendar.timeZone}`}); retry after ${headers[1]} s`)
     case Status.OVER_BURST:
       return replyError(s, 'LEAKY_OVER_BURST', false, headers,
         `this request costs ${c.costs[c.decider]} ${l.unit} but limit "${l.name}" holds at most ${l.burst}: it can never be admitted; lower max_tokens or the prompt`)
