@@ -80,6 +80,25 @@ export const OPENAPI = {
             },
           },
           table: { type: ['object', 'null'] },
+          targets: {
+            type: 'array',
+            description: 'every upstream target: state (up, ejected, unhealthy), in flight, ejections, latency EWMA, last health check',
+            items: {
+              type: 'object',
+              required: ['upstream', 'target', 'weight', 'state', 'inflight', 'ejected_until', 'ejections', 'latency_ewma_ms', 'health_check'],
+              properties: {
+                upstream: { type: 'string' },
+                target: { type: 'string' },
+                weight: { type: 'number' },
+                state: { enum: ['up', 'ejected', 'unhealthy'] },
+                inflight: { type: 'integer' },
+                ejected_until: nullable('string'),
+                ejections: { type: 'integer' },
+                latency_ewma_ms: nullable('number'),
+                health_check: nullable('string'),
+              },
+            },
+          },
         },
       },
       PurgeRequest: {

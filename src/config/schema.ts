@@ -192,11 +192,47 @@ const retryOn = parsed((v) => {
   return { ok: false, message: `expected connect, timeout, reset, 429 or a 5xx status, got ${show(v)}` }
 })
 
+export const BALANCE_POLICIES = ['p2c_least_inflight', 'round_robin', 'weighted', 'ewma_latency'] as const
+
+const weightedTarget = z.strictObject({
+  url: target().describe('"http(s)://host[:port][/base/path]" or "embedded"'),
+  weight: int(0, 1_000_000).default(1).describe('share of requests relative to the other targets (0: none, kept for health checks)'),
+})
+
+// A target is a URL or { url, weight }; a union would answer a bad URL with "no union member matched", so each
+// form is parsed by its own schema and its issues are passed on as they are
+const targetEntry = z.unknown().transform((v, ctx): string | { url: string; weight: number } => {
+  const r = v !== null && typeof v === 'object' && !Array.isArray(v) ? weightedTarget.safeParse(v) : target().safeParse(v)
+  if (r.success) return r.data
+  for (const issue of r.error.issues) ctx.addIssue(issue as unknown as Parameters<typeof ctx.addIssue>[0])
+  return z.NEVER
+})
+
+const outlier = z.strictObject({
+  consecutive_failures: int(0, 1000).default(5).describe('failures in a row that eject a target (0: never eject)'),
+  base_ejection: duration().prefault('10s').describe('first ejection time; each further ejection doubles it'),
+  max_ejection: duration().prefault('5m').describe('longest ejection time'),
+  max_ejected_percent: int(0, 100).default(50).describe('at most this share of the targets is ejected at once (at least one target may always be ejected when there are several)'),
+})
+
+const health = z.strictObject({
+  path: z.string().startsWith('/', 'a health path must start with "/"').describe('path requested with GET on each target (appended to its base path); 2xx is healthy'),
+  interval: duration().prefault('10s').describe('time between two checks of one target'),
+  timeout: duration().prefault('2s').describe('a check not answered in this time fails'),
+  healthy: int(1, 100).default(2).describe('checks in a row that pass before an unhealthy target is used again'),
+  unhealthy: int(1, 100).default(3).describe('checks in a row that fail before a target is left out'),
+})
+
 const upstreamEntry = z.strictObject({
   provider: oneOf(PROVIDERS).default('none')
     .describe('API shape, for reading token usage and error bodies: openai (also Azure OpenAI and OpenAI-compatible servers) | gemini | qwen | anthropic | none (plain HTTP)'),
-  targets: z.array(target()).min(1)
-    .describe('"http(s)://host[:port][/base/path]" or "embedded" (the built-in stub); round-robin'),
+  targets: z.array(targetEntry).min(1)
+    .describe('"http(s)://host[:port][/base/path]" or "embedded" (the built-in stub), or { url, weight } (README "Upstreams and traffic")'),
+  balance: oneOf(BALANCE_POLICIES).default('p2c_least_inflight')
+    .describe('how a request picks a target: p2c_least_inflight (two random targets, the one with fewer requests in flight across all workers), round_robin, weighted (smooth weighted round-robin by weight), ewma_latency (p2c on latency × in flight)'),
+  outlier: outlier.prefault({})
+    .describe('passive ejection: a target failing in a row (connect error, reset, timeout, 5xx) is left out for a growing time'),
+  health: health.optional().describe('active health checks: GET path on every target every interval, from the main thread'),
   headers: headers.prefault({}).describe('headers added to every request (credentials: use ${env:NAME}); names lower-cased'),
   preserve_host: bool().default(false).describe('send the client\'s Host header instead of the target\'s'),
   pool: z.strictObject({
@@ -229,6 +265,22 @@ const upstreamEntry = z.strictObject({
       .describe('accept any upstream certificate (warned at start, gauge leaky_upstream_tls_insecure); never in production'),
   }).optional().describe('TLS to https:// targets; verification is always on unless insecure_skip_verify'),
   default_max_tokens: int(1).default(1024).describe('output tokens assumed when the client sets no max (for the estimate)'),
+}).transform((v, ctx) => {
+  // targets become plain URLs (what every other part reads) and their weights a list beside them
+  const targets: string[] = []
+  const weights: number[] = []
+  let sum = 0
+  for (const t of v.targets) {
+    targets.push(typeof t === 'string' ? t : t.url)
+    const w = typeof t === 'string' ? 1 : t.weight
+    weights.push(w)
+    sum += w
+  }
+  if (sum === 0) {
+    ctx.addIssue({ code: 'custom', path: ['targets'], message: 'the target weights sum to 0: no target could ever be chosen' })
+    return z.NEVER
+  }
+  return { ...v, targets, weights }
 })
 
 const routeCache = z.strictObject({

@@ -28,6 +28,9 @@ import type { AdminCommand } from '../admin/server.js'
 import { Gauge } from 'prom-client'
 import { SpanExport } from '../tracing/export.js'
 import { registerTracingMetrics } from '../tracing/metrics.js'
+import { TargetTable } from '../traffic/target-table.js'
+import { HealthChecker } from '../traffic/health.js'
+import { registerTargetMetrics, reportTargets } from '../traffic/report.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -90,6 +93,10 @@ export class Generation {
   command: ((cmd: AdminCommand, source: string) => Promise<{ ok: boolean; [k: string]: unknown }>) | null = null
   /** the one span exporter of the generation: workers post finished spans to it */
   readonly tracing: SpanExport
+  /** upstream targets' shared state (in flight, ejections, health); kept across reloads */
+  readonly targets = TargetTable.create()
+  /** active health checks of upstream targets (src/traffic/health.ts) */
+  readonly health: HealthChecker
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -100,6 +107,9 @@ export class Generation {
     this.#opts = opts
     this.buckets = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
     this.shared.buckets = this.buckets.sab
+    this.shared.targets = this.targets.sab
+    this.health = new HealthChecker(this.targets, logger)
+    registerTargetMetrics(this.metrics.registry, () => reportTargets(this.targets, this.config.upstreams, this.health))
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)
@@ -225,6 +235,7 @@ export class Generation {
     const ports = await Promise.all(all)
     this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
+    this.health.configure(cfg.upstreams)
     warnInsecure(cfg, this.logger)
     logCertificate(cfg, this.logger, 'TLS certificate loaded')
   }
@@ -241,7 +252,7 @@ export class Generation {
       command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
       onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
-      status: () => this.metrics.statusJson(),
+      status: () => ({ ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health) }),
       ready: () => ({
         ready: !this.draining && this.#workers.every((w) => w.listening),
         body: {
@@ -412,6 +423,7 @@ export class Generation {
     this.config = config
     this.version = version
     if (failed === undefined) {
+      this.health.configure(config.upstreams)
       warnInsecure(config, this.logger)
       try {
         const why = this.#admin?.setTls(config.admin.tls) ?? null
@@ -437,6 +449,7 @@ export class Generation {
     const cuts = await Promise.all(this.#workers.map((w) => w.drained))
     await Promise.all(this.#workers.map((w) => w.worker.terminate().catch(() => 0)))
     await this.tracing.shutdown()
+    this.health.close()
     this.metrics.stop()
     this.cache?.close()
     await this.#admin?.close()
