@@ -36,6 +36,7 @@ export const ERRORS = {
   LEAKY_UPSTREAM_INVALID: { status: 502, type: 'upstream_error', message: 'the upstream sent an invalid response' },
   LEAKY_UPSTREAM_TIMEOUT: { status: 504, type: 'upstream_error', message: 'the upstream did not answer in time' },
   LEAKY_UPSTREAM_UNAVAILABLE: { status: 503, type: 'upstream_error', message: 'the upstream is failing (circuit breaker open, or every target ejected or unhealthy) and no fallback could take the request; try again later' },
+  LEAKY_UPSTREAM_QUOTA: { status: 429, type: 'rate_limit_exceeded', message: 'the provider account behind this upstream has no quota left until its reset (its own rate-limit headers said so) and no fallback could take the request; retry after Retry-After' },
   LEAKY_CLIENT_CLOSED: { status: 499, type: 'client_closed', message: 'the client closed the connection' },
   LEAKY_ADMIN_FORBIDDEN: { status: 403, type: 'permission_error', message: 'the admin token\'s role may not call this endpoint' },
   LEAKY_ADMIN_THROTTLED: { status: 429, type: 'rate_limit_exceeded', message: 'too many failed admin authentications from this address; try again later' },

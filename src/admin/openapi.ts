@@ -99,6 +99,22 @@ export const OPENAPI = {
               },
             },
           },
+          providers: {
+            type: 'array',
+            description: 'each upstream\'s provider account as its rate-limit headers report it',
+            items: {
+              type: 'object',
+              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed'],
+              properties: {
+                upstream: { type: 'string' },
+                remaining_requests: nullable('number'),
+                remaining_tokens: nullable('number'),
+                exhausted_until: nullable('string'),
+                refused: { type: 'integer' },
+                malformed: { type: 'integer' },
+              },
+            },
+          },
         },
       },
       PurgeRequest: {

@@ -30,7 +30,7 @@ import { SpanExport } from '../tracing/export.js'
 import { registerTracingMetrics } from '../tracing/metrics.js'
 import { TargetTable } from '../traffic/target-table.js'
 import { HealthChecker } from '../traffic/health.js'
-import { registerTargetMetrics, reportTargets } from '../traffic/report.js'
+import { registerProviderMetrics, registerTargetMetrics, reportProviders, reportTargets } from '../traffic/report.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -110,6 +110,7 @@ export class Generation {
     this.shared.targets = this.targets.sab
     this.health = new HealthChecker(this.targets, logger)
     registerTargetMetrics(this.metrics.registry, () => reportTargets(this.targets, this.config.upstreams, this.health))
+    registerProviderMetrics(this.metrics.registry, () => reportProviders(this.targets, this.config.upstreams))
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)
@@ -252,7 +253,7 @@ export class Generation {
       command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
       onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
-      status: () => ({ ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health) }),
+      status: () => ({ ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health), providers: reportProviders(this.targets, this.config.upstreams) }),
       ready: () => ({
         ready: !this.draining && this.#workers.every((w) => w.listening),
         body: {

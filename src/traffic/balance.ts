@@ -11,6 +11,7 @@
 // round_robin: in turn, skipping unusable targets. weighted: nginx's smooth weighted round-robin, per worker.
 import type { TargetTable } from './target-table.js'
 import { targetTable, overflowTable } from './target-table.js'
+import { ACCOUNT } from './provider-limits.js'
 
 export type BalancePolicy = 'p2c_least_inflight' | 'round_robin' | 'weighted' | 'ewma_latency'
 
@@ -29,6 +30,8 @@ export class Balancer {
   readonly table: TargetTable
   /** slot of each target in `table` */
   readonly slots: Int32Array
+  /** slot of the upstream's provider account (src/traffic/provider-limits.ts) */
+  readonly account: number
   readonly weights: Float64Array
   readonly n: number
   readonly outlier: OutlierConfig
@@ -46,17 +49,20 @@ export class Balancer {
     this.#cw = new Float64Array(this.n)
     this.slots = new Int32Array(this.n)
     let table = targetTable()
+    let account = table.slot(upstream, ACCOUNT)
     for (let i = 0; i < this.n; i++) {
-      const s = table.slot(upstream, urls[i])
+      const s = account < 0 ? -1 : table.slot(upstream, urls[i])
       if (s < 0 && table !== overflowTable()) {
         // the shared table is full: this upstream counts on its own in this thread
         table = overflowTable()
+        account = table.slot(upstream, ACCOUNT)
         i = -1
         continue
       }
       this.slots[i] = s
     }
     this.table = table
+    this.account = account
     // Envoy's max_ejection_percent, but one target may always go when there are several: a 2-target upstream with
     // one dead target at 50 % must be able to eject it
     this.maxEjected = this.n <= 1 ? 0 : Math.max(1, Math.floor((this.n * outlier.max_ejected_percent) / 100))

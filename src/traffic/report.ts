@@ -1,8 +1,9 @@
 // What the main thread reports about targets, read from the shared target table at scrape time: the gauges on
 // /metrics and the `targets` list of /status.json. Nothing here runs per request.
-import { Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import type { TargetTable } from './target-table.js'
 import type { HealthChecker } from './health.js'
+import { ACCOUNT } from './provider-limits.js'
 
 interface UpstreamLike {
   targets: string[]
@@ -78,6 +79,86 @@ export function registerTargetMetrics(registry: Registry, read: () => TargetRepo
     collect(this: Gauge) {
       this.reset()
       for (const t of read()) this.set({ upstream: t.upstream, target: t.target }, t.ejections)
+    },
+  })
+}
+
+export interface ProviderReport {
+  upstream: string
+  /** what the provider reported last (null: never) */
+  remaining_requests: number | null
+  remaining_tokens: number | null
+  /** the provider said the account is exhausted until then (null: it is not) */
+  exhausted_until: string | null
+  /** requests answered locally (or sent to the fallback) because of it */
+  refused: number
+  /** rate-limit headers that did not parse, ignored */
+  malformed: number
+}
+
+export function reportProviders(table: TargetTable, upstreams: Record<string, unknown>): ProviderReport[] {
+  const now = Date.now()
+  const out: ProviderReport[] = []
+  for (const name of Object.keys(upstreams)) {
+    const slot = table.slot(name, ACCOUNT)
+    if (slot < 0) continue
+    const rr = table.remaining(slot, 'requests')
+    const rt = table.remaining(slot, 'tokens')
+    const until = table.quotaUntil(slot)
+    out.push({
+      upstream: name,
+      remaining_requests: rr < 0 ? null : rr,
+      remaining_tokens: rt < 0 ? null : rt,
+      exhausted_until: until > now ? new Date(until).toISOString() : null,
+      refused: table.refused(slot),
+      malformed: table.malformed(slot),
+    })
+  }
+  return out
+}
+
+export function registerProviderMetrics(registry: Registry, read: () => ProviderReport[]): void {
+  new Gauge({
+    name: 'leaky_provider_remaining',
+    help: 'Quota the provider reported left for this upstream\'s account in its last rate-limit headers, by kind (requests, tokens).',
+    labelNames: ['upstream', 'kind'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) {
+        if (p.remaining_requests !== null) this.set({ upstream: p.upstream, kind: 'requests' }, p.remaining_requests)
+        if (p.remaining_tokens !== null) this.set({ upstream: p.upstream, kind: 'tokens' }, p.remaining_tokens)
+      }
+    },
+  })
+  new Gauge({
+    name: 'leaky_provider_exhausted',
+    help: 'The provider said this upstream\'s account is exhausted: 1 until its reset (requests go to the fallback or get 429 LEAKY_UPSTREAM_QUOTA), else 0.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) this.set({ upstream: p.upstream }, p.exhausted_until === null ? 0 : 1)
+    },
+  })
+  new Counter({
+    name: 'leaky_provider_refused_total',
+    help: 'Requests not forwarded to an upstream because its provider account was exhausted.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset()
+      for (const p of read()) if (p.refused > 0) this.inc({ upstream: p.upstream }, p.refused)
+    },
+  })
+  new Counter({
+    name: 'leaky_provider_headers_malformed_total',
+    help: 'Provider rate-limit headers (x-ratelimit-*, anthropic-ratelimit-*, retry-after) that did not parse and were ignored.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset()
+      for (const p of read()) if (p.malformed > 0) this.inc({ upstream: p.upstream }, p.malformed)
     },
   })
 }

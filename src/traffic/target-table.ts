@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 
 /** Int32 words per slot */
-const W = 8
+const W = 12
 const STATE = 0
 const HASH_A = 1
 const HASH_B = 2
@@ -21,15 +21,24 @@ const EJECTIONS = 5
 const DOWN = 6
 /** active checks: passes (> 0) or failures (< 0) in a row */
 const STREAK = 7
+/** provider account slots (src/traffic/provider-limits.ts): rate-limit headers that did not parse */
+const MALFORMED = 8
+/** provider account slots: requests answered locally because the account was exhausted */
+const REFUSED = 9
 
 /** Float64 words per slot */
-const F = 4
+const F = 8
 /** epoch ms until which the target is ejected (0: not ejected) */
 const EJECTED_UNTIL = 0
 /** latency EWMA of response headers, ms (0: no sample yet) */
 const EWMA = 1
 /** epoch ms when the last ejection ended: a target quiet for max_ejection starts its backoff from the base again */
 const LAST_EJECTION = 2
+/** provider account slots: epoch ms until which the provider said the account is exhausted (0: it did not) */
+const QUOTA_UNTIL = 3
+/** provider account slots: the last remaining requests / tokens it reported (-1: never reported) */
+const REMAINING_REQUESTS = 4
+const REMAINING_TOKENS = 5
 
 const FREE = 0
 const CLAIMING = 1
@@ -174,6 +183,47 @@ export class TargetTable {
       return false
     }
     return null
+  }
+
+  /** Provider account: exhausted until (epoch ms); only ever moved later, so an older answer cannot lift a block. */
+  quotaUntil(i: number): number {
+    return this.f64[i * F + QUOTA_UNTIL]
+  }
+
+  blockQuota(i: number, until: number): void {
+    if (until > this.f64[i * F + QUOTA_UNTIL]) this.f64[i * F + QUOTA_UNTIL] = until
+  }
+
+  /** Provider account: the remaining requests and tokens it reported last (-1: not reported yet). */
+  remaining(i: number, kind: 'requests' | 'tokens'): number {
+    const v = this.f64[i * F + (kind === 'requests' ? REMAINING_REQUESTS : REMAINING_TOKENS)]
+    return v === 0 && !this.#reported(i, kind) ? -1 : v
+  }
+
+  setRemaining(i: number, kind: 'requests' | 'tokens', v: number): void {
+    this.f64[i * F + (kind === 'requests' ? REMAINING_REQUESTS : REMAINING_TOKENS)] = v
+    // bit 0: requests reported, bit 1: tokens (a 0 that was reported is not "never")
+    Atomics.or(this.i32, i * W + STREAK, kind === 'requests' ? 1 : 2)
+  }
+
+  #reported(i: number, kind: 'requests' | 'tokens'): boolean {
+    return (Atomics.load(this.i32, i * W + STREAK) & (kind === 'requests' ? 1 : 2)) !== 0
+  }
+
+  malformed(i: number): number {
+    return Atomics.load(this.i32, i * W + MALFORMED)
+  }
+
+  countMalformed(i: number): void {
+    Atomics.add(this.i32, i * W + MALFORMED, 1)
+  }
+
+  refused(i: number): number {
+    return Atomics.load(this.i32, i * W + REFUSED)
+  }
+
+  countRefused(i: number): void {
+    Atomics.add(this.i32, i * W + REFUSED, 1)
   }
 
   /** Health checks removed from an upstream (reload): nothing marks its targets down any more. */

@@ -22,6 +22,8 @@ import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import { CacheTee } from '../../cache/tee.js'
 import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
 import type { Dispatcher } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import { readProviderLimits } from '../../traffic/provider-limits.js'
 type DispatchController = Dispatcher.DispatchController
 
 export function forward(s: RequestState): void {
@@ -96,6 +98,21 @@ export class Forward extends ResponseStream {
           this.trial = a === Admission.TRIAL
         }
       }
+      let quota = false
+      if (ra === 0 && up.ownCredentials) {
+        // the provider said this account is exhausted until then: forwarding now would only earn its 429
+        const b = up.balancer
+        const now = Date.now()
+        const until = b.table.quotaUntil(b.account)
+        if (until > now) {
+          if (up.breaker !== null) up.breaker.release(this.trial)
+          this.trial = false
+          b.table.countRefused(b.account)
+          ra = Math.max(1, Math.ceil((until - now) / 1000))
+          quota = true
+          s.errorDetail = `provider quota exhausted: ${up.name}`
+        }
+      }
       if (ra === 0) {
         const now = Date.now()
         const i = up.balancer.choose(now, this.avoid)
@@ -113,7 +130,9 @@ export class Forward extends ResponseStream {
       const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
       // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
       if (next === undefined || hops >= s.plan.upstreams.size) {
-        replyError(s, 'LEAKY_UPSTREAM_UNAVAILABLE', false, ['retry-after', String(wait)])
+        // the last hop's own reason: its provider's quota (429, the wait it named), or a failure (503)
+        if (quota) replyError(s, 'LEAKY_UPSTREAM_QUOTA', false, ['retry-after', String(ra)])
+        else replyError(s, 'LEAKY_UPSTREAM_UNAVAILABLE', false, ['retry-after', String(wait)])
         return
       }
       this.switchTo(next)
@@ -208,8 +227,11 @@ export class Forward extends ResponseStream {
     }
   }
 
-  override upstreamAnswered(controller: DispatchController, status: number): boolean {
+  override upstreamAnswered(controller: DispatchController, status: number, headers: IncomingHttpHeaders): boolean {
     const up = this.s.upstream!
+    // the provider's limits are the upstream's own only when it sends its own credentials; with the client's key
+    // forwarded, they are that client's, not everyone's
+    if (up.ownCredentials) readProviderLimits(up.balancer.table, up.balancer.account, status, headers, Date.now())
     if (up.breaker !== null) this.record(up, up.breaker, status >= 500)
     const ms = up.balancer.answered(this.s.target, performance.now() - this.sentAt, status, Date.now())
     if (ms > 0) this.ejected(up, ms)
