@@ -37,6 +37,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'tls.yaml': { LEAKY_TLS_CERT: certs.server.cert, LEAKY_TLS_KEY: certs.server.key, OPENAI_API_KEY: 'sk-upstream-primary', TEAM_A_KEY: 'team-a-demo-key' },
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
   'tracing.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
+  'traffic.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
 }
 
 const files = readdirSync(DIR).sort()
@@ -164,6 +165,31 @@ t.test('retries.yaml: OpenAI refusing connections → two retries, then the back
   const line = await p.waitLog((l) => l.msg === 'access')
   t.equal(line.upstream, 'openai-backup', 'answered by the fallback')
   t.equal(line.attempts, 4, '1 attempt + 2 retries on openai, then the fallback')
+})
+
+t.test('traffic.yaml: spread over the live servers, a dead one ejected with no failed request; all dead → the OpenAI fallback', async (t) => {
+  const a = await fakeOpenAI(t)
+  const b = await fakeOpenAI(t)
+  const openai = await fakeOpenAI(t)
+  const dead = await closedPort()
+  const p = await startExample(t, 'traffic.yaml', { LEAKY_GPU_A_URL: a.origin, LEAKY_GPU_B_URL: b.origin, LEAKY_GPU_C_URL: `http://127.0.0.1:${dead}`, LEAKY_OPENAI_URL: openai.origin })
+  const ejected = p.waitLog((l) => l.msg === 'target ejected' && l.upstream === 'gpus')
+  let ok = 0
+  for (let i = 0; i < 40; i++) if ((await chat(p, '/v1/chat/completions')).status === 200) ok++
+  t.equal(ok, 40, 'every request answered (a connect error is retried on another server)')
+  t.ok(a.seen.length > 0 && b.seen.length > 0, `both live servers took requests (${a.seen.length}, ${b.seen.length})`)
+  t.equal(openai.seen.length, 0, 'the fallback was not needed')
+  t.match(String((await ejected).target), String(dead), 'the dead server was ejected after 5 failures in a row')
+  await p.stop()
+
+  const c = await startExample(t, 'traffic.yaml', {
+    LEAKY_GPU_A_URL: `http://127.0.0.1:${await closedPort()}`, LEAKY_GPU_B_URL: `http://127.0.0.1:${await closedPort()}`,
+    LEAKY_GPU_C_URL: `http://127.0.0.1:${dead}`, LEAKY_OPENAI_URL: openai.origin,
+  })
+  const r = await chat(c, '/v1/chat/completions')
+  t.equal(r.status, 200)
+  t.equal(openai.seen.length, 1, 'answered by the fallback')
+  t.equal(openai.seen[0].headers.authorization, 'Bearer sk-upstream-primary')
 })
 
 t.test('prices.yaml: a model priced only by the config gets its cost on the access line', async (t) => {
