@@ -104,7 +104,7 @@ export const OPENAPI = {
             description: 'each upstream\'s provider account as its rate-limit headers report it',
             items: {
               type: 'object',
-              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed'],
+              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed', 'inflight', 'shed', 'retry_budget_denied'],
               properties: {
                 upstream: { type: 'string' },
                 remaining_requests: nullable('number'),
@@ -112,6 +112,9 @@ export const OPENAPI = {
                 exhausted_until: nullable('string'),
                 refused: { type: 'integer' },
                 malformed: { type: 'integer' },
+                inflight: { type: 'integer' },
+                shed: { type: 'integer' },
+                retry_budget_denied: { type: 'integer' },
               },
             },
           },

@@ -247,6 +247,8 @@ const upstreamEntry = z.strictObject({
     attempts: int(0, 10).default(0).describe('extra attempts, only while nothing has been sent to the client'),
     backoff: backoff().prefault('50ms..2s').describe('exponential backoff with jitter, "MIN..MAX"'),
     on: z.array(retryOn).default(['connect', 502, 503, 504]).describe('connect | timeout | reset | 429 | 5xx status'),
+    budget: int(0, 100).default(20).describe('retry budget: retries in flight at most this percent of the upstream\'s requests in flight (all workers)'),
+    min_retries: int(0).default(3).describe('retries in flight always allowed, whatever the budget says (so a quiet upstream can still retry)'),
   }).optional(),
   breaker: z.strictObject({
     failure_ratio: num(0, 1).default(0.5).describe('failed share of requests in the window that opens the breaker'),
@@ -255,6 +257,7 @@ const upstreamEntry = z.strictObject({
     cooldown: duration().prefault('15s').describe('open time before one trial request is let through'),
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
+  max_inflight: int(1).optional().describe('bulkhead: requests of routes to this upstream in flight at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
   tls: z.strictObject({
     ca: text().optional().describe('PEM file of the CAs trusted for this upstream, instead of Node\'s bundled list'),
     servername: hostname().optional().describe('name sent in SNI and checked against the certificate (default: the target\'s host)'),
@@ -315,6 +318,7 @@ const routeEntry = z.strictObject({
     .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
   cache: routeCache.optional(),
+  max_inflight: int(1).optional().describe('bulkhead: requests of this route forwarded at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
 })
 
 /** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */

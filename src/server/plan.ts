@@ -13,6 +13,7 @@ import { compileCache, type CachePlan } from '../cache/plan.js'
 import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
 import { compileTracing, type TracingPlan } from '../tracing/plan.js'
+import type { RouteGate } from '../traffic/bulkhead.js'
 
 export interface CompiledRoute {
   index: number
@@ -27,6 +28,8 @@ export interface CompiledRoute {
   /** LLM route: the body is read whole (bounded by max_body) so the estimate can see the prompt */
   readsBody: boolean
   provider: Provider
+  /** the route's bulkhead (src/traffic/bulkhead.ts) */
+  gate: RouteGate
 }
 
 export interface WorkerPlan {

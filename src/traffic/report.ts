@@ -94,6 +94,10 @@ export interface ProviderReport {
   refused: number
   /** rate-limit headers that did not parse, ignored */
   malformed: number
+  /** requests of routes to this upstream in flight (all workers), refused by its bulkhead, retries refused by its budget */
+  inflight: number
+  shed: number
+  retry_budget_denied: number
 }
 
 export function reportProviders(table: TargetTable, upstreams: Record<string, unknown>): ProviderReport[] {
@@ -112,6 +116,9 @@ export function reportProviders(table: TargetTable, upstreams: Record<string, un
       exhausted_until: until > now ? new Date(until).toISOString() : null,
       refused: table.refused(slot),
       malformed: table.malformed(slot),
+      inflight: table.inflight(slot),
+      shed: table.shed(slot),
+      retry_budget_denied: table.budgetDenied(slot),
     })
   }
   return out
@@ -139,6 +146,36 @@ export function registerProviderMetrics(registry: Registry, read: () => Provider
     collect(this: Gauge) {
       this.reset()
       for (const p of read()) this.set({ upstream: p.upstream }, p.exhausted_until === null ? 0 : 1)
+    },
+  })
+  new Gauge({
+    name: 'leaky_upstream_inflight',
+    help: 'Requests of routes to an upstream in flight, all worker threads together (what its max_inflight bounds).',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) this.set({ upstream: p.upstream }, p.inflight)
+    },
+  })
+  new Counter({
+    name: 'leaky_bulkhead_shed_total',
+    help: 'Requests answered 503 LEAKY_OVERLOADED because the max_inflight of their upstream was reached.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset()
+      for (const p of read()) if (p.shed > 0) this.inc({ upstream: p.upstream }, p.shed)
+    },
+  })
+  new Counter({
+    name: 'leaky_retry_budget_denied_total',
+    help: 'Retries not sent because the upstream\'s retry budget (retry.budget percent of its requests in flight) was spent.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset()
+      for (const p of read()) if (p.retry_budget_denied > 0) this.inc({ upstream: p.upstream }, p.retry_budget_denied)
     },
   })
   new Counter({

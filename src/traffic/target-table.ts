@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 
 /** Int32 words per slot */
-const W = 12
+const W = 14
 const STATE = 0
 const HASH_A = 1
 const HASH_B = 2
@@ -25,6 +25,12 @@ const STREAK = 7
 const MALFORMED = 8
 /** provider account slots: requests answered locally because the account was exhausted */
 const REFUSED = 9
+/** upstream (account) slots: requests of this upstream that are being retried now (the retry budget) */
+const RETRYING = 10
+/** upstream (account) and route slots: requests refused by the bulkhead */
+const SHED = 11
+/** upstream (account) slots: retries refused by the retry budget */
+const BUDGET_DENIED = 12
 
 /** Float64 words per slot */
 const F = 8
@@ -224,6 +230,41 @@ export class TargetTable {
 
   countRefused(i: number): void {
     Atomics.add(this.i32, i * W + REFUSED, 1)
+  }
+
+  /** Take one of `max` places (0: no bound); false, and nothing taken, when all are taken. */
+  enter(i: number, max: number): boolean {
+    const o = i * W + INFLIGHT
+    if (Atomics.add(this.i32, o, 1) >= max && max > 0) {
+      Atomics.sub(this.i32, o, 1)
+      Atomics.add(this.i32, i * W + SHED, 1)
+      return false
+    }
+    return true
+  }
+
+  retrying(i: number): number {
+    return Atomics.load(this.i32, i * W + RETRYING)
+  }
+
+  startRetrying(i: number): void {
+    Atomics.add(this.i32, i * W + RETRYING, 1)
+  }
+
+  stopRetrying(i: number): void {
+    Atomics.sub(this.i32, i * W + RETRYING, 1)
+  }
+
+  shed(i: number): number {
+    return Atomics.load(this.i32, i * W + SHED)
+  }
+
+  budgetDenied(i: number): number {
+    return Atomics.load(this.i32, i * W + BUDGET_DENIED)
+  }
+
+  countBudgetDenied(i: number): void {
+    Atomics.add(this.i32, i * W + BUDGET_DENIED, 1)
   }
 
   /** Health checks removed from an upstream (reload): nothing marks its targets down any more. */

@@ -30,6 +30,7 @@ export interface UpstreamConfig {
   retry?: RetryConfig
   breaker?: BreakerConfig
   fallback?: string
+  max_inflight?: number
   tls?: UpstreamTlsConfig
 }
 
@@ -69,6 +70,8 @@ export class Upstream {
   readonly balancer: Balancer
   /** active health checks (run by the generation's main thread; null: none) */
   readonly health: HealthConfig | null
+  /** bulkhead: requests of routes to this upstream in flight at once (0: no bound) */
+  readonly maxInflight: number
   #next = 0
 
   constructor(name: string, cfg: UpstreamConfig, embeddedSocket: string | null) {
@@ -92,6 +95,7 @@ export class Upstream {
     this.breaker = breakerFor(name, cfg)
     this.fallback = cfg.fallback ?? ''
     this.health = cfg.health ?? null
+    this.maxInflight = cfg.max_inflight ?? 0
     this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER)
   }
 

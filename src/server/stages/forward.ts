@@ -24,9 +24,19 @@ import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { readProviderLimits } from '../../traffic/provider-limits.js'
+import { enterBulkheads, retryAllowed } from '../../traffic/bulkhead.js'
 type DispatchController = Dispatcher.DispatchController
 
+const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
+
 export function forward(s: RequestState): void {
+  // the bulkheads of its route and upstream: a full one sheds the request before any upstream work
+  if (!enterBulkheads(s.route!.gate, s.route!.upstream)) {
+    s.errorDetail = 'bulkhead full'
+    replyError(s, 'LEAKY_OVERLOADED', false, OVERLOADED_RETRY_AFTER)
+    return
+  }
+  s.gated = true
   const f = new Forward(s)
   // a cache leader's answer is copied to the cache owner on its way (src/cache/tee.ts)
   if (s.cache !== null) f.handler = s.cache.tee = new CacheTee(f, s.cache)
@@ -75,6 +85,8 @@ export class Forward extends ResponseStream {
   sentAt = 0
   /** the target that just failed, avoided by the next attempt on the same upstream (-1: none) */
   avoid = -1
+  /** another() decided: the next attempt is a retry on the same upstream (else the fallback) */
+  retryNext = false
 
   /**
    * Send the next attempt to s.upstream or, while its breaker refuses or none of its targets is usable (ejected,
@@ -263,11 +275,31 @@ export class Forward extends ResponseStream {
     return true
   }
 
-  /** Whether a failed attempt on `up` may be followed by another: body re-sendable, retries or a fallback left. */
+  /**
+   * Whether a failed attempt on `up` may be followed by another: body re-sendable, and a retry left within the
+   * retry budget (sets `retryNext`) or a fallback.
+   */
   another(up: Upstream): boolean {
     const s = this.s
-    return !s.aborted && !s.finished && this.resendable() &&
-      (this.tries <= up.retry.attempts || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)))
+    if (s.aborted || s.finished || !this.resendable()) return false
+    this.retryNext = this.tries <= up.retry.attempts && this.budget(up)
+    return this.retryNext || (up.fallback !== '' && s.plan.upstreams.has(up.fallback))
+  }
+
+  /** The retry budget lets this request retry on `up` (a request counts once, from its first retry on). */
+  budget(up: Upstream): boolean {
+    const s = this.s
+    if (s.retrying) return true
+    // the budget is kept on the route's upstream, whose requests are the ones counted in flight
+    const home = s.route!.upstream
+    if (up !== home) return true
+    if (!retryAllowed(home, up.retry.budget, up.retry.minRetries)) {
+      ctx.logger.debug({ msg: 'retry refused by the retry budget', upstream: up.name, req_id: s.requestId })
+      return false
+    }
+    s.retrying = true
+    home.balancer.table.startRetrying(home.balancer.account)
+    return true
   }
 
   /**
@@ -291,7 +323,7 @@ export class Forward extends ResponseStream {
     this.releaseTarget()
     if (controller !== null) controller.abort(DROPPED)
     if (this.again === null) this.again = () => this.next()
-    if (this.tries <= up.retry.attempts) {
+    if (this.retryNext) {
       this.avoid = s.target
       setTimeout(this.again, up.retry.backoff(this.tries))
     } else {

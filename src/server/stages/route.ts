@@ -1,5 +1,6 @@
 // Stage 2 — route: host + longest path prefix → route. The table is compiled once per plan: routes grouped by host
 // (exact, lower-case, port ignored) and sorted longest prefix first, so matching is a short scan of startsWith.
+import { RouteGate } from '../../traffic/bulkhead.js'
 import type { Upstream } from '../../upstream/upstream.js'
 import type { CompiledRoute } from '../plan.js'
 import { Next, type RequestState } from '../request-state.js'
@@ -12,6 +13,7 @@ export interface RouteConfig {
   strip_prefix: boolean
   auth: 'key' | 'none' | 'jwt'
   limits: string[]
+  max_inflight?: number
 }
 
 export interface RouteTable {
@@ -34,6 +36,7 @@ export function compileRoutes(routes: RouteConfig[], upstreams: Map<string, Upst
       scope: (r.host ? r.host.toLowerCase() : '') + r.path,
       readsBody: upstream.provider !== 'none',
       provider: upstream.provider,
+      gate: new RouteGate((r.host ? r.host.toLowerCase() : '') + r.path, r.max_inflight ?? 0),
     }
   })
   const byLength = (a: CompiledRoute, b: CompiledRoute) => b.path.length - a.path.length || a.index - b.index
