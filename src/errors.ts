@@ -29,7 +29,7 @@ export const ERRORS = {
   LEAKY_OVER_BURST: { status: 429, type: 'rate_limit_exceeded', message: 'request is larger than the limit\'s burst and can never be admitted' },
   LEAKY_TABLE_FULL: { status: 503, type: 'server_error', message: 'rate-limit table is full; try again later' },
   LEAKY_REDIS_UNAVAILABLE: { status: 503, type: 'server_error', message: 'a cluster-wide limit cannot be checked (Redis unavailable) and its on_error is closed; try again later' },
-  LEAKY_OVERLOADED: { status: 503, type: 'server_error', message: 'proxy is at max_inflight; try again later' },
+  LEAKY_OVERLOADED: { status: 503, type: 'server_error', message: 'proxy is at max_inflight (server, route or upstream); try again later' },
   LEAKY_UPSTREAM_CONNECT: { status: 502, type: 'upstream_error', message: 'could not connect to the upstream' },
   LEAKY_UPSTREAM_TLS: { status: 502, type: 'upstream_error', message: 'TLS to the upstream failed: its certificate did not verify for the expected host, or the handshake failed' },
   LEAKY_UPSTREAM_RESET: { status: 502, type: 'upstream_error', message: 'the upstream closed the connection' },
