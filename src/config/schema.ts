@@ -312,13 +312,37 @@ const cacheSection = z.strictObject({
 const routeEntry = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"').describe('path prefix; the longest matching prefix wins'),
   host: hostname().optional().describe('match only this Host (port ignored); routes without host match any'),
-  upstream: text().describe('upstream name'),
+  upstream: text().optional().describe('upstream name (set this or split)'),
+  split: z.array(z.strictObject({
+    upstream: text().describe('upstream name'),
+    weight: int(0, 1_000_000).describe('share of the route\'s clients sent to it, relative to the other entries'),
+  })).min(1).optional().describe('traffic split (canary, blue/green): each client (sticky) goes to one upstream, by weight'),
+  sticky: oneOf(['key', 'org', 'ip']).default('key')
+    .describe('what keeps a client on one side of a split: its key id, its org (falls back to the key), or its IP'),
+  upstream_override: z.array(text()).default([])
+    .describe('key ids allowed to pick the upstream with the x-leaky-upstream header (one of the split\'s, or the route\'s)'),
+  mirror: z.strictObject({
+    upstream: text().describe('upstream that gets a copy of the request; its answer is discarded'),
+    percent: z.number().min(0).max(100).default(100).describe('share of requests copied'),
+  }).optional().describe('shadow traffic: never slows the client, never charged to its limits'),
   strip_prefix: bool().default(false).describe('remove the path prefix before forwarding'),
   auth: oneOf(['key', 'none', 'jwt']).default('none')
     .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
   limits: z.array(text()).default([]).describe('limit names charged for every request on this route (all or nothing)'),
   cache: routeCache.optional(),
   max_inflight: int(1).optional().describe('bulkhead: requests of this route forwarded at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
+}).transform((r, ctx) => {
+  if (r.split !== undefined && r.split.reduce((a, e) => a + e.weight, 0) === 0) {
+    ctx.addIssue({ code: 'custom', path: ['split'], message: 'the split weights sum to 0: no upstream could ever be chosen' })
+    return z.NEVER
+  }
+  const upstream = r.upstream ?? r.split?.find((e) => e.weight > 0)?.upstream
+  if (upstream === undefined) {
+    // worded as for any missing key: a route without split needs `upstream` like any required key
+    ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'missing required key "upstream"' })
+    return z.NEVER
+  }
+  return { ...r, upstream }
 })
 
 /** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */

@@ -14,6 +14,8 @@ import { compileJwt } from './stages/jwt.js'
 import type { JwtVerifier } from '../auth/jwt.js'
 import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 import type { RouteGate } from '../traffic/bulkhead.js'
+import type { SplitPlan } from '../traffic/split.js'
+import type { MirrorPlan } from '../traffic/mirror.js'
 
 export interface CompiledRoute {
   index: number
@@ -30,6 +32,10 @@ export interface CompiledRoute {
   provider: Provider
   /** the route's bulkhead (src/traffic/bulkhead.ts) */
   gate: RouteGate
+  /** traffic split (src/traffic/split.ts); null: the route's upstream takes everything */
+  split: SplitPlan | null
+  /** shadow copies (src/traffic/mirror.ts); null: none */
+  mirror: MirrorPlan | null
 }
 
 export interface WorkerPlan {

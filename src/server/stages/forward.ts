@@ -25,6 +25,7 @@ import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { readProviderLimits } from '../../traffic/provider-limits.js'
 import { enterBulkheads, retryAllowed } from '../../traffic/bulkhead.js'
+import { mirror } from '../../traffic/mirror.js'
 type DispatchController = Dispatcher.DispatchController
 
 const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
@@ -37,6 +38,8 @@ export function forward(s: RequestState): void {
     return
   }
   s.gated = true
+  // the shadow copy leaves with the client's headers, before this request's own are added
+  if (s.route!.mirror !== null) mirror(s, s.route!.mirror)
   const f = new Forward(s)
   // a cache leader's answer is copied to the cache owner on its way (src/cache/tee.ts)
   if (s.cache !== null) f.handler = s.cache.tee = new CacheTee(f, s.cache)
