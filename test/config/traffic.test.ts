@@ -29,6 +29,12 @@ t.test('weighted targets, health checks with units', async (t) => {
   t.same(c.upstreams.u.health, { path: '/healthz', interval: 500, timeout: 100, healthy: 1, unhealthy: 2 })
 })
 
+t.test('a split route needs no upstream of its own: the first weighted entry is its home', async (t) => {
+  const c = load('upstreams:\n  a: { targets: ["http://a:1"] }\n  b: { targets: ["http://b:1"] }\nroutes:\n  - { path: /, split: [{ upstream: a, weight: 0 }, { upstream: b, weight: 1 }], sticky: org }\n') as Config
+  t.equal(c.routes[0].upstream, 'b')
+  t.equal(c.routes[0].sticky, 'org')
+})
+
 const cases: Array<{ name: string; yaml: string; want: string[] }> = [
   {
     name: 'weights summing to 0',
@@ -51,6 +57,19 @@ const cases: Array<{ name: string; yaml: string; want: string[] }> = [
     want: [
       'c.yaml:3:22 upstreams.u.targets[0].url: expected "embedded" or "http(s)://host[:port][/base/path]", got "ftp://a"',
       'c.yaml:3:67 upstreams.u.targets[1].wieght: unknown key "wieght"',
+    ],
+  },
+  {
+    name: 'split weights summing to 0',
+    yaml: 'upstreams:\n  a: { targets: ["http://a:1"] }\nroutes:\n  - { path: /, split: [{ upstream: a, weight: 0 }] }\n',
+    want: ['c.yaml:4:23 routes[0].split: the split weights sum to 0: no upstream could ever be chosen'],
+  },
+  {
+    name: 'a split or mirror naming an unknown upstream',
+    yaml: 'upstreams:\n  stable: { targets: ["http://a:1"] }\nroutes:\n  - path: /\n    split: [{ upstream: stable, weight: 95 }, { upstream: stabel, weight: 5 }]\n    mirror: { upstream: shadow }\n',
+    want: [
+      'c.yaml:5:59 routes[0].split[1].upstream: unknown upstream "stabel" (did you mean "stable"?)',
+      'c.yaml:6:25 routes[0].mirror.upstream: unknown upstream "shadow"',
     ],
   },
   {
