@@ -70,6 +70,18 @@ routes:
 const proxy = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'start', '-c', cfg], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LEAKY_RUNTIME_DIR: dir, RUNTIME_DIRECTORY: dir },
 })
+// however this script ends (an error, a timeout's SIGTERM), nothing it started stays behind
+const cleanup = () => {
+  proxy.kill('SIGTERM')
+  targets.kill('SIGTERM')
+  rmSync(dir, { recursive: true, force: true })
+}
+process.on('exit', cleanup)
+process.on('SIGTERM', () => process.exit(143))
+const readyTimer = setTimeout(() => {
+  console.error('bench: the proxy did not get ready in 60 s')
+  process.exit(1)
+}, 60_000)
 const port = await lines(proxy, (l) => {
   try {
     const j = JSON.parse(l)
@@ -79,6 +91,7 @@ const port = await lines(proxy, (l) => {
   }
 })
 
+clearTimeout(readyTimer)
 const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS, pipelining: 1 })
 async function phase(route) {
   let n = 0
