@@ -106,6 +106,9 @@ const BODY = `<header>
   <section class="panel"><h2>Upstreams</h2>
     <table><thead><tr><th>upstream</th><th>provider</th><th class="num">req/s</th><th class="num">errors</th>
     <th class="num">conns in use / open</th><th>health</th></tr></thead><tbody id="t-upstreams"></tbody></table></section>
+  <section class="panel"><h2>Targets</h2>
+    <table><thead><tr><th>upstream</th><th>target</th><th>state</th><th class="num">in flight</th><th class="num">ejections</th>
+    <th class="num">latency (ms)</th></tr></thead><tbody id="t-targets"></tbody></table></section>
   <section class="panel"><h2>Most limited keys (5 min)</h2>
     <table><thead><tr><th>key id</th><th class="num">429s</th><th class="num">requests</th></tr></thead>
     <tbody id="t-keys"></tbody></table></section>
@@ -212,6 +215,11 @@ const SCRIPT = `
     fill('t-upstreams', s.upstreams, 6, function (u) {
       return [u.name, u.provider, { text: fmt(u.rps, 2), num: 1 }, { text: fmt(u.error_ratio * 100, 1) + ' %', num: 1 },
         { text: u.connections_in_use + ' / ' + u.connections_open, num: 1 }, { badge: u.health }];
+    });
+    // upstream targets (README "Upstreams and traffic"): up, ejected by passive outlier detection, or unhealthy
+    fill('t-targets', s.targets || [], 6, function (x) {
+      return [x.upstream, x.target, x.state === 'up' ? 'up' : x.state.toUpperCase(), { text: fmt(x.inflight), num: 1 },
+        { text: fmt(x.ejections), num: 1 }, { text: x.latency_ewma_ms === null ? '–' : fmt(x.latency_ewma_ms, 1), num: 1 }];
     });
     fill('t-keys', s.limited_keys, 3, function (k) { return [k.key_id, { text: fmt(k.limited), num: 1 }, { text: fmt(k.requests), num: 1 }]; });
     fill('t-models', s.models, 4, function (m) { return [m.provider, m.model, { text: fmt(m.per_min), num: 1 }, { text: fmt(m.total), num: 1 }]; });

@@ -49,6 +49,14 @@ export function checkRefs(raw: unknown): RefIssue[] {
     if (typeof r.upstream === 'string' && !upstreams.includes(r.upstream)) {
       issues.push({ path: ['routes', i, 'upstream'], message: `unknown upstream "${r.upstream}"${didYouMean(r.upstream, upstreams)}` })
     }
+    list(r.split).forEach((e, j) => {
+      if (isObj(e) && typeof e.upstream === 'string' && !upstreams.includes(e.upstream)) {
+        issues.push({ path: ['routes', i, 'split', j, 'upstream'], message: `unknown upstream "${e.upstream}"${didYouMean(e.upstream, upstreams)}` })
+      }
+    })
+    if (isObj(r.mirror) && typeof r.mirror.upstream === 'string' && !upstreams.includes(r.mirror.upstream)) {
+      issues.push({ path: ['routes', i, 'mirror', 'upstream'], message: `unknown upstream "${r.mirror.upstream}"${didYouMean(r.mirror.upstream, upstreams)}` })
+    }
     crossSlot(raw.redis, limits, r, i, issues)
     if (isObj(r.models)) {
       for (const m of resolveModels(r.models, new Set(upstreams)).issues) {

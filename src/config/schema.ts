@@ -314,11 +314,47 @@ const retryOn = parsed((v) => {
   return { ok: false, message: `expected connect, timeout, reset, 429 or a 5xx status, got ${show(v)}` }
 })
 
+export const BALANCE_POLICIES = ['p2c_least_inflight', 'round_robin', 'weighted', 'ewma_latency'] as const
+
+const weightedTarget = z.strictObject({
+  url: target().describe('"http(s)://host[:port][/base/path]" or "embedded"'),
+  weight: int(0, 1_000_000).default(1).describe('share of requests relative to the other targets (0: none, kept for health checks)'),
+})
+
+// A target is a URL or { url, weight }; a union would answer a bad URL with "no union member matched", so each
+// form is parsed by its own schema and its issues are passed on as they are
+const targetEntry = z.unknown().transform((v, ctx): string | { url: string; weight: number } => {
+  const r = v !== null && typeof v === 'object' && !Array.isArray(v) ? weightedTarget.safeParse(v) : target().safeParse(v)
+  if (r.success) return r.data
+  for (const issue of r.error.issues) ctx.addIssue(issue as unknown as Parameters<typeof ctx.addIssue>[0])
+  return z.NEVER
+})
+
+const outlier = z.strictObject({
+  consecutive_failures: int(0, 1000).default(5).describe('failures in a row that eject a target (0: never eject)'),
+  base_ejection: duration().prefault('10s').describe('first ejection time; each further ejection doubles it'),
+  max_ejection: duration().prefault('5m').describe('longest ejection time'),
+  max_ejected_percent: int(0, 100).default(50).describe('at most this share of the targets is ejected at once (at least one target may always be ejected when there are several)'),
+})
+
+const health = z.strictObject({
+  path: z.string().startsWith('/', 'a health path must start with "/"').describe('path requested with GET on each target (appended to its base path); 2xx is healthy'),
+  interval: duration().prefault('10s').describe('time between two checks of one target'),
+  timeout: duration().prefault('2s').describe('a check not answered in this time fails'),
+  healthy: int(1, 100).default(2).describe('checks in a row that pass before an unhealthy target is used again'),
+  unhealthy: int(1, 100).default(3).describe('checks in a row that fail before a target is left out'),
+})
+
 const upstreamEntry = z.strictObject({
   provider: oneOf(PROVIDERS).default('none')
     .describe('API shape, for reading token usage and error bodies: openai (also Azure OpenAI and OpenAI-compatible servers) | gemini | qwen | anthropic | none (plain HTTP)'),
-  targets: z.array(target()).min(1)
-    .describe('"http(s)://host[:port][/base/path]" or "embedded" (the built-in stub); round-robin'),
+  targets: z.array(targetEntry).min(1)
+    .describe('"http(s)://host[:port][/base/path]" or "embedded" (the built-in stub), or { url, weight } (README "Upstreams and traffic")'),
+  balance: oneOf(BALANCE_POLICIES).default('p2c_least_inflight')
+    .describe('how a request picks a target: p2c_least_inflight (two random targets, the one with fewer requests in flight across all workers), round_robin, weighted (smooth weighted round-robin by weight), ewma_latency (p2c on latency × in flight)'),
+  outlier: outlier.prefault({})
+    .describe('passive ejection: a target failing in a row (connect error, reset, timeout, 5xx) is left out for a growing time'),
+  health: health.optional().describe('active health checks: GET path on every target every interval, from the main thread'),
   headers: headers.prefault({}).describe('headers added to every request (credentials: use ${env:NAME}); names lower-cased'),
   preserve_host: bool().default(false).describe('send the client\'s Host header instead of the target\'s'),
   pool: z.strictObject({
@@ -333,6 +369,8 @@ const upstreamEntry = z.strictObject({
     attempts: int(0, 10).default(0).describe('extra attempts, only while nothing has been sent to the client'),
     backoff: backoff().prefault('50ms..2s').describe('exponential backoff with jitter, "MIN..MAX"'),
     on: z.array(retryOn).default(['connect', 502, 503, 504]).describe('connect | timeout | reset | 429 | 5xx status'),
+    budget: int(0, 100).default(20).describe('retry budget: retries in flight at most this percent of the upstream\'s requests in flight (all workers)'),
+    min_retries: int(0).default(3).describe('retries in flight always allowed, whatever the budget says (so a quiet upstream can still retry)'),
   }).optional(),
   breaker: z.strictObject({
     failure_ratio: num(0, 1).default(0.5).describe('failed share of requests in the window that opens the breaker'),
@@ -341,6 +379,7 @@ const upstreamEntry = z.strictObject({
     cooldown: duration().prefault('15s').describe('open time before one trial request is let through'),
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
+  max_inflight: int(1).optional().describe('bulkhead: requests of routes to this upstream in flight at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
   tls: z.strictObject({
     ca: text().optional().describe('PEM file of the CAs trusted for this upstream, instead of Node\'s bundled list'),
     servername: hostname().optional().describe('name sent in SNI and checked against the certificate (default: the target\'s host)'),
@@ -351,6 +390,22 @@ const upstreamEntry = z.strictObject({
       .describe('accept any upstream certificate (warned at start, gauge leaky_upstream_tls_insecure); never in production'),
   }).optional().describe('TLS to https:// targets; verification is always on unless insecure_skip_verify'),
   default_max_tokens: int(1).default(1024).describe('output tokens assumed when the client sets no max (for the estimate)'),
+}).transform((v, ctx) => {
+  // targets become plain URLs (what every other part reads) and their weights a list beside them
+  const targets: string[] = []
+  const weights: number[] = []
+  let sum = 0
+  for (const t of v.targets) {
+    targets.push(typeof t === 'string' ? t : t.url)
+    const w = typeof t === 'string' ? 1 : t.weight
+    weights.push(w)
+    sum += w
+  }
+  if (sum === 0) {
+    ctx.addIssue({ code: 'custom', path: ['targets'], message: 'the target weights sum to 0: no target could ever be chosen' })
+    return z.NEVER
+  }
+  return { ...v, targets, weights }
 })
 
 const routeCache = z.strictObject({
@@ -381,7 +436,19 @@ const cacheSection = z.strictObject({
 const routeEntry = z.strictObject({
   path: z.string().startsWith('/', 'must start with "/"').describe('path prefix; the longest matching prefix wins'),
   host: hostname().optional().describe('match only this Host (port ignored); routes without host match any'),
-  upstream: text().describe('upstream name'),
+  upstream: text().optional().describe('upstream name (set this or split)'),
+  split: z.array(z.strictObject({
+    upstream: text().describe('upstream name'),
+    weight: int(0, 1_000_000).describe('share of the route\'s clients sent to it, relative to the other entries'),
+  })).min(1).optional().describe('traffic split (canary, blue/green): each client (sticky) goes to one upstream, by weight'),
+  sticky: oneOf(['key', 'org', 'ip']).default('key')
+    .describe('what keeps a client on one side of a split: its key id, its org (falls back to the key), or its IP'),
+  upstream_override: z.array(text()).default([])
+    .describe('key ids allowed to pick the upstream with the x-leaky-upstream header (one of the split\'s, or the route\'s)'),
+  mirror: z.strictObject({
+    upstream: text().describe('upstream that gets a copy of the request; its answer is discarded'),
+    percent: z.number().min(0).max(100).default(100).describe('share of requests copied'),
+  }).optional().describe('shadow traffic: never slows the client, never charged to its limits'),
   strip_prefix: bool().default(false).describe('remove the path prefix before forwarding'),
   auth: oneOf(['key', 'none', 'jwt']).default('none')
     .describe('key: a virtual key is required (401 without); jwt: a bearer JWT verified against the jwt section (401 without); none: anonymous (limits per ip/route/upstream/global)'),
@@ -390,6 +457,24 @@ const routeEntry = z.strictObject({
   cache: routeCache.optional(),
   models: z.record(text(), z.union([text(), z.array(text())])).optional()
     .describe('route by the request\'s model (README "One endpoint for every provider"): name, "prefix-*" or alias → upstream, "upstream/model", another name of the table, or a list of those (fallback order); OpenAI chat completions are translated for gemini and anthropic upstreams'),
+  max_inflight: int(1).optional().describe('bulkhead: requests of this route forwarded at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
+}).transform((r, ctx) => {
+  if (r.models !== undefined && (r.split !== undefined || r.upstream_override.length > 0)) {
+    // a models route chooses its upstream by the request's model: a second choice by weight would contradict it
+    ctx.addIssue({ code: 'custom', path: [r.split !== undefined ? 'split' : 'upstream_override'], message: 'a route with models: chooses its upstream by model; split and upstream_override are for routes without models' })
+    return z.NEVER
+  }
+  if (r.split !== undefined && r.split.reduce((a, e) => a + e.weight, 0) === 0) {
+    ctx.addIssue({ code: 'custom', path: ['split'], message: 'the split weights sum to 0: no upstream could ever be chosen' })
+    return z.NEVER
+  }
+  const upstream = r.upstream ?? r.split?.find((e) => e.weight > 0)?.upstream
+  if (upstream === undefined) {
+    // worded as for any missing key: a route without split needs `upstream` like any required key
+    ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'missing required key "upstream"' })
+    return z.NEVER
+  }
+  return { ...r, upstream }
 })
 
 /** USD per 1 M tokens (or per request); at most 100 000, which no model costs: a typo, not a price */

@@ -34,6 +34,9 @@ import { registerTracingMetrics } from '../tracing/metrics.js'
 import { LedgerWriter } from '../ledger/writer.js'
 import { registerLedgerMetrics } from '../ledger/metrics.js'
 import { usageAnswer } from '../admin/usage.js'
+import { TargetTable } from '../traffic/target-table.js'
+import { HealthChecker } from '../traffic/health.js'
+import { registerProviderMetrics, registerTargetMetrics, reportProviders, reportTargets } from '../traffic/report.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -102,6 +105,10 @@ export class Generation {
   readonly budgetAlerts: BudgetAlerts
   /** webhook deliveries (budget alerts), off the request path */
   readonly webhooks: Webhooks
+  /** upstream targets' shared state (in flight, ejections, health); kept across reloads */
+  readonly targets = TargetTable.create()
+  /** active health checks of upstream targets (src/traffic/health.ts) */
+  readonly health: HealthChecker
 
   constructor(config: Config, logger: Logger, number = 1, opts: GenerationOptions = {}) {
     this.config = config
@@ -112,6 +119,10 @@ export class Generation {
     this.#opts = opts
     this.buckets = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
     this.shared.buckets = this.buckets.sab
+    this.shared.targets = this.targets.sab
+    this.health = new HealthChecker(this.targets, logger)
+    registerTargetMetrics(this.metrics.registry, () => reportTargets(this.targets, this.config.upstreams, this.health))
+    registerProviderMetrics(this.metrics.registry, () => reportProviders(this.targets, this.config.upstreams))
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)
@@ -250,6 +261,7 @@ export class Generation {
     const ports = await Promise.all(all)
     this.port = now ? ports[0] : chosen
     if (this.#opts.admin !== false) await this.listenAdmin()
+    this.health.configure(cfg.upstreams)
     warnInsecure(cfg, this.logger)
     logCertificate(cfg, this.logger, 'TLS certificate loaded')
   }
@@ -266,7 +278,7 @@ export class Generation {
       command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
       onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
-      status: () => this.metrics.statusJson(),
+      status: () => ({ ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health), providers: reportProviders(this.targets, this.config.upstreams) }),
       ready: () => ({
         ready: !this.draining && this.#workers.every((w) => w.listening),
         body: {
@@ -444,6 +456,7 @@ export class Generation {
     this.config = config
     this.version = version
     if (failed === undefined) {
+      this.health.configure(config.upstreams)
       warnInsecure(config, this.logger)
       try {
         const why = this.#admin?.setTls(config.admin.tls) ?? null
@@ -472,6 +485,7 @@ export class Generation {
     await this.ledger.close()
     this.webhooks.close()
     await this.tracing.shutdown()
+    this.health.close()
     this.metrics.stop()
     this.cache?.close()
     await this.#admin?.close()

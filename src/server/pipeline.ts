@@ -14,6 +14,7 @@ import { limit } from './stages/limit.js'
 import { admit } from './stages/admit.js'
 import { cache } from './stages/cache.js'
 import { forward } from './stages/forward.js'
+import { applySplit } from '../traffic/split.js'
 import { collectBody, hasBody, StreamingBody } from './body.js'
 
 export function handleRequest(res: HttpResponse, req: HttpRequest, plan: WorkerPlan): void {
@@ -44,7 +45,11 @@ function afterIdentify(s: RequestState): void {
 }
 
 function afterBody(s: RequestState): void {
-  if (s.route!.models !== null && selectModel(s) !== Next.CONTINUE) return
+  // a models route picks its upstream by the request's model; any other route may split by weight. The split needs
+  // the identity (sticky by key or org) and comes before the estimate and the limits (per: upstream)
+  if (s.route!.models !== null) {
+    if (selectModel(s) !== Next.CONTINUE) return
+  } else if (s.route!.split !== null) applySplit(s, s.route!.split)
   if (estimate(s, afterEstimate) !== Next.CONTINUE) return
   afterEstimate(s)
 }

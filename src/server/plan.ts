@@ -16,6 +16,9 @@ import type { JwtVerifier } from '../auth/jwt.js'
 import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 import type { CompiledModels } from '../translate/models.js'
 import { ledgerFile } from '../ledger/file.js'
+import type { RouteGate } from '../traffic/bulkhead.js'
+import type { SplitPlan } from '../traffic/split.js'
+import type { MirrorPlan } from '../traffic/mirror.js'
 
 export interface CompiledRoute {
   index: number
@@ -32,6 +35,12 @@ export interface CompiledRoute {
   provider: Provider
   /** the route's `models:` table (null: none): the request's model picks the upstream (stages/model.ts) */
   models: CompiledModels<Upstream> | null
+  /** the route's bulkhead (src/traffic/bulkhead.ts) */
+  gate: RouteGate
+  /** traffic split (src/traffic/split.ts); null: the route's upstream takes everything */
+  split: SplitPlan | null
+  /** shadow copies (src/traffic/mirror.ts); null: none */
+  mirror: MirrorPlan | null
 }
 
 export interface WorkerPlan {

@@ -114,6 +114,10 @@ export class RequestState {
   /** reads token usage from the response on its way to the client (LLM routes, 2xx) */
   meter: UsageMeter | null = null
   inflightTaken = false
+  /** holds places on its route's and upstream's bulkheads (src/traffic/bulkhead.ts); account gives them back */
+  gated = false
+  /** counts among its upstream's retries in flight (the retry budget); account stops counting it */
+  retrying = false
   /** upstream attempts sent (retries and fallback hops included); forward sets it */
   attempts = 0
   /** account has run: it runs exactly once whether the request ends, fails or is aborted */

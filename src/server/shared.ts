@@ -7,8 +7,10 @@ export interface SharedBuffers {
   buckets: SharedArrayBuffer | null
   /** worker-side metric counters (src/observability/); null when metrics are off */
   metrics: SharedArrayBuffer | null
+  /** upstream targets: in flight, ejection, health (src/traffic/target-table.ts); null in in-process plans */
+  targets: SharedArrayBuffer | null
 }
 
 export function createShared(): SharedBuffers {
-  return { inflight: new SharedArrayBuffer(8), buckets: null, metrics: null }
+  return { inflight: new SharedArrayBuffer(8), buckets: null, metrics: null, targets: null }
 }

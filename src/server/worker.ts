@@ -18,6 +18,7 @@ import { connectCache } from './stages/cache.js'
 import { setRuntimeKeys } from '../identity/runtime-keys.js'
 import type { KeyRow } from '../store/key-store.js'
 import { connectSink, flushSpans } from '../tracing/sink.js'
+import { attachTargets } from '../traffic/target-table.js'
 import type { SpanBatch } from '../tracing/span-data.js'
 import { connectLedger, flushLedger } from '../ledger/outbox.js'
 import type { UsageBatch } from '../ledger/row.js'
@@ -81,6 +82,8 @@ ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared
 ctx.cache = connectCache(data.cachePort)
 
 setRuntimeKeys(data.runtimeKeys)
+// before the first plan: its balancers find their targets' slots in the generation's table
+attachTargets(data.shared.targets)
 let plan: WorkerPlan = compilePlan(data.config, data.version, data.embeddedSocket)
 // counters go to this worker's stripe of the generation's metrics buffer; pool gauges are sampled once a second
 metrics.attach(data.shared.metrics, data.index)

@@ -14,6 +14,10 @@ export interface RetryConfig {
   attempts: number
   backoff: { min: number; max: number }
   on: RetryCondition[]
+  /** percent of the upstream's requests in flight that may be retrying (absent: 20) */
+  budget?: number
+  /** retries in flight always allowed (absent: 3) */
+  min_retries?: number
 }
 
 /**
@@ -30,6 +34,9 @@ export class RetryPolicy {
   readonly attempts: number
   readonly minMs: number
   readonly maxMs: number
+  /** retry budget: percent of the upstream's requests in flight, and the floor (src/traffic/bulkhead.ts) */
+  readonly budget: number
+  readonly minRetries: number
   /** base of the exponential ceiling: MIN, or MAX/16 when MIN is 0 (a ceiling doubling from 0 would stay 0) */
   readonly #base: number
   /** 1 where retry.on lists the Failure at that index */
@@ -41,6 +48,8 @@ export class RetryPolicy {
     this.attempts = cfg === undefined ? 0 : cfg.attempts
     this.minMs = cfg === undefined ? 0 : cfg.backoff.min
     this.maxMs = cfg === undefined ? 0 : cfg.backoff.max
+    this.budget = cfg?.budget ?? 20
+    this.minRetries = cfg?.min_retries ?? 3
     this.#base = this.minMs > 0 ? this.minMs : this.maxMs / 16
     for (const c of cfg === undefined ? DEFAULT_ON : cfg.on) {
       if (c === 'connect') this.#failures[Failure.CONNECT] = 1

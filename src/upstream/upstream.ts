@@ -1,17 +1,27 @@
 // One configured upstream, compiled: an undici Pool per target (keep-alive, bounded connections), the headers it
-// injects pre-flattened, round-robin target choice, its retry policy, breaker and fallback. Built once per plan;
+// injects pre-flattened, its balancer (src/traffic/balance.ts), its retry policy, breaker and fallback. Built once per plan;
 // requests only pick and dispatch.
 import { Pool } from 'undici'
 import { RetryPolicy, type RetryConfig } from './retry.js'
 import { Breaker, type BreakerConfig } from './breaker.js'
 import { metrics } from '../observability/metrics.js'
 import { connectTls, type UpstreamTlsConfig } from './tls.js'
+import { Balancer, type BalancePolicy, type OutlierConfig } from '../traffic/balance.js'
+import type { HealthConfig } from '../traffic/health.js'
+
+/** Passive ejection when a config built in code has no `outlier` section: the schema's defaults */
+export const DEFAULT_OUTLIER: OutlierConfig = { consecutive_failures: 5, base_ejection: 10_000, max_ejection: 300_000, max_ejected_percent: 50 }
 
 export type Provider = 'openai' | 'gemini' | 'qwen' | 'anthropic' | 'none'
 
 export interface UpstreamConfig {
   provider: Provider
   targets: string[]
+  /** weight of each target (same order as targets; absent: all 1) */
+  weights?: number[]
+  balance?: BalancePolicy
+  outlier?: OutlierConfig
+  health?: HealthConfig
   headers: Record<string, string>
   preserve_host: boolean
   pool: { connections: number }
@@ -20,6 +30,7 @@ export interface UpstreamConfig {
   retry?: RetryConfig
   breaker?: BreakerConfig
   fallback?: string
+  max_inflight?: number
   tls?: UpstreamTlsConfig
 }
 
@@ -55,6 +66,12 @@ export class Upstream {
   /** name of the upstream tried when this one fails or its breaker is open ('' for none); resolved in the
    *  request's own plan, where validation has ruled out loops */
   readonly fallback: string
+  /** picks the target of each attempt (src/traffic/balance.ts) */
+  readonly balancer: Balancer
+  /** active health checks (run by the generation's main thread; null: none) */
+  readonly health: HealthConfig | null
+  /** bulkhead: requests of routes to this upstream in flight at once (0: no bound) */
+  readonly maxInflight: number
   #next = 0
 
   constructor(name: string, cfg: UpstreamConfig, embeddedSocket: string | null) {
@@ -77,8 +94,12 @@ export class Upstream {
     this.retry = new RetryPolicy(cfg.retry)
     this.breaker = breakerFor(name, cfg)
     this.fallback = cfg.fallback ?? ''
+    this.health = cfg.health ?? null
+    this.maxInflight = cfg.max_inflight ?? 0
+    this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER)
   }
 
+  /** A first guess at the target (for its base path) before forward picks the real one with the balancer. */
   pick(): number {
     const n = this.targets.length
     if (n === 1) return 0

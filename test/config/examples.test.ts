@@ -44,6 +44,7 @@ const NEEDS: Record<string, Record<string, string>> = {
   'keys.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ADMIN_TOKEN: 'admin-demo-token', GRAFANA_TOKEN: 'grafana-demo-token' },
   'tracing.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
   'frontdoor.yaml': { OPENAI_API_KEY: 'sk-upstream-primary', ANTHROPIC_API_KEY: 'sk-ant-upstream', GEMINI_API_KEY: 'gemini-upstream', DASHSCOPE_API_KEY: 'sk-dashscope-upstream' },
+  'traffic.yaml': { OPENAI_API_KEY: 'sk-upstream-primary' },
 }
 
 const files = readdirSync(DIR).sort()

@@ -82,6 +82,7 @@ upstreams:
     retry: { attempts: 2, backoff: 10ms..10ms, on: [reset, timeout, 502, 503] }
   rr:
     targets: ["http://127.0.0.1:${dead1}", "${origin}"]
+    balance: round_robin
     retry: { attempts: 1, backoff: 10ms..10ms, on: [connect] }
   brk:
     targets: ["${origin}"]

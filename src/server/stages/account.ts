@@ -1,5 +1,6 @@
 // Stage 9 — account: runs exactly once per request, however it ended (response complete, error reply, upstream
 // failure, client abort). Releases the admit slot, reconciles token usage on the buckets and writes one access line.
+import { leaveBulkheads } from '../../traffic/bulkhead.js'
 import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
@@ -27,6 +28,8 @@ export function account(s: RequestState): void {
     Atomics.sub(ctx.inflight, 0, 1)
     ctx.local--
   }
+  if (s.gated) leaveBulkheads(s.route!.gate, s.route!.upstream)
+  if (s.retrying) s.route!.upstream.balancer.table.stopRetrying(s.route!.upstream.balancer.account)
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
   // tokens really used: the meter's total (reported, or counted on a cut); none when the upstream answered no

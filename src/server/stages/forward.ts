@@ -23,9 +23,24 @@ import { CacheTee } from '../../cache/tee.js'
 import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
 import { untranslatable } from './model.js'
 import type { Dispatcher } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import { readProviderLimits } from '../../traffic/provider-limits.js'
+import { enterBulkheads, retryAllowed } from '../../traffic/bulkhead.js'
+import { mirror } from '../../traffic/mirror.js'
 type DispatchController = Dispatcher.DispatchController
 
+const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
+
 export function forward(s: RequestState): void {
+  // the bulkheads of its route and upstream: a full one sheds the request before any upstream work
+  if (!enterBulkheads(s.route!.gate, s.route!.upstream)) {
+    s.errorDetail = 'bulkhead full'
+    replyError(s, 'LEAKY_OVERLOADED', false, OVERLOADED_RETRY_AFTER)
+    return
+  }
+  s.gated = true
+  // the shadow copy leaves with the client's headers, before this request's own are added
+  if (s.route!.mirror !== null) mirror(s, s.route!.mirror)
   const f = new Forward(s)
   // a cache leader's answer is copied to the cache owner on its way (src/cache/tee.ts)
   if (s.cache !== null) f.handler = s.cache.tee = new CacheTee(f, s.cache)
@@ -67,24 +82,66 @@ export class Forward extends ResponseStream {
   again: (() => void) | null = null
   /** what undici calls: this, or the cache tee wrapping it */
   handler: Dispatcher.DispatchHandler | null = null
+  /** the upstream whose target counts this attempt in flight (null: no attempt in flight) */
+  held: Upstream | null = null
+  heldTarget = 0
+  /** when the attempt was sent (performance.now()), for the latency EWMA */
+  sentAt = 0
+  /** the target that just failed, avoided by the next attempt on the same upstream (-1: none) */
+  avoid = -1
+  /** another() decided: the next attempt is a retry on the same upstream (else the fallback) */
+  retryNext = false
 
   /**
-   * Send the next attempt to s.upstream or, while its breaker refuses, to the next upstream of its fallback chain.
-   * At the end of the chain: 503 LEAKY_UPSTREAM_UNAVAILABLE with the soonest Retry-After of the refusing breakers.
+   * Send the next attempt to s.upstream or, while its breaker refuses or none of its targets is usable (ejected,
+   * unhealthy), to the next upstream of its fallback chain. At the end of the chain: 503 LEAKY_UPSTREAM_UNAVAILABLE
+   * with the soonest Retry-After of the refusing upstreams.
    */
   go(): void {
     const s = this.s
     let up = s.upstream!
     let wait = 0
-    for (let hops = 0; up.breaker !== null; hops++) {
-      const now = performance.now()
-      const a = up.breaker.admit(now)
-      if (a !== Admission.DENY) {
-        this.trial = a === Admission.TRIAL
-        break
+    for (let hops = 0; ; hops++) {
+      let ra = 0
+      if (up.breaker !== null) {
+        const now = performance.now()
+        const a = up.breaker.admit(now)
+        if (a === Admission.DENY) {
+          ra = up.breaker.retryAfter(now)
+          breakerOpen(s, up)
+          s.errorDetail = `breaker open: ${up.name}`
+        } else {
+          this.trial = a === Admission.TRIAL
+        }
       }
-      const ra = up.breaker.retryAfter(now)
-      breakerOpen(s, up)
+      let quota = false
+      if (ra === 0 && up.ownCredentials) {
+        // the provider said this account is exhausted until then: forwarding now would only earn its 429
+        const b = up.balancer
+        const now = Date.now()
+        const until = b.table.quotaUntil(b.account)
+        if (until > now) {
+          if (up.breaker !== null) up.breaker.release(this.trial)
+          this.trial = false
+          b.table.countRefused(b.account)
+          ra = Math.max(1, Math.ceil((until - now) / 1000))
+          quota = true
+          s.errorDetail = `provider quota exhausted: ${up.name}`
+        }
+      }
+      if (ra === 0) {
+        const now = Date.now()
+        const i = up.balancer.choose(now, this.avoid)
+        if (i >= 0) {
+          this.useTarget(up, i)
+          break
+        }
+        // every target ejected or unhealthy: the breaker's admission goes unused
+        if (up.breaker !== null) up.breaker.release(this.trial)
+        this.trial = false
+        ra = up.balancer.retryAfter(now, up.health?.interval ?? 1000)
+        s.errorDetail = `no usable target: ${up.name}`
+      }
       if (wait === 0 || ra < wait) wait = ra
       const next = up.fallback === '' ? undefined : s.plan.upstreams.get(up.fallback)
       // a models route's next choice (another provider, translated) when the upstream has no fallback of its own
@@ -96,14 +153,42 @@ export class Forward extends ResponseStream {
       }
       // validation rules out fallback loops; the hop bound is only a guard against a plan built some other way
       if (next === undefined || hops >= s.plan.upstreams.size) {
-        s.errorDetail = `breaker open: ${up.name}`
-        replyError(s, 'LEAKY_UPSTREAM_UNAVAILABLE', false, ['retry-after', String(wait)])
+        // the last hop's own reason: its provider's quota (429, the wait it named), or a failure (503)
+        if (quota) replyError(s, 'LEAKY_UPSTREAM_QUOTA', false, ['retry-after', String(ra)])
+        else replyError(s, 'LEAKY_UPSTREAM_UNAVAILABLE', false, ['retry-after', String(wait)])
         return
       }
       this.switchTo(next)
       up = next
     }
     this.send()
+  }
+
+  /** The attempt goes to target i of `up`: its base path replaces the previous target's. */
+  useTarget(up: Upstream, i: number): void {
+    const s = this.s
+    if (i === s.target) return
+    const rel = s.upstreamPath.slice(up.targets[s.target].basePath.length)
+    s.target = i
+    s.upstreamPath = up.targets[i].basePath + rel
+  }
+
+  /** The attempt in flight no longer counts on its target (answered to the end, failed, dropped). */
+  releaseTarget(): void {
+    const up = this.held
+    if (up === null) return
+    this.held = null
+    up.balancer.release(this.heldTarget)
+  }
+
+  /** Passive outlier detection: a failure of the current attempt's target; logs an ejection it causes. */
+  targetFailed(up: Upstream): void {
+    const ms = up.balancer.failed(this.s.target, Date.now())
+    if (ms > 0) this.ejected(up, ms)
+  }
+
+  ejected(up: Upstream, ms: number): void {
+    ctx.logger.warn({ msg: 'target ejected', upstream: up.name, target: up.targets[this.s.target].origin + up.targets[this.s.target].basePath, ejection_ms: ms, ejections: up.balancer.table.ejections(up.balancer.slots[this.s.target]) })
   }
 
   /** One attempt: the upstream's headers on top of the client's, then dispatch. */
@@ -139,6 +224,10 @@ export class Forward extends ResponseStream {
     this.attempts++
     this.tries++
     s.attempts = this.attempts
+    up.balancer.acquire(s.target)
+    this.held = up
+    this.heldTarget = s.target
+    this.sentAt = performance.now()
     try {
       t.pool.dispatch(
         {
@@ -155,14 +244,20 @@ export class Forward extends ResponseStream {
     } catch (err) {
       // dispatch throws synchronously only for invalid arguments (e.g. a header value undici refuses)
       if (up.breaker !== null) up.breaker.release(this.trial)
+      this.releaseTarget()
       s.errorDetail = (err as Error).message
       replyError(s, 'LEAKY_BAD_REQUEST')
     }
   }
 
-  override upstreamAnswered(controller: DispatchController, status: number): boolean {
+  override upstreamAnswered(controller: DispatchController, status: number, headers: IncomingHttpHeaders): boolean {
     const up = this.s.upstream!
+    // the provider's limits are the upstream's own only when it sends its own credentials; with the client's key
+    // forwarded, they are that client's, not everyone's
+    if (up.ownCredentials) readProviderLimits(up.balancer.table, up.balancer.account, status, headers, Date.now())
     if (up.breaker !== null) this.record(up, up.breaker, status >= 500)
+    const ms = up.balancer.answered(this.s.target, performance.now() - this.sentAt, status, Date.now())
+    if (ms > 0) this.ejected(up, ms)
     if (!up.retry.onStatus(status) || !this.another(up)) return false
     attemptFailed(this.s, up, status, 'status')
     this.drop(controller, up, status >= 500 ? UpstreamResult.STATUS_5XX : UpstreamResult.OK, `status ${status}`)
@@ -172,6 +267,7 @@ export class Forward extends ResponseStream {
   override upstreamFailed(controller: DispatchController | undefined, err: Error): boolean {
     // a dropped attempt's own abort, or anything else it still reports: not this request's error any more
     if (controller != null && controller !== this.controller) return true
+    this.releaseTarget()
     const s = this.s
     const up = s.upstream!
     if (s.aborted || s.finished) {
@@ -183,18 +279,39 @@ export class Forward extends ResponseStream {
     if (s.status !== 0) return false
     const f = failureOf(upstreamErrorCode(err), (err as { code?: string }).code)
     if (up.breaker !== null) this.record(up, up.breaker, true)
+    this.targetFailed(up)
     if (!up.retry.onFailure(f) || !this.another(up)) return false
     attemptFailed(s, up, 0, upstreamErrorCode(err))
     this.drop(null, up, RESULT_OF[f], err.message)
     return true
   }
 
-  /** Whether a failed attempt on `up` may be followed by another: body re-sendable, retries or a fallback left. */
+  /**
+   * Whether a failed attempt on `up` may be followed by another: body re-sendable, and a retry left within the
+   * retry budget (sets `retryNext`) or a fallback.
+   */
   another(up: Upstream): boolean {
     const s = this.s
-    return !s.aborted && !s.finished && this.resendable() &&
-      (this.tries <= up.retry.attempts || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)) ||
-        (s.modelCall !== null && s.modelCall.hasNext()))
+    if (s.aborted || s.finished || !this.resendable()) return false
+    this.retryNext = this.tries <= up.retry.attempts && this.budget(up)
+    return this.retryNext || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)) ||
+      (s.modelCall !== null && s.modelCall.hasNext())
+  }
+
+  /** The retry budget lets this request retry on `up` (a request counts once, from its first retry on). */
+  budget(up: Upstream): boolean {
+    const s = this.s
+    if (s.retrying) return true
+    // the budget is kept on the route's upstream, whose requests are the ones counted in flight
+    const home = s.route!.upstream
+    if (up !== home) return true
+    if (!retryAllowed(home, up.retry.budget, up.retry.minRetries)) {
+      ctx.logger.debug({ msg: 'retry refused by the retry budget', upstream: up.name, req_id: s.requestId })
+      return false
+    }
+    s.retrying = true
+    home.balancer.table.startRetrying(home.balancer.account)
+    return true
   }
 
   /**
@@ -215,10 +332,11 @@ export class Forward extends ResponseStream {
     // cleared before the abort: undici reports it back through upstreamFailed at once, which must see it as stale
     this.controller = null
     s.controller = null
+    this.releaseTarget()
     if (controller !== null) controller.abort(DROPPED)
     if (this.again === null) this.again = () => this.next()
-    if (this.tries <= up.retry.attempts) {
-      this.nextTarget(up)
+    if (this.retryNext) {
+      this.avoid = s.target
       setTimeout(this.again, up.retry.backoff(this.tries))
     } else if (up.fallback === '' || !s.plan.upstreams.has(up.fallback)) {
       // the next model of a models route's list: the request is rebuilt (and translated) for it
@@ -239,16 +357,6 @@ export class Forward extends ResponseStream {
     this.go()
   }
 
-  /** The next target of the same upstream, round-robin from the one that failed. */
-  nextTarget(up: Upstream): void {
-    const s = this.s
-    const n = up.targets.length
-    if (n === 1) return
-    const rel = s.upstreamPath.slice(up.targets[s.target].basePath.length)
-    s.target = s.target + 1 === n ? 0 : s.target + 1
-    s.upstreamPath = up.targets[s.target].basePath + rel
-  }
-
   /** Move the request to another upstream: its own target choice and base path; the access line names it. */
   switchTo(next: Upstream): void {
     const s = this.s
@@ -257,6 +365,12 @@ export class Forward extends ResponseStream {
     s.target = next.pick()
     s.upstreamPath = next.targets[s.target].basePath + rel
     this.tries = 0
+    this.avoid = -1
+  }
+
+  override onResponseEnd(): void {
+    this.releaseTarget()
+    super.onResponseEnd()
   }
 
   record(up: Upstream, b: Breaker, failed: boolean): void {

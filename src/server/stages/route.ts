@@ -1,5 +1,7 @@
 // Stage 2 — route: host + longest path prefix → route. The table is compiled once per plan: routes grouped by host
 // (exact, lower-case, port ignored) and sorted longest prefix first, so matching is a short scan of startsWith.
+import { RouteGate } from '../../traffic/bulkhead.js'
+import { SplitPlan } from '../../traffic/split.js'
 import type { Upstream } from '../../upstream/upstream.js'
 import type { CompiledRoute } from '../plan.js'
 import { Next, type RequestState } from '../request-state.js'
@@ -14,6 +16,11 @@ export interface RouteConfig {
   auth: 'key' | 'none' | 'jwt'
   limits: string[]
   models?: Record<string, string | string[]>
+  max_inflight?: number
+  split?: Array<{ upstream: string; weight: number }>
+  sticky?: 'key' | 'org' | 'ip'
+  upstream_override?: string[]
+  mirror?: { upstream: string; percent: number }
 }
 
 export interface RouteTable {
@@ -37,6 +44,11 @@ export function compileRoutes(routes: RouteConfig[], upstreams: Map<string, Upst
       readsBody: upstream.provider !== 'none' || r.models !== undefined,
       provider: upstream.provider,
       models: r.models === undefined ? null : compileModels(r.models, upstreams),
+      gate: new RouteGate((r.host ? r.host.toLowerCase() : '') + r.path, r.max_inflight ?? 0),
+      split: r.split !== undefined || (r.upstream_override?.length ?? 0) > 0
+        ? new SplitPlan({ split: r.split, sticky: r.sticky ?? 'key', upstream_override: r.upstream_override ?? [] }, upstream, upstreams)
+        : null,
+      mirror: r.mirror === undefined ? null : { upstream: upstreams.get(r.mirror.upstream)!, share: r.mirror.percent / 100 },
     }
   })
   const byLength = (a: CompiledRoute, b: CompiledRoute) => b.path.length - a.path.length || a.index - b.index

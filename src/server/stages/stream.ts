@@ -72,7 +72,7 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
    * The upstream answered with `status` and nothing of it has reached the client. Returns true when the response is
    * dropped because another attempt takes over (retry, fallback: the forward stage's handler overrides this).
    */
-  upstreamAnswered(_controller: DispatchController, _status: number): boolean {
+  upstreamAnswered(_controller: DispatchController, _status: number, _headers: IncomingHttpHeaders): boolean {
     return false
   }
 
@@ -87,7 +87,7 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
   onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     const s = this.s
     if (s.finished) return controller.abort(new Error('response no longer wanted'))
-    if (this.upstreamAnswered(controller, statusCode)) return
+    if (this.upstreamAnswered(controller, statusCode, headers)) return
     s.status = statusCode
     s.ttfbMs = performance.now() - s.startMs
     this.bodyless = s.method === 'HEAD' || statusCode === 204 || statusCode === 304
