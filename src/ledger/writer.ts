@@ -10,7 +10,7 @@ import { ledgerFile } from './file.js'
 import { LedgerError, LedgerStore } from './store.js'
 import { addInto, rowKey, type LedgerRow, type UsageBatch } from './row.js'
 import { PostgresShipper, proxyId } from './postgres.js'
-import { AnomalyDetector } from './anomaly.js'
+import { AnomalyDetector, type Anomaly } from './anomaly.js'
 
 /** distinct rows held while writes fail (one per key × model × route × minute): ~100 MB at most */
 const MAX_PENDING = 500_000
@@ -51,6 +51,8 @@ export class LedgerWriter {
   /** ledger.anomaly: fed from the same batches (null until the first configure) */
   anomalies: AnomalyDetector | null = null
   #judgeTimer: NodeJS.Timeout | null = null
+  /** each anomaly judged, after its log line and count (the generation sends it to the anomaly webhooks) */
+  onAnomaly: ((a: Anomaly) => void) | null = null
 
   constructor(logger: Logger) {
     this.#logger = logger
@@ -114,6 +116,13 @@ export class LedgerWriter {
     this.prune()
   }
 
+  /** Judge the minutes up to `minute` (the timer's work): the anomalies found, each also handed to onAnomaly. */
+  judge(minute: number): Anomaly[] {
+    const found = this.anomalies?.judge(minute) ?? []
+    if (this.onAnomaly !== null) for (const a of found) this.onAnomaly(a)
+    return found
+  }
+
   #arm(): void {
     this.#disarm()
     if (this.#store === null || this.#config === null) return
@@ -121,7 +130,7 @@ export class LedgerWriter {
     this.#flushTimer.unref()
     this.#pruneTimer = setInterval(() => this.prune(), PRUNE_MS)
     this.#pruneTimer.unref()
-    this.#judgeTimer = setInterval(() => this.anomalies?.judge(Math.floor((Date.now() - JUDGE_DELAY_MS) / 60_000)), 10_000)
+    this.#judgeTimer = setInterval(() => this.judge(Math.floor((Date.now() - JUDGE_DELAY_MS) / 60_000)), 10_000)
     this.#judgeTimer.unref()
     const pgc = this.#config.postgres
     const proxy = pgc === undefined ? '' : proxyId(pgc.proxy)

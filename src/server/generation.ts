@@ -133,6 +133,11 @@ export class Generation {
     registerLedgerMetrics(this.metrics.registry, this.ledger)
     this.webhooks = new Webhooks(this.metrics.registry, logger)
     this.webhooks.configure(config.webhooks)
+    // usage anomalies go to the webhooks subscribed to them, like budget alerts
+    this.ledger.onAnomaly = (a) => this.webhooks.send('anomaly', {
+      subject: a.subject, id: a.id, metric: a.metric, minute: new Date(a.minute * 60_000).toISOString(),
+      value: a.metric === 'cost' ? a.value / 1e6 : a.value, baseline: a.metric === 'cost' ? a.baseline / 1e6 : Math.round(a.baseline),
+    })
     this.budgetAlerts = new BudgetAlerts(this.metrics.registry, logger, () => this.config, () => ({ t: this.buckets, now: this.buckets.clock.now() }),
       (m, threshold) => this.webhooks.send('budget', {
         budget: m.budget, per: m.per, subject: m.subject, threshold, spent_usd: Math.round(m.spent_usd * 1e6) / 1e6,

@@ -3,7 +3,8 @@
 // it came back under; a new key is not judged during its warm-up; a jump below the absolute minimum is no anomaly;
 // a quiet key's baseline decays; the counts and the log line say what, who, when, how much and against what.
 import t from 'tap'
-import { AnomalyDetector } from '../../src/ledger/anomaly.js'
+import { AnomalyDetector, type Anomaly } from '../../src/ledger/anomaly.js'
+import { LedgerWriter } from '../../src/ledger/writer.js'
 import type { LedgerRow } from '../../src/ledger/row.js'
 import type { Logger } from '../../src/observability/logger.js'
 
@@ -59,4 +60,19 @@ t.test('off: nothing judged', async (t) => {
   const d = new AnomalyDetector({ ...cfg, enabled: false }, sink)
   d.observe([row(M0, 'k', '', 1e9, 1e9)])
   t.same(d.judge(M0 + 100), [])
+})
+
+t.test('the writer hands each anomaly it judges on (the generation sends them to the anomaly webhooks)', async (t) => {
+  const w = new LedgerWriter(sink)
+  w.anomalies = new AnomalyDetector(cfg, sink)
+  const handed: Anomaly[] = []
+  w.onAnomaly = (a) => handed.push(a)
+  for (let m = 0; m < 40; m++) {
+    w.anomalies.observe([row(M0 + m, 'w', '', 1_000, 10)])
+    t.same(w.judge(M0 + m + 1), [])
+  }
+  w.anomalies.observe([row(M0 + 40, 'w', '', 20_000, 10)])
+  const found = w.judge(M0 + 41)
+  t.same(found.map((a) => [a.subject, a.id, a.metric]), [['key', 'w', 'tokens']])
+  t.same(handed, found, 'handed on, each once')
 })
