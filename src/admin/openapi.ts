@@ -69,6 +69,22 @@ export const OPENAPI = {
           supervisor: { type: 'object', description: 'the master\'s counters (restarts, crash loop, reloads, upgrades)' },
         },
       },
+      SpendPeriod: {
+        type: 'object',
+        required: ['since', 'total_usd', 'requests', 'by_org', 'by_model'],
+        properties: {
+          since: { type: 'string' },
+          total_usd: { type: 'string', description: 'six decimals, as the access lines' },
+          requests: { type: 'integer' },
+          by_org: { type: 'array', items: ref('SpendRow') },
+          by_model: { type: 'array', items: ref('SpendRow') },
+        },
+      },
+      SpendRow: {
+        type: 'object',
+        required: ['group', 'requests', 'tokens', 'cost_usd'],
+        properties: { group: { type: 'string' }, requests: { type: 'integer' }, tokens: { type: 'integer' }, cost_usd: { type: 'string' } },
+      },
       StatusJson: {
         type: 'object',
         description: 'what the status page draws; more fields may be added',
@@ -109,6 +125,31 @@ export const OPENAPI = {
                 ejections: { type: 'integer' },
                 latency_ewma_ms: nullable('number'),
                 health_check: nullable('string'),
+              },
+            },
+          },
+          spend: {
+            type: 'object',
+            description: 'the spend panel: today and this month (UTC) by org and by model from the usage ledger (as of its last flush; null without a ledger), and every budget with its subjects\' spend',
+            required: ['ledger', 'today', 'month', 'budgets'],
+            properties: {
+              ledger: { type: 'boolean' },
+              today: { oneOf: [{ type: 'null' }, ref('SpendPeriod')] },
+              month: { oneOf: [{ type: 'null' }, ref('SpendPeriod')] },
+              budgets: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['budget', 'per', 'limit_usd', 'resets_at', 'cluster', 'spent'],
+                  properties: {
+                    budget: { type: 'string' },
+                    per: { type: 'string' },
+                    limit_usd: { type: 'number' },
+                    resets_at: nullable('string'),
+                    cluster: { type: 'boolean', description: 'a cluster budget\'s spend is its Redis key: not listed' },
+                    spent: { type: 'array', items: { type: 'object', required: ['subject', 'usd'], properties: { subject: { type: 'string' }, usd: { type: 'number' } } } },
+                  },
+                },
               },
             },
           },

@@ -109,6 +109,13 @@ const BODY = `<header>
   <section class="panel"><h2>Targets</h2>
     <table><thead><tr><th>upstream</th><th>target</th><th>state</th><th class="num">in flight</th><th class="num">ejections</th>
     <th class="num">latency (ms)</th></tr></thead><tbody id="t-targets"></tbody></table></section>
+  <section class="panel"><h2>Spend (USD, UTC)</h2>
+    <div id="f-spend" class="empty">no usage ledger (ledger.file or state_file)</div>
+    <table><thead><tr><th>org</th><th class="num">today</th><th class="num">this month</th></tr></thead><tbody id="t-spend-org"></tbody></table>
+    <table><thead><tr><th>model</th><th class="num">today</th><th class="num">this month</th></tr></thead><tbody id="t-spend-model"></tbody></table>
+    <h2 class="gap">Budgets</h2>
+    <table><thead><tr><th>budget</th><th>subject</th><th class="num">spent / limit</th><th class="num">burn</th><th>resets</th></tr></thead>
+    <tbody id="t-budgets"></tbody></table></section>
   <section class="panel"><h2>Most limited keys (5 min)</h2>
     <table><thead><tr><th>key id</th><th class="num">429s</th><th class="num">requests</th></tr></thead>
     <tbody id="t-keys"></tbody></table></section>
@@ -196,6 +203,31 @@ const SCRIPT = `
     items.forEach(function (it) { row(tbody, render(it)); });
   }
 
+  // today's and this month's rows joined by org (or model): the month lists every spender, today may lack some
+  function periods(today, month, key) {
+    var t = {}; (today ? today[key] : []).forEach(function (r) { t[r.group] = r.cost_usd; });
+    return (month ? month[key] : []).map(function (r) { return [r.group || '(none)', { text: t[r.group] || '0.000000', num: 1 }, { text: r.cost_usd, num: 1 }]; });
+  }
+
+  function spend(p) {
+    if (!p) return;
+    $('f-spend').hidden = p.ledger;
+    if (p.ledger) {
+      $('f-spend').textContent = '';
+      fill('t-spend-org', periods(p.today, p.month, 'by_org'), 3, function (r) { return r; });
+      fill('t-spend-model', periods(p.today, p.month, 'by_model'), 3, function (r) { return r; });
+    }
+    var rows = [];
+    p.budgets.forEach(function (b) {
+      if (b.cluster) rows.push([b.budget, '(cluster: in Redis)', { text: '– / ' + fmt(b.limit_usd, 2), num: 1 }, { text: '–', num: 1 }, b.resets_at || 'rolling']);
+      b.spent.forEach(function (x) {
+        rows.push([b.budget, b.per + ' ' + x.subject, { text: fmt(x.usd, 4) + ' / ' + fmt(b.limit_usd, 2), num: 1 },
+          { text: fmt(100 * x.usd / b.limit_usd, 1) + ' %', num: 1 }, b.resets_at || 'rolling']);
+      });
+    });
+    fill('t-budgets', rows, 5, function (r) { return r; });
+  }
+
   function render(s) {
     text('f-version', s.version); text('f-generation', s.generation); text('f-config', 'v' + s.config_version);
     text('f-workers', s.workers); text('f-uptime', fmtUptime(s.uptime_s)); text('f-inflight', s.inflight);
@@ -221,6 +253,7 @@ const SCRIPT = `
       return [x.upstream, x.target, x.state === 'up' ? 'up' : x.state.toUpperCase(), { text: fmt(x.inflight), num: 1 },
         { text: fmt(x.ejections), num: 1 }, { text: x.latency_ewma_ms === null ? '–' : fmt(x.latency_ewma_ms, 1), num: 1 }];
     });
+    spend(s.spend);
     fill('t-keys', s.limited_keys, 3, function (k) { return [k.key_id, { text: fmt(k.limited), num: 1 }, { text: fmt(k.requests), num: 1 }]; });
     fill('t-models', s.models, 4, function (m) { return [m.provider, m.model, { text: fmt(m.per_min), num: 1 }, { text: fmt(m.total), num: 1 }]; });
     if (s.table) {

@@ -32,6 +32,7 @@ import { Gauge } from 'prom-client'
 import { SpanExport } from '../tracing/export.js'
 import { registerTracingMetrics } from '../tracing/metrics.js'
 import { LedgerWriter } from '../ledger/writer.js'
+import { SpendPanelSource } from '../spend/panel.js'
 import { registerLedgerMetrics } from '../ledger/metrics.js'
 import { usageAnswer } from '../admin/usage.js'
 import { TargetTable } from '../traffic/target-table.js'
@@ -103,6 +104,8 @@ export class Generation {
   readonly ledger: LedgerWriter
   /** budget alerts (workers report, this thread logs and counts each once) and the budget gauges */
   readonly budgetAlerts: BudgetAlerts
+  /** the status page's spend panel: the ledger's today and month, the budgets */
+  readonly #spend: SpendPanelSource
   /** webhook deliveries (budget alerts), off the request path */
   readonly webhooks: Webhooks
   /** upstream targets' shared state (in flight, ejections, health); kept across reloads */
@@ -143,6 +146,7 @@ export class Generation {
         budget: m.budget, per: m.per, subject: m.subject, threshold, spent_usd: Math.round(m.spent_usd * 1e6) / 1e6,
         limit_usd: m.limit_usd, window_start: new Date(m.window_start_ms).toISOString(),
       }))
+    this.#spend = new SpendPanelSource(this.ledger, this.budgetAlerts, () => this.config.ledger.retention.minutes)
     if (testClockFile() !== '') {
       logger.warn({ msg: 'LEAKY_TEST_CLOCK is set: the limiter\'s time is read from a file and stands still (for tests only, never in production)', file: testClockFile() })
     }
@@ -283,7 +287,10 @@ export class Generation {
       command: (cmd, source) => (this.command === null ? Promise.resolve({ ok: false, error: 'no supervisor runs this generation' }) : this.command(cmd, source)),
       onKeysChanged: () => this.keysChanged(),
       metrics: () => this.metrics.metrics(),
-      status: () => ({ ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health), providers: reportProviders(this.targets, this.config.upstreams) }),
+      status: () => ({
+        ...this.metrics.statusJson(), targets: reportTargets(this.targets, this.config.upstreams, this.health),
+        providers: reportProviders(this.targets, this.config.upstreams), spend: this.#spend.get(),
+      }),
       ready: () => ({
         ready: !this.draining && this.#workers.every((w) => w.listening),
         body: {

@@ -32,12 +32,26 @@ export function thresholdLabel(t: number): string {
   return `${Math.round(t * 10000) / 100}%`
 }
 
+export interface BudgetStatus {
+  budget: string
+  per: string
+  limit_usd: number
+  /** end of the current calendar window (ISO); null for a rolling budget */
+  resets_at: string | null
+  /** a cluster budget's spend is its Redis key: not listed here */
+  cluster: boolean
+  spent: Array<{ subject: string; usd: number }>
+}
+
 export class BudgetAlerts {
   readonly #seen = new Set<string>()
   readonly #logger: Logger
   readonly #counter: Counter<'budget' | 'threshold'>
 
   readonly #notify: (m: BudgetAlertMessage, threshold: string) => void
+  readonly #compiled: () => Budget[]
+  readonly #config: () => Config
+  readonly #table: () => { t: PeekTable; now: bigint } | null
 
   /** `notify`: called once per alert, after its log line (webhooks) */
   constructor(registry: Registry, logger: Logger, config: () => Config, table: () => { t: PeekTable; now: bigint } | null,
@@ -75,6 +89,9 @@ export class BudgetAlerts {
         }
       },
     })
+    this.#compiled = compiled
+    this.#config = config
+    this.#table = table
     new Gauge({
       name: 'leaky_budget_spent_usd', help: 'Spend counted on a local budget in its current window (USD; in-flight requests at their most possible cost). Subjects the config names: global, routes, upstreams, tiers, orgs and config keys.',
       labelNames: ['budget', 'subject'], registers: [registry],
@@ -93,6 +110,29 @@ export class BudgetAlerts {
         }
       },
     })
+  }
+
+  /**
+   * Every budget with its amount, window end and, for local budgets, the spend of each subject the config names (the
+   * status page's spend panel; the same numbers as the leaky_budget_* gauges).
+   */
+  snapshot(): BudgetStatus[] {
+    const tt = this.#table()
+    const now = tt === null ? BigInt(Date.now()) * 1_000_000n : tt.now
+    const c = this.#config()
+    const out: BudgetStatus[] = []
+    for (const b of this.#compiled()) {
+      const resets = b.limit.calendar === null ? null : new Date(Number(b.limit.calendar.endNs(now) / 1_000_000n)).toISOString()
+      const spent: Array<{ subject: string; usd: number }> = []
+      if (!b.cluster && tt !== null) {
+        for (const subject of subjects(c, b.limit.per)) {
+          if (tt.t.peek(b.limit, subject, tt.now) !== 0) continue
+          spent.push({ subject, usd: b.toUsd(Math.ceil(tt.t.afterNs / b.limit.tNs)) })
+        }
+      }
+      out.push({ budget: b.name, per: b.limit.per, limit_usd: b.usd, resets_at: resets, cluster: b.cluster, spent })
+    }
+    return out
   }
 
   take(m: BudgetAlertMessage): void {

@@ -8,6 +8,7 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { Agent, request } from 'undici'
+import { request } from 'undici'
 import { baseConfig, metricValue, scrapeMetrics, startProxy, type LogLine, type Proxy } from '../helpers/proxy.js'
 import { SCRATCH_TMP } from '../helpers/scratch.js'
 
@@ -108,6 +109,12 @@ t.test('concurrent requests never overshoot the budget, and spend it down to les
   t.equal(Number(last!.headers['x-budget-remaining-usd']), Math.floor(left / 1000) / 1e6, 'x-budget-remaining-usd: what is left')
   t.match(JSON.parse(last!.body).error.message, /budget "team" exceeded \(\$0\.002 per month \(calendar, Europe\/Berlin\)\)/)
   t.equal(Math.round((await spentGauge('acme')) * 1e9), spentNano, 'the spend gauge is the reported usage\'s cost after reconcile')
+  // the status page's spend panel: the same spend, the amount and when the window resets
+  const st = await request(`http://127.0.0.1:${proxy.adminPort}/status.json`)
+  const panel = ((await st.body.json()) as { spend: { budgets: Array<{ budget: string; per: string; limit_usd: number; resets_at: string; spent: Array<{ subject: string; usd: number }> }> } }).spend
+  const team = panel.budgets.find((b) => b.budget === 'team')!
+  t.match(team, { per: 'org', limit_usd: BUDGET_USD, resets_at: '2026-01-31T23:00:00.000Z' }, 'the spend panel: the budget, its amount and its reset')
+  t.equal(Math.round(team.spent.find((x) => x.subject === 'acme')!.usd * 1e9), spentNano, 'the spend panel: what acme spent')
   const other = await chat('k-b1')
   t.equal(other.status, 200, 'another org has its own budget')
 })
