@@ -12,7 +12,8 @@
 //   get        GET /__stub/health through a provider: none route (plain proxying)
 //   chat       1 KB chat POST through the OpenAI route with key auth, 2 request limits, 1 token limit, metering and
 //              the access log
-//   chat-bare  the same POST through the same upstream without auth or limits (what they cost: the ratio)
+//   chat-bare  the same POST through the same OpenAI upstream without auth or limits (what they cost: the ratio)
+//   chat-plain the same POST through a provider: none route: no auth, limits, estimate or usage metering
 //   sse        a stream of 200 events, each in its own upstream write (CPU per request and per event)
 //   lat1       one connection, small GET: added p50 latency over the upstream direct
 // nginx runs get, chat (its closest: plain proxying) and sse. The ratios are the issue's targets.
@@ -97,6 +98,7 @@ upstreams:
 routes:
   - { path: /v1/, upstream: openai, auth: key, limits: [key-rps, org-rpm, key-tpm] }
   - { path: /bare/, upstream: openai, strip_prefix: true }
+  - { path: /plain/, upstream: plain, strip_prefix: true }
   - { path: /__stub/, upstream: plain }
 `
 
@@ -117,13 +119,14 @@ try {
     get: SCENARIOS.get,
     chat: { ...SCENARIOS.chat, headers: auth },
     'chat-bare': { ...SCENARIOS.chat, path: '/bare/v1/chat/completions' },
+    'chat-plain': { ...SCENARIOS.chat, path: '/plain/v1/chat/completions' },
     sse: { ...SCENARIOS.sse, headers: auth },
   }
   const scripts = Object.fromEntries(Object.entries(scen).map(([k, s]) => [k, wrkScript(dir, k, s)]))
   const nginxChatScript = wrkScript(dir, 'chat-nginx', SCENARIOS.chat)
   const leaky = `http://127.0.0.1:${ready.port}`
   const cases = [
-    ['get', 'leaky', leaky, proxy.pid], ['chat', 'leaky', leaky, proxy.pid], ['chat-bare', 'leaky', leaky, proxy.pid], ['sse', 'leaky', leaky, proxy.pid],
+    ['get', 'leaky', leaky, proxy.pid], ['chat', 'leaky', leaky, proxy.pid], ['chat-bare', 'leaky', leaky, proxy.pid], ['chat-plain', 'leaky', leaky, proxy.pid], ['sse', 'leaky', leaky, proxy.pid],
   ]
   if (nginx !== null) {
     const n = `http://127.0.0.1:${nginx.port}`
@@ -171,17 +174,18 @@ try {
   }
   result.sse_cpu_us_per_event = result.leaky_sse.cpu_us_per_req / EVENTS
   result.limits_ratio = result.leaky_chat.cpu_us_per_req / result['leaky_chat-bare'].cpu_us_per_req
+  result.limits_accounting_ratio = result.leaky_chat.cpu_us_per_req / result['leaky_chat-plain'].cpu_us_per_req
   result.added_p50_ms = lat.leaky - lat.direct
   const targets = [['get', 3.0], ['chat', 4.0], ['sse', 1.5]]
   console.log('\nmedian CPU µs/request (req/s):')
-  for (const [name] of targets.concat([['chat-bare']])) {
+  for (const [name] of targets.concat([['chat-bare'], ['chat-plain']])) {
     const l = result[`leaky_${name}`]
     const n = result[`nginx_${name}`]
     console.log(`  ${name.padEnd(9)} leaky ${l.cpu_us_per_req.toFixed(1)} µs (${l.rps.toFixed(0)}/s)` +
       (n !== undefined ? `  nginx ${n.cpu_us_per_req.toFixed(1)} µs (${n.rps.toFixed(0)}/s)  ratio ${(l.cpu_us_per_req / n.cpu_us_per_req).toFixed(2)}×` : ''))
   }
   if (nginx !== null) for (const [name] of targets) result[`ratio_${name}`] = result[`leaky_${name}`].cpu_us_per_req / result[`nginx_${name}`].cpu_us_per_req
-  console.log(`  limits + accounting: chat ÷ chat-bare ${result.limits_ratio.toFixed(2)}× (goal ≤ 1.15×)`)
+  console.log(`  auth + limits: chat ÷ chat-bare ${result.limits_ratio.toFixed(2)}×; auth + limits + estimate + accounting: chat ÷ chat-plain ${result.limits_accounting_ratio.toFixed(2)}× (goal ≤ 1.15×)`)
   console.log(`  SSE: ${result.sse_cpu_us_per_event.toFixed(2)} µs per event`)
   console.log(`  added p50 at 1 connection: ${(result.added_p50_ms * 1000).toFixed(0)} µs (goal ≤ 100 µs)`)
   if (nginx !== null) for (const [name, goal] of targets) console.log(`  ${name} ÷ nginx ${result[`ratio_${name}`].toFixed(2)}× (goal ≤ ${goal}×)`)
