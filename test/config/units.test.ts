@@ -109,7 +109,7 @@ upstreams:
   t.same(c.limits.tpm, { name: 'tpm', per: 'ip', unit: 'tokens', amount: 100_000, period_ms: 60_000, burst: 100_000, scope: 'local' })
   t.equal(c.limits.tpd.burst, 20_000)
   t.same(c.upstreams.u.timeouts, { connect: 2000, first_byte: 120_000, idle: 60_000 })
-  t.same(c.upstreams.u.retry, { attempts: 2, backoff: { min: 10, max: 1000 }, on: ['connect', 502, 503, 504] })
+  t.same(c.upstreams.u.retry, { attempts: 2, backoff: { min: 10, max: 1000 }, on: ['connect', 502, 503, 504], budget: 20, min_retries: 3 })
 })
 
 t.test('units in the schema: one issue per bad value, with position and accepted units', async (t) => {
