@@ -16,7 +16,7 @@ import { ResponseStream, upstreamErrorCode } from './stream.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
 import type { Upstream } from '../../upstream/upstream.js'
-import { failureOf } from '../../upstream/retry.js'
+import { Failure, failureOf } from '../../upstream/retry.js'
 import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import { CacheTee } from '../../cache/tee.js'
@@ -280,7 +280,7 @@ export class Forward extends ResponseStream {
     const f = failureOf(upstreamErrorCode(err), (err as { code?: string }).code)
     if (up.breaker !== null) this.record(up, up.breaker, true)
     this.targetFailed(up)
-    if (!up.retry.onFailure(f) || !this.another(up)) return false
+    if (!up.retry.onFailure(f) || !this.another(up, f !== Failure.CONNECT)) return false
     attemptFailed(s, up, 0, upstreamErrorCode(err))
     this.drop(null, up, RESULT_OF[f], err.message)
     return true
@@ -288,12 +288,14 @@ export class Forward extends ResponseStream {
 
   /**
    * Whether a failed attempt on `up` may be followed by another: body re-sendable, and a retry left within the
-   * retry budget (sets `retryNext`) or a fallback.
+   * retry budget (sets `retryNext`) or a fallback. `delivered` false: the attempt never reached the upstream (its
+   * connection was refused or not established) — its retry costs the upstream nothing, so the budget, which keeps
+   * retries from multiplying a failing upstream's load, does not count it; a killed target's requests all go elsewhere.
    */
-  another(up: Upstream): boolean {
+  another(up: Upstream, delivered = true): boolean {
     const s = this.s
     if (s.aborted || s.finished || !this.resendable()) return false
-    this.retryNext = this.tries <= up.retry.attempts && this.budget(up)
+    this.retryNext = this.tries <= up.retry.attempts && (!delivered || this.budget(up))
     return this.retryNext || (up.fallback !== '' && s.plan.upstreams.has(up.fallback)) ||
       (s.modelCall !== null && s.modelCall.hasNext())
   }
