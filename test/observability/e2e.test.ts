@@ -163,7 +163,10 @@ t.test('no secret, path id or client address in /metrics or /status.json', async
     for (const s of SECRETS) t.notOk(body.includes(s), `${name} does not contain ${s.slice(0, 12)}…`)
     t.notOk(body.includes('8f3e2d1c'), `${name} has no path ids`)
     t.notOk(body.includes('token=abc'), `${name} has no query strings`)
-    t.notOk(body.includes('127.0.0.1'), `${name} has no client address`)
+    // the upstream targets the config names (their state is shown per target) are on 127.0.0.1 too: they are
+    // configuration, not client data; any other 127.0.0.1 would be the client's address
+    const rest = body.split(origin).join('').split(`http://127.0.0.1:${dead}`).join('')
+    t.notOk(rest.includes('127.0.0.1'), `${name} has no client address`)
   }
   t.notOk(metrics.includes('team-b'), 'a key without metrics_label is no label value')
 })
