@@ -48,8 +48,16 @@ function privateKey(file: string, data: Buffer, passphrase: string | undefined):
       return { ok: false, message: `${file}: the key is encrypted and no passphrase is set` }
     }
     if (code === 'ERR_OSSL_BAD_DECRYPT') return { ok: false, message: `${file}: wrong passphrase` }
+    // a wrong passphrase decrypts to garbage whose CBC padding still checks out about once in 256 tries: then OpenSSL
+    // fails decoding it ("unsupported") instead — for an encrypted key with a passphrase set, that is the passphrase too
+    if (passphrase !== undefined && isEncryptedPem(data)) return { ok: false, message: `${file}: wrong passphrase` }
     return { ok: false, message: `${file}: not a PEM private key (${message})` }
   }
+}
+
+function isEncryptedPem(data: Buffer): boolean {
+  const text = data.toString('latin1')
+  return text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || text.includes('Proc-Type: 4,ENCRYPTED')
 }
 
 export interface PairFiles {

@@ -5,6 +5,7 @@ import t from 'tap'
 import { chmodSync, writeFileSync } from 'node:fs'
 import { parseConfig, formatIssue } from '../../src/config/index.js'
 import { makeCerts } from '../helpers/certs.js'
+import { checkPair } from '../../src/tls/pem.js'
 
 const c = makeCerts()
 const junk = `${c.dir}/junk.pem`
@@ -100,3 +101,16 @@ for (const k of cases) {
     t.same(load(k.yaml), k.want === 'ok' ? 'ok' : k.want(k.yaml))
   })
 }
+
+t.test('a wrong passphrase is named as such every time, also when OpenSSL fails decoding instead of decrypting', async (t) => {
+  // a wrong passphrase decrypts to garbage whose padding still checks out about once in 256 tries; OpenSSL then says
+  // "unsupported" (decoder) rather than "bad decrypt": 1000 wrong passphrases meet that case with probability ~98 %
+  const issues = new Map<string, number>()
+  for (let i = 0; i < 1000; i++) {
+    for (const issue of checkPair(['tls'], { cert: c.server.cert, key: c.serverKeyEncrypted, passphrase: `wrong-${i}` })) {
+      const m = `${issue.path.join('.')}: ${issue.message.slice(c.serverKeyEncrypted.length + 2)}`
+      issues.set(m, (issues.get(m) ?? 0) + 1)
+    }
+  }
+  t.same([...issues], [['tls.passphrase: wrong passphrase', 1000]])
+})
