@@ -7,7 +7,8 @@
 // n, each in one transaction with its version bump, so a file from any earlier release opens, and a file written by
 // a newer release is refused rather than misread.
 import Database from 'better-sqlite3'
-import { closeSync, existsSync, openSync, renameSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
+import { createAtVersion as createDbAtVersion, migrate as migrateDb, moveAside } from './sqlite.js'
 
 type DB = Database.Database
 
@@ -195,42 +196,10 @@ export function changedAt(r: KeyRow): number {
 }
 
 function migrate(db: DB): void {
-  const from = db.pragma('user_version', { simple: true }) as number
-  if (from > KEY_STORE_VERSION) {
-    throw new KeyStoreError(db.name, `schema version ${from} was written by a newer leaky (this one reads up to ${KEY_STORE_VERSION}); upgrade leaky`, null)
-  }
-  for (let v = from; v < KEY_STORE_VERSION; v++) {
-    db.transaction(() => {
-      MIGRATIONS[v](db)
-      db.pragma(`user_version = ${v + 1}`)
-    }).immediate()
-  }
-}
-
-/** Rename an unusable store (and its WAL files) to `<file>.bad-<time>`, kept for inspection. */
-function moveAside(file: string): string | null {
-  const aside = `${file}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`
-  try {
-    renameSync(file, aside)
-  } catch {
-    return null
-  }
-  for (const ext of ['-wal', '-shm']) {
-    try {
-      renameSync(file + ext, aside + ext)
-    } catch {
-      // no such file: nothing to keep
-    }
-  }
-  return aside
+  migrateDb(db, MIGRATIONS, (message) => new KeyStoreError(db.name, message, null))
 }
 
 /** For tests of migrations: a database at exactly `version`, made by the first `version` migrations. */
 export function createAtVersion(file: string, version: number): DB {
-  const db = new Database(file)
-  for (let v = 0; v < version; v++) {
-    MIGRATIONS[v](db)
-    db.pragma(`user_version = ${v + 1}`)
-  }
-  return db
+  return createDbAtVersion(file, MIGRATIONS, version)
 }
