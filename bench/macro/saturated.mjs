@@ -16,6 +16,8 @@
 //   chat-plain the same POST through a provider: none route: no auth, limits, estimate or usage metering
 //   sse        a stream of 200 events, each in its own upstream write (CPU per request and per event)
 //   lat1       one connection, small GET: added p50 latency over the upstream direct
+//   footprint  the sidecar's footprint: the server's CPU (share of one core) and RSS at a fixed offered rate
+//              (RATE, default 5000 req/s, autocannon -R on CPU 0) for get and chat, leaky and nginx
 // nginx runs get, chat (its closest: plain proxying) and sse. The ratios are the issue's targets.
 //
 //   node bench/macro/saturated.mjs            (ROUNDS=3 DURATION=4 CONNECTIONS=64; needs wrk, taskset; nginx when on PATH)
@@ -24,19 +26,52 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI, cliBuilt } from './leaky.mjs'
-import { start, waitForJson, stop, stopAll, which } from './procs.mjs'
+import { run, start, waitForJson, stop, stopAll, which } from './procs.mjs'
 import { cpuSeconds } from './cpu.mjs'
 import { wrkRun, wrkScript } from './wrk.mjs'
 import { SCENARIOS } from './scenarios.mjs'
 import { allowedCpus, machine } from './machine.mjs'
 import { nginxVersion, startNginx } from './nginx.mjs'
 import { writeResults } from '../record.mjs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
+
+/** Resident set (kB) of a process and its descendants (leaky's master, its generation and the worker threads in it;
+ * nginx's master and worker), from /proc; shared pages count once per process, as `ps` shows them. */
+function rssKb(pid) {
+  const status = (p) => {
+    try {
+      return readFileSync(`/proc/${p}/status`, 'utf8')
+    } catch {
+      return ''
+    }
+  }
+  const field = (text, name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN)
+  const kids = new Map()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    const ppid = field(status(d), 'PPid')
+    if (!kids.has(ppid)) kids.set(ppid, [])
+    kids.get(ppid).push(Number(d))
+  }
+  let total = 0
+  const walk = (p) => {
+    const v = field(status(p), 'VmRSS')
+    if (!Number.isNaN(v)) total += v
+    for (const c of kids.get(p) ?? []) walk(c)
+  }
+  walk(pid)
+  return total
+}
 
 const num = (name, def) => Number(process.env[name] ?? def)
 const ROUNDS = num('ROUNDS', 3)
 const DURATION = num('DURATION', 4)
 const CONNECTIONS = num('CONNECTIONS', 64)
 const EVENTS = 200
+const RATE = num('RATE', 5000)
 if (!cliBuilt()) {
   console.error(`${CLI} is missing: run \`npm run build\` first`)
   process.exit(1)
@@ -163,6 +198,27 @@ try {
     const res = await wrkRun({ bin: wrk, url, scenario: SCENARIOS.get, script: null, connections: 1, threads: 1, seconds: DURATION, taskset, cpus: loadCpu })
     lat[name] = res.p50
   }
+  // the same offered rate to each server: what a sidecar costs at a given load, not at saturation. autocannon paces
+  // the requests (-R) over 16 connections from CPU 0; the server's CPU over the run ÷ its length = cores busy
+  const footprint = []
+  for (const [name, target, url, pid] of cases.filter((c) => c[0] === 'get' || c[0] === 'chat')) {
+    const s = name === 'chat' && url !== leaky ? SCENARIOS.chat : scen[name]
+    const args = [AUTOCANNON, '-j', '-R', String(RATE), '-c', '16', '-d', String(DURATION), '-m', s.method]
+    for (const [k, v] of Object.entries(s.headers)) args.push('-H', `${k}=${v}`)
+    if (s.body !== null) args.push('-b', s.body)
+    args.push(url + s.path)
+    const c0 = cpuSeconds(pid)
+    const t0 = performance.now()
+    const out = await run(process.execPath, args, { taskset, cpus: loadCpu })
+    const wall = (performance.now() - t0) / 1000
+    const cpu = cpuSeconds(pid) - c0
+    const r = JSON.parse(out.stdout)
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`footprint ${name} via ${url}: ${r.non2xx} non-2xx, ${r.errors} errors`)
+    const row = { case: name, target, offered_rps: RATE, rps: r.requests.total / r.duration, cores: cpu / wall, rss_mb: rssKb(pid) / 1024 }
+    footprint.push(row)
+    console.log(`footprint ${target.padEnd(5)} ${name.padEnd(4)} at ${RATE}/s offered: ${row.rps.toFixed(0)} req/s, ` +
+      `${(row.cores * 100).toFixed(1)} % of one core, RSS ${row.rss_mb.toFixed(0)} MB`)
+  }
   const median = (xs) => {
     const s = [...xs].sort((a, b) => a - b)
     return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
@@ -198,6 +254,7 @@ try {
       nginx: nginxBin === null ? null : await nginxVersion(nginxBin) },
     rounds: rows,
     latency_1conn_p50_ms: lat,
+    footprint,
     result,
   })
   await stop(proxy)
