@@ -6,11 +6,9 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import { loadConfigFile, formatIssue, DEFAULT_CONFIG_PATH, type Config } from '../config/index.js'
-import { runStub } from '../stub/cli.js'
 import { Master, StartError } from '../supervisor/master.js'
 import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
-import { keyCreate, keyList, keyRevoke, keyRotate } from './keys.js'
-import { usageCommand, type UsageOptions } from './usage.js'
+import type { UsageOptions } from './usage.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
@@ -101,6 +99,7 @@ program
     const port = Number(opts.port)
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${opts.port}`)
     if (!['openai', 'gemini', 'qwen', 'all'].includes(opts.provider)) fail(`--provider: expected openai, gemini, qwen or all, got "${opts.provider}"`)
+    const { runStub } = await import('../stub/cli.js')
     await runStub({ port, host: opts.host, provider: opts.provider as 'all', seed: Number(opts.seed), ttftMs: Number(opts.ttft), tokensPerSecond: Number(opts.tps) })
   })
 
@@ -115,6 +114,9 @@ key
     process.stdout.write(`sha256: ${createHash('sha256').update(value).digest('hex')}\n`)
   })
 
+// the key store (better-sqlite3), the ledger reports (pg) and the stub load only for their commands: `leaky start`'s
+// master stays small (it runs for the proxy's whole life)
+const keys = () => import('./keys.js')
 const OUT = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) }
 /** The config whose key store a `leaky key` command uses: -c, else $LEAKY_CONFIG, else the shipped default. */
 const storeConfig = (file?: string): Config => load(file ?? process.env.LEAKY_CONFIG ?? DEFAULT_CONFIG_PATH)
@@ -130,21 +132,21 @@ key
   .option('--routes <prefixes>', 'allowed path prefixes, comma-separated (others: 403)')
   .option('-c, --config <file>', 'config file (its key_store or state_file says where the keys are)')
   .option('--json', 'print JSON')
-  .action((o: { id: string; org?: string; tier?: string; expires?: string; models?: string; routes?: string; config?: string; json?: boolean }) =>
-    process.exit(keyCreate(storeConfig(o.config), o, OUT)))
+  .action(async (o: { id: string; org?: string; tier?: string; expires?: string; models?: string; routes?: string; config?: string; json?: boolean }) =>
+    process.exit((await keys()).keyCreate(storeConfig(o.config), o, OUT)))
 key
   .command('list')
   .description('every key: runtime keys and the config file\'s (read-only); never a secret')
   .option('-c, --config <file>', 'config file')
   .option('--json', 'print JSON')
-  .action((o: { config?: string; json?: boolean }) => process.exit(keyList(storeConfig(o.config), o.json === true, OUT)))
+  .action(async (o: { config?: string; json?: boolean }) => process.exit((await keys()).keyList(storeConfig(o.config), o.json === true, OUT)))
 key
   .command('revoke')
   .description('revoke a runtime key: refused by a running proxy within a second')
   .argument('<id>', 'key id')
   .option('-c, --config <file>', 'config file')
   .option('--json', 'print JSON')
-  .action((id: string, o: { config?: string; json?: boolean }) => process.exit(keyRevoke(storeConfig(o.config), id, o.json === true, OUT)))
+  .action(async (id: string, o: { config?: string; json?: boolean }) => process.exit((await keys()).keyRevoke(storeConfig(o.config), id, o.json === true, OUT)))
 key
   .command('rotate')
   .description('new secret for a runtime key, printed once; the old one is accepted for --grace')
@@ -152,7 +154,7 @@ key
   .option('--grace <duration>', 'how long the old secret stays valid, e.g. 1h (default: not at all)')
   .option('-c, --config <file>', 'config file')
   .option('--json', 'print JSON')
-  .action((id: string, o: { config?: string; grace?: string; json?: boolean }) => process.exit(keyRotate(storeConfig(o.config), id, o.grace, o.json === true, OUT)))
+  .action(async (id: string, o: { config?: string; grace?: string; json?: boolean }) => process.exit((await keys()).keyRotate(storeConfig(o.config), id, o.grace, o.json === true, OUT)))
 
 program
   .command('usage')
@@ -163,7 +165,10 @@ program
   .option('--format <format>', 'table, csv or json', 'table')
   .option('--from <store>', 'sqlite (this proxy\'s ledger file) or postgres (the fleet\'s, ledger.postgres.url)', 'sqlite')
   .option('-c, --config <file>', 'config file (its ledger or state_file says where the ledger is)')
-  .action(async (o: UsageOptions & { config?: string }) => process.exit(await usageCommand(storeConfig(o.config), o, OUT)))
+  .action(async (o: UsageOptions & { config?: string }) => {
+    const { usageCommand } = await import('./usage.js')
+    process.exit(await usageCommand(storeConfig(o.config), o, OUT))
+  })
 
 try {
   await program.parseAsync(process.argv)
