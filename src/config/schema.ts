@@ -269,7 +269,9 @@ const budgetEntry = z.strictObject({
 })
 
 const tierEntry = z.strictObject({
-  scale: num(0).describe('multiplies rate and burst of per-key limits for keys in this tier (> 0)'),
+  scale: num(0).default(1).describe('multiplies rate and burst of per-key limits for keys in this tier (> 0)'),
+  priority: int(0, 100).default(0)
+    .describe('load shedding order under an upstream\'s adaptive concurrency limit: higher is shed later (keys without a tier: 0)'),
 })
 
 const SHA256_RE = /^[0-9a-f]{64}$/
@@ -345,6 +347,26 @@ const health = z.strictObject({
   unhealthy: int(1, 100).default(3).describe('checks in a row that fail before a target is left out'),
 })
 
+const adaptive = z.strictObject({
+  min: int(1, 100_000).default(4).describe('the limit never goes below this'),
+  max: int(1, 100_000).default(256).describe('the limit never goes above this'),
+  initial: int(1, 100_000).optional().describe('the limit before the first samples (default: max)'),
+  tolerance: z.number().min(1).default(1.5).describe('latency growth tolerated before the limit shrinks: short-term / long-term average above this is queueing'),
+  smoothing: z.number().gt(0).max(1).default(0.2).describe('weight of one sample\'s verdict in the new limit (Gradient2\'s smoothing)'),
+  headroom: int(0, 100).default(20)
+    .describe('percent of the limit kept for higher priorities: the lowest tier may use limit × (100 - headroom) %, the highest all of it'),
+}).transform((a, ctx) => {
+  if (a.min > a.max) {
+    ctx.addIssue({ code: 'custom', path: ['min'], message: `min (${a.min}) is above max (${a.max})` })
+    return z.NEVER
+  }
+  if (a.initial !== undefined && (a.initial < a.min || a.initial > a.max)) {
+    ctx.addIssue({ code: 'custom', path: ['initial'], message: `initial (${a.initial}) is outside min..max (${a.min}..${a.max})` })
+    return z.NEVER
+  }
+  return a
+})
+
 const upstreamEntry = z.strictObject({
   provider: oneOf(PROVIDERS).default('none')
     .describe('API shape, for reading token usage and error bodies: openai (also Azure OpenAI and OpenAI-compatible servers) | gemini | qwen | anthropic | none (plain HTTP)'),
@@ -380,6 +402,8 @@ const upstreamEntry = z.strictObject({
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
   max_inflight: int(1).optional().describe('bulkhead: requests of routes to this upstream in flight at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
+  adaptive: adaptive.optional()
+    .describe('adaptive concurrency limit (Gradient2): the in-flight bound follows the latency to response headers, all workers together; shed by tier priority (README "Upstreams and traffic")'),
   tls: z.strictObject({
     ca: text().optional().describe('PEM file of the CAs trusted for this upstream, instead of Node\'s bundled list'),
     servername: hostname().optional().describe('name sent in SNI and checked against the certificate (default: the target\'s host)'),

@@ -7,8 +7,13 @@
 // The upstream's count of requests in flight is also what the retry budget (Envoy's retry_budget) is measured
 // against: retries in flight at most `retry.budget` percent of the upstream's requests in flight, and at least
 // `retry.min_retries`, so a failing provider never gets a retry storm.
+//
+// An upstream with an adaptive concurrency limit (src/traffic/adaptive.ts) bounds its count by that limit too,
+// scaled by the request's tier priority (src/traffic/priority.ts); whichever bound is lower refuses.
 import type { TargetTable } from './target-table.js'
 import { targetTable, overflowTable } from './target-table.js'
+import type { RequestState } from '../server/request-state.js'
+import { replyError } from '../server/reply.js'
 
 /** A route's place counter: its slot in the target table, found once when the plan is compiled. */
 export class RouteGate {
@@ -35,18 +40,54 @@ export interface UpstreamGate {
   readonly balancer: { readonly table: TargetTable; readonly account: number }
 }
 
-/** Take the request's places; false (nothing held) when its route or its upstream is full. */
-export function enterBulkheads(route: RouteGate, up: UpstreamGate): boolean {
-  if (!route.table.enter(route.slot, route.max)) return false
-  const b = up.balancer
-  if (!b.table.enter(b.account, up.maxInflight)) {
-    route.table.release(route.slot)
-    return false
+const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
+
+/**
+ * Take the request's places on its route and its route's upstream. True: taken, go on. False: refused, and
+ * answered 503 LEAKY_OVERLOADED with Retry-After (nothing held).
+ */
+export function enterBulkheads(s: RequestState): boolean {
+  const route = s.route!.gate
+  const up = s.route!.upstream
+  if (!route.table.enter(route.slot, route.max)) {
+    route.table.countShed(route.slot)
+    return shed(s, 'bulkhead full')
   }
+  const b = up.balancer
+  const a = b.adaptive
+  let max = up.maxInflight
+  let tier = -1
+  if (a !== null) {
+    const p = s.plan.priorities.of(s.tier)
+    const bound = a.bound(p.level)
+    if (max === 0 || bound < max) {
+      max = bound
+      tier = p.index
+    }
+  }
+  // an adaptive bound of 0 (the lowest priority's share of a tiny limit) refuses: 0 is not "no bound" here
+  if ((tier >= 0 && max === 0) || !b.table.enter(b.account, max)) {
+    route.table.release(route.slot)
+    if (tier < 0) {
+      b.table.countShed(b.account)
+      return shed(s, 'bulkhead full')
+    }
+    a!.countShed(tier)
+    return shed(s, s.tier === '' ? `adaptive limit: ${up.name}` : `adaptive limit: ${up.name}, tier ${s.tier}`)
+  }
+  s.gated = true
   return true
 }
 
-export function leaveBulkheads(route: RouteGate, up: UpstreamGate): void {
+function shed(s: RequestState, detail: string): false {
+  s.errorDetail = detail
+  replyError(s, 'LEAKY_OVERLOADED', false, OVERLOADED_RETRY_AFTER)
+  return false
+}
+
+export function leaveBulkheads(s: RequestState): void {
+  const route = s.route!.gate
+  const up = s.route!.upstream
   route.table.release(route.slot)
   up.balancer.table.release(up.balancer.account)
 }

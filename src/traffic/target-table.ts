@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 
 /** Int32 words per slot */
-const W = 14
+const W = 16
 const STATE = 0
 const HASH_A = 1
 const HASH_B = 2
@@ -31,9 +31,13 @@ const RETRYING = 10
 const SHED = 11
 /** upstream (account) slots: retries refused by the retry budget */
 const BUDGET_DENIED = 12
+/** upstream (account) slots with an adaptive limit: 1 while one thread updates the limit (try-lock) */
+const ADAPT_LOCK = 13
+/** upstream (account) slots: latency samples taken by the adaptive limit (its long average warms up on the first) */
+const ADAPT_SAMPLES = 14
 
 /** Float64 words per slot */
-const F = 8
+const F = 10
 /** epoch ms until which the target is ejected (0: not ejected) */
 const EJECTED_UNTIL = 0
 /** latency EWMA of response headers, ms (0: no sample yet) */
@@ -45,6 +49,9 @@ const QUOTA_UNTIL = 3
 /** provider account slots: the last remaining requests / tokens it reported (-1: never reported) */
 const REMAINING_REQUESTS = 4
 const REMAINING_TOKENS = 5
+/** upstream (account) slots: the adaptive concurrency limit (0: not set yet) and its long-term latency average, ms */
+const ADAPT_LIMIT = 6
+const ADAPT_LONG_RTT = 7
 
 const FREE = 0
 const CLAIMING = 1
@@ -234,13 +241,23 @@ export class TargetTable {
 
   /** Take one of `max` places (0: no bound); false, and nothing taken, when all are taken. */
   enter(i: number, max: number): boolean {
-    const o = i * W + INFLIGHT
-    if (Atomics.add(this.i32, o, 1) >= max && max > 0) {
-      Atomics.sub(this.i32, o, 1)
-      Atomics.add(this.i32, i * W + SHED, 1)
-      return false
+    if (max <= 0) {
+      Atomics.add(this.i32, i * W + INFLIGHT, 1)
+      return true
     }
-    return true
+    // compare-and-swap, not add-then-undo: a refused request never shows as in flight, even for an instant, so a
+    // higher priority checking a larger bound at the same moment is never refused because of it
+    const o = i * W + INFLIGHT
+    for (let v = Atomics.load(this.i32, o); ;) {
+      if (v >= max) return false
+      const was = Atomics.compareExchange(this.i32, o, v, v + 1)
+      if (was === v) return true
+      v = was
+    }
+  }
+
+  countShed(i: number): void {
+    Atomics.add(this.i32, i * W + SHED, 1)
   }
 
   retrying(i: number): number {
@@ -265,6 +282,36 @@ export class TargetTable {
 
   countBudgetDenied(i: number): void {
     Atomics.add(this.i32, i * W + BUDGET_DENIED, 1)
+  }
+
+  /** The adaptive limit's state (account slots): the limit (0: not set yet), its long-term latency average, samples. */
+  adaptLimit(i: number): number {
+    return this.f64[i * F + ADAPT_LIMIT]
+  }
+
+  adaptLongRtt(i: number): number {
+    return this.f64[i * F + ADAPT_LONG_RTT]
+  }
+
+  adaptSamples(i: number): number {
+    return Atomics.load(this.i32, i * W + ADAPT_SAMPLES)
+  }
+
+  /** One thread at a time updates the limit; false: another one is at it (the caller drops its sample). */
+  adaptLock(i: number): boolean {
+    return Atomics.compareExchange(this.i32, i * W + ADAPT_LOCK, 0, 1) === 0
+  }
+
+  adaptStore(i: number, limit: number, longRtt: number): void {
+    this.f64[i * F + ADAPT_LIMIT] = limit
+    this.f64[i * F + ADAPT_LONG_RTT] = longRtt
+    Atomics.add(this.i32, i * W + ADAPT_SAMPLES, 1)
+    // the release store publishes the two floats to the next thread that takes the lock
+    Atomics.store(this.i32, i * W + ADAPT_LOCK, 0)
+  }
+
+  adaptUnlock(i: number): void {
+    Atomics.store(this.i32, i * W + ADAPT_LOCK, 0)
   }
 
   /** Health checks removed from an upstream (reload): nothing marks its targets down any more. */

@@ -8,6 +8,7 @@ import { metrics } from '../observability/metrics.js'
 import { connectTls, type UpstreamTlsConfig } from './tls.js'
 import { Balancer, type BalancePolicy, type OutlierConfig } from '../traffic/balance.js'
 import type { HealthConfig } from '../traffic/health.js'
+import type { AdaptiveConfig } from '../traffic/adaptive.js'
 
 /** Passive ejection when a config built in code has no `outlier` section: the schema's defaults */
 export const DEFAULT_OUTLIER: OutlierConfig = { consecutive_failures: 5, base_ejection: 10_000, max_ejection: 300_000, max_ejected_percent: 50 }
@@ -31,6 +32,7 @@ export interface UpstreamConfig {
   breaker?: BreakerConfig
   fallback?: string
   max_inflight?: number
+  adaptive?: AdaptiveConfig
   tls?: UpstreamTlsConfig
 }
 
@@ -96,7 +98,7 @@ export class Upstream {
     this.fallback = cfg.fallback ?? ''
     this.health = cfg.health ?? null
     this.maxInflight = cfg.max_inflight ?? 0
-    this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER)
+    this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER, cfg.adaptive)
   }
 
   /** A first guess at the target (for its base path) before forward picks the real one with the balancer. */

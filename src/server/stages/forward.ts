@@ -29,16 +29,9 @@ import { enterBulkheads, retryAllowed } from '../../traffic/bulkhead.js'
 import { mirror } from '../../traffic/mirror.js'
 type DispatchController = Dispatcher.DispatchController
 
-const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
-
 export function forward(s: RequestState): void {
-  // the bulkheads of its route and upstream: a full one sheds the request before any upstream work
-  if (!enterBulkheads(s.route!.gate, s.route!.upstream)) {
-    s.errorDetail = 'bulkhead full'
-    replyError(s, 'LEAKY_OVERLOADED', false, OVERLOADED_RETRY_AFTER)
-    return
-  }
-  s.gated = true
+  // the bulkheads of its route and upstream (and its adaptive limit): a full one sheds the request (503) before any upstream work
+  if (!enterBulkheads(s)) return
   // the shadow copy leaves with the client's headers, before this request's own are added
   if (s.route!.mirror !== null) mirror(s, s.route!.mirror)
   const f = new Forward(s)
