@@ -158,7 +158,7 @@ export const OPENAPI = {
             description: 'each upstream\'s provider account as its rate-limit headers report it',
             items: {
               type: 'object',
-              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed', 'inflight', 'shed', 'retry_budget_denied', 'concurrency_limit'],
+              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed', 'inflight', 'shed', 'retry_budget_denied', 'concurrency_limit', 'queued'],
               properties: {
                 upstream: { type: 'string' },
                 remaining_requests: nullable('number'),
@@ -170,6 +170,7 @@ export const OPENAPI = {
                 shed: { type: 'integer' },
                 retry_budget_denied: { type: 'integer' },
                 concurrency_limit: nullable('integer'),
+                queued: { type: 'integer' },
               },
             },
           },

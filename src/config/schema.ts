@@ -402,6 +402,10 @@ const upstreamEntry = z.strictObject({
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
   max_inflight: int(1).optional().describe('bulkhead: requests of routes to this upstream in flight at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
+  queue: z.strictObject({
+    size: int(1, 1_000_000).describe('requests waiting at most, all workers together; beyond it 503 LEAKY_OVERLOADED at once'),
+    timeout: duration().describe('how long a request waits for a place before 503 LEAKY_OVERLOADED'),
+  }).optional().describe('bulkhead wait queue (needs max_inflight): beyond max_inflight requests wait, first in first out, instead of a 503 at once'),
   adaptive: adaptive.optional()
     .describe('adaptive concurrency limit (Gradient2): the in-flight bound follows the latency to response headers, all workers together; shed by tier priority (README "Upstreams and traffic")'),
   tls: z.strictObject({
@@ -427,6 +431,10 @@ const upstreamEntry = z.strictObject({
   }
   if (sum === 0) {
     ctx.addIssue({ code: 'custom', path: ['targets'], message: 'the target weights sum to 0: no target could ever be chosen' })
+    return z.NEVER
+  }
+  if (v.queue !== undefined && v.max_inflight === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['queue'], message: 'a queue waits for a place under max_inflight: set max_inflight too' })
     return z.NEVER
   }
   return { ...v, targets, weights }

@@ -14,6 +14,7 @@ import type { TargetTable } from './target-table.js'
 import { targetTable, overflowTable } from './target-table.js'
 import type { RequestState } from '../server/request-state.js'
 import { replyError } from '../server/reply.js'
+import type { QueueHooks } from './wait-queue.js'
 
 /** A route's place counter: its slot in the target table, found once when the plan is compiled. */
 export class RouteGate {
@@ -43,38 +44,50 @@ export interface UpstreamGate {
 const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
 
 /**
- * Take the request's places on its route and its route's upstream. True: taken, go on. False: refused, and
- * answered 503 LEAKY_OVERLOADED with Retry-After (nothing held).
+ * Take the request's places on its route and its route's upstream. True: taken, go on. False: either refused, and
+ * answered 503 LEAKY_OVERLOADED with Retry-After (nothing held), or queued in the upstream's bulkhead queue (it
+ * holds its route's place while it waits): `then` runs once it holds its upstream's place too.
  */
-export function enterBulkheads(s: RequestState): boolean {
+export function enterBulkheads(s: RequestState, then: (s: RequestState) => void): boolean {
   const route = s.route!.gate
-  const up = s.route!.upstream
   if (!route.table.enter(route.slot, route.max)) {
     route.table.countShed(route.slot)
     return shed(s, 'bulkhead full')
   }
+  const up = s.route!.upstream
+  if (enterUpstream(s)) return true
+  // a full bulkhead may queue; an adaptive limit sheds at once (waiting would only add the latency it steers by)
+  if (boundTier < 0 && up.queue !== null && up.queue.push(s, then)) return false
+  route.table.release(route.slot)
+  const b = up.balancer
+  if (boundTier < 0) {
+    b.table.countShed(b.account)
+    return shed(s, 'bulkhead full')
+  }
+  b.adaptive!.countShed(boundTier)
+  return shed(s, s.tier === '' ? `adaptive limit: ${up.name}` : `adaptive limit: ${up.name}, tier ${s.tier}`)
+}
+
+/** The tier index when the adaptive limit set the bound enterUpstream just used, -1 when max_inflight did. */
+let boundTier = -1
+
+/** Take the request's place on its route's upstream if one is free now, under the lower of its two bounds. */
+function enterUpstream(s: RequestState): boolean {
+  const up = s.route!.upstream
   const b = up.balancer
   const a = b.adaptive
   let max = up.maxInflight
-  let tier = -1
+  boundTier = -1
   if (a !== null) {
     const p = s.plan.priorities.of(s.tier)
     const bound = a.bound(p.level)
     if (max === 0 || bound < max) {
       max = bound
-      tier = p.index
+      boundTier = p.index
     }
   }
   // an adaptive bound of 0 (the lowest priority's share of a tiny limit) refuses: 0 is not "no bound" here
-  if ((tier >= 0 && max === 0) || !b.table.enter(b.account, max)) {
-    route.table.release(route.slot)
-    if (tier < 0) {
-      b.table.countShed(b.account)
-      return shed(s, 'bulkhead full')
-    }
-    a!.countShed(tier)
-    return shed(s, s.tier === '' ? `adaptive limit: ${up.name}` : `adaptive limit: ${up.name}, tier ${s.tier}`)
-  }
+  if ((boundTier >= 0 && max === 0) || !b.table.enter(b.account, max)) return false
   s.gated = true
   return true
 }
@@ -85,11 +98,28 @@ function shed(s: RequestState, detail: string): false {
   return false
 }
 
+/** What an upstream's bulkhead queue does with the requests in it (src/traffic/wait-queue.ts). */
+export const QUEUE_HOOKS: QueueHooks = {
+  enter: enterUpstream,
+  expired(s: RequestState): void {
+    const up = s.route!.upstream
+    s.route!.gate.table.release(s.route!.gate.slot)
+    up.balancer.table.countShed(up.balancer.account)
+    shed(s, `bulkhead queue timeout: ${up.name}`)
+  },
+}
+
+/** Give back the request's places (account, once per request), or take it out of the queue it waits in. */
 export function leaveBulkheads(s: RequestState): void {
+  const up = s.route?.upstream
+  if (up === undefined) return
   const route = s.route!.gate
-  const up = s.route!.upstream
-  route.table.release(route.slot)
-  up.balancer.table.release(up.balancer.account)
+  if (s.gated) {
+    route.table.release(route.slot)
+    up.balancer.table.release(up.balancer.account)
+  } else if (up.queue !== null && up.queue.length > 0 && up.queue.remove(s)) {
+    route.table.release(route.slot)
+  }
 }
 
 /**

@@ -101,6 +101,8 @@ export interface ProviderReport {
   retry_budget_denied: number
   /** the adaptive concurrency limit now (null: no adaptive section) */
   concurrency_limit: number | null
+  /** requests waiting in its bulkhead's queue (all workers) */
+  queued: number
 }
 
 export function reportProviders(table: TargetTable, upstreams: Record<string, { adaptive?: AdaptiveConfig }>): ProviderReport[] {
@@ -123,6 +125,7 @@ export function reportProviders(table: TargetTable, upstreams: Record<string, { 
       shed: table.shed(slot),
       retry_budget_denied: table.budgetDenied(slot),
       concurrency_limit: adaptiveLimit(table, slot, upstreams[name].adaptive),
+      queued: table.waiting(slot),
     })
   }
   return out
@@ -212,9 +215,19 @@ export function registerProviderMetrics(registry: Registry, read: () => Provider
       for (const p of read()) if (p.concurrency_limit !== null) this.set({ upstream: p.upstream }, p.concurrency_limit)
     },
   })
+  new Gauge({
+    name: 'leaky_bulkhead_queued',
+    help: 'Requests waiting in an upstream\'s bulkhead queue for a place under its max_inflight, all worker threads together.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) this.set({ upstream: p.upstream }, p.queued)
+    },
+  })
   new Counter({
     name: 'leaky_bulkhead_shed_total',
-    help: 'Requests answered 503 LEAKY_OVERLOADED because the max_inflight of their upstream was reached.',
+    help: 'Requests answered 503 LEAKY_OVERLOADED because the max_inflight of their upstream was reached (its queue, if any, full or waited out).',
     labelNames: ['upstream'],
     registers: [registry],
     collect(this: Counter) {

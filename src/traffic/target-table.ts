@@ -35,6 +35,8 @@ const BUDGET_DENIED = 12
 const ADAPT_LOCK = 13
 /** upstream (account) slots: latency samples taken by the adaptive limit (its long average warms up on the first) */
 const ADAPT_SAMPLES = 14
+/** upstream (account) slots: requests waiting in the bulkhead's queue, all workers (src/traffic/wait-queue.ts) */
+const WAITING = 15
 
 /** Float64 words per slot */
 const F = 10
@@ -113,6 +115,32 @@ export class TargetTable {
 
   release(i: number): void {
     Atomics.sub(this.i32, i * W + INFLIGHT, 1)
+    // a place came free: the workers with requests queued for it look again (src/traffic/wait-queue.ts)
+    if (Atomics.load(this.i32, i * W + WAITING) !== 0) Atomics.notify(this.i32, i * W + INFLIGHT)
+  }
+
+  /** Where a slot's in-flight count is in i32, for Atomics.waitAsync on it. */
+  inflightIndex(i: number): number {
+    return i * W + INFLIGHT
+  }
+
+  waiting(i: number): number {
+    return Atomics.load(this.i32, i * W + WAITING)
+  }
+
+  /** Take one of `size` places in the slot's wait queue; false when it is full. */
+  startWaiting(i: number, size: number): boolean {
+    const o = i * W + WAITING
+    for (let v = Atomics.load(this.i32, o); ;) {
+      if (v >= size) return false
+      const was = Atomics.compareExchange(this.i32, o, v, v + 1)
+      if (was === v) return true
+      v = was
+    }
+  }
+
+  stopWaiting(i: number): void {
+    Atomics.sub(this.i32, i * W + WAITING, 1)
   }
 
   /** Usable now: not ejected and not marked down by the active checker. */

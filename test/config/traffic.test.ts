@@ -58,6 +58,14 @@ const cases: Array<{ name: string; yaml: string; want: string[] }> = [
     ],
   },
   {
+    name: 'a bulkhead queue without max_inflight, and one without a timeout',
+    yaml: 'upstreams:\n  u:\n    targets: ["http://a:1"]\n    queue: { size: 10, timeout: 1s }\n  v:\n    targets: ["http://a:1"]\n    max_inflight: 4\n    queue: { size: 10 }\n',
+    want: [
+      'c.yaml:4:12 upstreams.u.queue: a queue waits for a place under max_inflight: set max_inflight too',
+      'c.yaml:8:5 upstreams.v.queue.timeout: missing required key "timeout"',
+    ],
+  },
+  {
     name: 'a tier priority that is not an integer from 0 to 100',
     yaml: 'tiers:\n  gold: { priority: high }\n',
     want: ['c.yaml:2:21 tiers.gold.priority: expected an integer from 0 to 100, got "high"'],

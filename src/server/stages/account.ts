@@ -28,7 +28,7 @@ export function account(s: RequestState): void {
     Atomics.sub(ctx.inflight, 0, 1)
     ctx.local--
   }
-  if (s.gated) leaveBulkheads(s)
+  leaveBulkheads(s)
   if (s.retrying) s.route!.upstream.balancer.table.stopRetrying(s.route!.upstream.balancer.account)
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()

@@ -30,8 +30,13 @@ import { mirror } from '../../traffic/mirror.js'
 type DispatchController = Dispatcher.DispatchController
 
 export function forward(s: RequestState): void {
-  // the bulkheads of its route and upstream (and its adaptive limit): a full one sheds the request (503) before any upstream work
-  if (!enterBulkheads(s)) return
+  // the bulkheads of its route and upstream (and its adaptive limit): a full one sheds the request (503) or queues
+  // it (forwardAdmitted runs when it gets its place) before any upstream work
+  if (enterBulkheads(s, forwardAdmitted)) forwardAdmitted(s)
+}
+
+/** The request holds its bulkhead places (at once, or after waiting in its upstream's queue): send it. */
+function forwardAdmitted(s: RequestState): void {
   // the shadow copy leaves with the client's headers, before this request's own are added
   if (s.route!.mirror !== null) mirror(s, s.route!.mirror)
   const f = new Forward(s)
