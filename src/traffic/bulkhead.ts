@@ -1,6 +1,7 @@
 // Bulkheads: `max_inflight` per route and per upstream, counted in the generation's shared target table so the
-// bound holds across all worker threads. A request takes a place on its route and on the route's upstream when it
-// is about to be forwarded (a cache hit takes none), and gives them back when it is accounted; beyond the bound it
+// bound holds across all worker threads. A request takes a place on its route and on its upstream — the one chosen
+// for it: the route's, a split's side, a models route's choice; a fallback counts on the upstream it stands in for —
+// when it is about to be forwarded (a cache hit takes none), and gives them back when it is accounted; beyond the bound it
 // gets 503 LEAKY_OVERLOADED with Retry-After, so one slow upstream or one busy route cannot take every place of
 // server.max_inflight from the others.
 //
@@ -54,7 +55,8 @@ export function enterBulkheads(s: RequestState, then: (s: RequestState) => void)
     route.table.countShed(route.slot)
     return shed(s, 'bulkhead full')
   }
-  const up = s.route!.upstream
+  const up = s.upstream!
+  s.gateUpstream = up
   if (enterUpstream(s)) return true
   // a full bulkhead may queue; an adaptive limit sheds at once (waiting would only add the latency it steers by)
   if (boundTier < 0 && up.queue !== null && up.queue.push(s, then)) return false
@@ -71,9 +73,9 @@ export function enterBulkheads(s: RequestState, then: (s: RequestState) => void)
 /** The tier index when the adaptive limit set the bound enterUpstream just used, -1 when max_inflight did. */
 let boundTier = -1
 
-/** Take the request's place on its route's upstream if one is free now, under the lower of its two bounds. */
+/** Take the request's place on its upstream if one is free now, under the lower of its two bounds. */
 function enterUpstream(s: RequestState): boolean {
-  const up = s.route!.upstream
+  const up = s.gateUpstream!
   const b = up.balancer
   const a = b.adaptive
   let max = up.maxInflight
@@ -102,17 +104,21 @@ function shed(s: RequestState, detail: string): false {
 export const QUEUE_HOOKS: QueueHooks = {
   enter: enterUpstream,
   expired(s: RequestState): void {
-    const up = s.route!.upstream
+    const up = s.gateUpstream!
     s.route!.gate.table.release(s.route!.gate.slot)
     up.balancer.table.countShed(up.balancer.account)
     shed(s, `bulkhead queue timeout: ${up.name}`)
   },
 }
 
-/** Give back the request's places (account, once per request), or take it out of the queue it waits in. */
+/**
+ * Give back the request's places and its count among the upstream's retries (account, once per request), or take
+ * it out of the queue it waits in.
+ */
 export function leaveBulkheads(s: RequestState): void {
-  const up = s.route?.upstream
-  if (up === undefined) return
+  const up = s.gateUpstream
+  if (up === null) return
+  if (s.retrying) up.balancer.table.stopRetrying(up.balancer.account)
   const route = s.route!.gate
   if (s.gated) {
     route.table.release(route.slot)

@@ -54,8 +54,11 @@ const proxy = await startProxy(baseConfig(`upstreams:
     targets: ["${origin(qt)}"]
     max_inflight: 1
     queue: { size: 5, timeout: 300ms }
+  home:
+    targets: ["http://127.0.0.1:9"]
 routes:
   - { path: /q/, upstream: q, strip_prefix: true }
+  - { path: /s/, upstream: home, split: [{ upstream: q, weight: 1 }], strip_prefix: true }
   - { path: /qt/, upstream: qt, strip_prefix: true }
 `))
 t.teardown(async () => {
@@ -143,4 +146,17 @@ t.test('a request that waits out the timeout gets 503 LEAKY_OVERLOADED with Retr
   qt.releaseAll()
   t.equal((await held).status, 200)
   t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_bulkhead_shed_total', 'upstream="qt"'), 1)
+})
+
+t.test('a split route counts on the side chosen for the request, not on its home upstream', async (t) => {
+  const hits = q.hits
+  const first = [get('/s/1'), get('/s/2')]
+  await q.arrived(hits + 2)
+  const waiting = get('/q/3')
+  await queued('q', 1)
+  t.equal(q.hits, hits + 2, 'the split side\'s two requests fill q\'s max_inflight')
+  q.releaseOne()
+  await q.arrived(hits + 3)
+  q.releaseAll()
+  t.same((await Promise.all([...first, waiting])).map((r) => r.status), [200, 200, 200])
 })

@@ -29,7 +29,6 @@ export function account(s: RequestState): void {
     ctx.local--
   }
   leaveBulkheads(s)
-  if (s.retrying) s.route!.upstream.balancer.table.stopRetrying(s.route!.upstream.balancer.account)
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
   // tokens really used: the meter's total (reported, or counted on a cut); none when the upstream answered no

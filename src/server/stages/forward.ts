@@ -302,8 +302,8 @@ export class Forward extends ResponseStream {
   budget(up: Upstream): boolean {
     const s = this.s
     if (s.retrying) return true
-    // the budget is kept on the route's upstream, whose requests are the ones counted in flight
-    const home = s.route!.upstream
+    // the budget is kept on the upstream chosen for the request, whose requests are the ones counted in flight
+    const home = s.gateUpstream!
     if (up !== home) return true
     if (!retryAllowed(home, up.retry.budget, up.retry.minRetries)) {
       ctx.logger.debug({ msg: 'retry refused by the retry budget', upstream: up.name, req_id: s.requestId })
