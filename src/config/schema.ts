@@ -169,6 +169,8 @@ const limitEntry = z.strictObject({
   window: oneOf(WINDOWS).default('rolling')
     .describe('rolling: a leaky bucket (drains continuously); calendar: the whole amount per calendar hour, day or month, reset at its start in timezone (no burst)'),
   timezone: timeZone().optional().describe('window: calendar only — IANA zone the window starts in; default UTC'),
+  calibrate: oneOf(['off', 'from_headers']).default('off')
+    .describe('per: upstream only — from_headers: the rate follows the limit the provider reports (x-ratelimit-limit-*, anthropic-ratelimit-*-limit, read as per minute) once it has reported one (README "Upstreams and traffic")'),
 }).transform((v, ctx) => {
   const r = v.requests ?? v.tokens
   if (r === undefined || (v.requests !== undefined && v.tokens !== undefined)) {
@@ -196,6 +198,10 @@ const limitEntry = z.strictObject({
       return z.NEVER
     }
   }
+  if (v.calibrate !== 'off' && (v.per !== 'upstream' || v.window !== 'rolling')) {
+    ctx.addIssue({ code: 'custom', path: ['calibrate'], message: 'calibrate: from_headers follows one provider account\'s limit: per: upstream, window: rolling only' })
+    return z.NEVER
+  }
   const calUnit = v.window === 'calendar' ? CALENDAR_PERIOD[r.period_ms] : undefined
   if (v.window === 'calendar' && calUnit === undefined) {
     ctx.addIssue({ code: 'custom', path: [v.requests !== undefined ? 'requests' : 'tokens'], message: 'a calendar window is one hour, day or month: write AMOUNT/hour, AMOUNT/day or AMOUNT/month' })
@@ -203,6 +209,7 @@ const limitEntry = z.strictObject({
   }
   const out = {
     per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope,
+    ...(v.calibrate === 'off' ? {} : { calibrate: v.calibrate }),
     ...(calUnit === undefined ? {} : { calendar: { unit: calUnit, timezone: v.timezone ?? 'UTC' } }),
   }
   return v.on_error === undefined ? out : { ...out, on_error: v.on_error }

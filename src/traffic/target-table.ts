@@ -54,6 +54,9 @@ const REMAINING_TOKENS = 5
 /** upstream (account) slots: the adaptive concurrency limit (0: not set yet) and its long-term latency average, ms */
 const ADAPT_LIMIT = 6
 const ADAPT_LONG_RTT = 7
+/** provider account slots: the limit per minute it reported last, requests / tokens (0: never) */
+const LIMIT_REQUESTS = 8
+const LIMIT_TOKENS = 9
 
 const FREE = 0
 const CLAIMING = 1
@@ -249,6 +252,15 @@ export class TargetTable {
 
   #reported(i: number, kind: 'requests' | 'tokens'): boolean {
     return (Atomics.load(this.i32, i * W + STREAK) & (kind === 'requests' ? 1 : 2)) !== 0
+  }
+
+  /** Provider account: the limit per minute it reported last (0: never reported). */
+  providerLimit(i: number, kind: 'requests' | 'tokens'): number {
+    return this.f64[i * F + (kind === 'requests' ? LIMIT_REQUESTS : LIMIT_TOKENS)]
+  }
+
+  setProviderLimit(i: number, kind: 'requests' | 'tokens', v: number): void {
+    this.f64[i * F + (kind === 'requests' ? LIMIT_REQUESTS : LIMIT_TOKENS)] = v
   }
 
   malformed(i: number): number {

@@ -66,6 +66,14 @@ const cases: Array<{ name: string; yaml: string; want: string[] }> = [
     ],
   },
   {
+    name: 'calibrate on a limit that is not per: upstream',
+    yaml: 'limits:\n  k: { per: key, requests: 10/s, calibrate: from_headers }\n  u: { per: upstream, tokens: 10k/min, calibrate: from_header }\n',
+    want: [
+      'c.yaml:2:45 limits.k.calibrate: calibrate: from_headers follows one provider account\'s limit: per: upstream, window: rolling only',
+      'c.yaml:3:51 limits.u.calibrate: expected one of off, from_headers, got "from_header" (did you mean "from_headers"?)',
+    ],
+  },
+  {
     name: 'a tier priority that is not an integer from 0 to 100',
     yaml: 'tiers:\n  gold: { priority: high }\n',
     want: ['c.yaml:2:21 tiers.gold.priority: expected an integer from 0 to 100, got "high"'],
