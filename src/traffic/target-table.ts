@@ -64,6 +64,29 @@ const READY = 2
 
 export const TARGET_CAPACITY = 1024
 
+/**
+ * What one slot carries from a generation to the next at an upgrade: ejections and health verdicts (a target
+ * ejected or down stays so), the provider's blocks and reported limits, the adaptive limit, the latency EWMA. Times
+ * are epoch ms, so they mean the same in the next process. In-flight counts and counters are the old generation's.
+ */
+export interface SlotState {
+  ejected_until: number
+  ejections: number
+  last_ejection: number
+  down: boolean
+  /** active checks in a row (targets) or which remaining counts were reported (accounts) */
+  streak: number
+  ewma: number
+  quota_until: number
+  remaining_requests: number
+  remaining_tokens: number
+  limit_requests: number
+  limit_tokens: number
+  adapt_limit: number
+  adapt_long_rtt: number
+  adapt_samples: number
+}
+
 export class TargetTable {
   readonly sab: SharedArrayBuffer
   readonly cap: number
@@ -352,6 +375,39 @@ export class TargetTable {
 
   adaptUnlock(i: number): void {
     Atomics.store(this.i32, i * W + ADAPT_LOCK, 0)
+  }
+
+  /** A slot's state for the next generation (src/traffic/handover.ts): what is not a counter of this generation's. */
+  exportSlot(i: number): SlotState {
+    const o = i * W
+    const f = i * F
+    return {
+      ejected_until: this.f64[f + EJECTED_UNTIL], ejections: Atomics.load(this.i32, o + EJECTIONS), last_ejection: this.f64[f + LAST_EJECTION],
+      down: Atomics.load(this.i32, o + DOWN) === 1, streak: Atomics.load(this.i32, o + STREAK), ewma: this.f64[f + EWMA],
+      quota_until: this.f64[f + QUOTA_UNTIL], remaining_requests: this.f64[f + REMAINING_REQUESTS], remaining_tokens: this.f64[f + REMAINING_TOKENS],
+      limit_requests: this.f64[f + LIMIT_REQUESTS], limit_tokens: this.f64[f + LIMIT_TOKENS],
+      adapt_limit: this.f64[f + ADAPT_LIMIT], adapt_long_rtt: this.f64[f + ADAPT_LONG_RTT], adapt_samples: Atomics.load(this.i32, o + ADAPT_SAMPLES),
+    }
+  }
+
+  /** Continue a slot of the previous generation (before any worker uses this table). */
+  importSlot(i: number, st: SlotState): void {
+    const o = i * W
+    const f = i * F
+    this.f64[f + EJECTED_UNTIL] = st.ejected_until
+    Atomics.store(this.i32, o + EJECTIONS, st.ejections)
+    this.f64[f + LAST_EJECTION] = st.last_ejection
+    Atomics.store(this.i32, o + DOWN, st.down ? 1 : 0)
+    Atomics.store(this.i32, o + STREAK, st.streak)
+    this.f64[f + EWMA] = st.ewma
+    this.f64[f + QUOTA_UNTIL] = st.quota_until
+    this.f64[f + REMAINING_REQUESTS] = st.remaining_requests
+    this.f64[f + REMAINING_TOKENS] = st.remaining_tokens
+    this.f64[f + LIMIT_REQUESTS] = st.limit_requests
+    this.f64[f + LIMIT_TOKENS] = st.limit_tokens
+    this.f64[f + ADAPT_LIMIT] = st.adapt_limit
+    this.f64[f + ADAPT_LONG_RTT] = st.adapt_long_rtt
+    Atomics.store(this.i32, o + ADAPT_SAMPLES, st.adapt_samples)
   }
 
   /** Health checks removed from an upstream (reload): nothing marks its targets down any more. */
