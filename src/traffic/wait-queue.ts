@@ -46,6 +46,8 @@ export class WaitQueue {
   #head = 0
   /** a wait (waitAsync or setImmediate) is pending */
   #watching = false
+  /** resolves drained() callers once the queue is empty */
+  #onEmpty: Array<() => void> = []
   readonly #wake = (): void => {
     this.#watching = false
     this.#pump()
@@ -76,6 +78,15 @@ export class WaitQueue {
       setImmediate(this.#wake)
     }
     return true
+  }
+
+  /**
+   * Resolves once this worker's part of the queue is empty (each request admitted, timed out or gone): a reload
+   * closes the old plan's pools after that, so a request admitted from the queue never meets a closed pool.
+   */
+  drained(): Promise<void> {
+    if (this.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#onEmpty.push(resolve))
   }
 
   /** The request leaves the queue (its client went away); false when it was not in it. */
@@ -116,7 +127,10 @@ export class WaitQueue {
       this.#deadline = this.#deadline.slice(this.#head)
       this.#head = 0
     }
-    if (this.#head === this.#waiting.length) return
+    if (this.#head === this.#waiting.length) {
+      if (this.#onEmpty.length > 0) for (const resolve of this.#onEmpty.splice(0)) resolve()
+      return
+    }
     this.#watching = true
     const r = waitAsync(this.table.i32, idx, seen, Math.max(1, this.#deadline[this.#head] - now))
     if (r.async) void r.value.then(this.#wake)

@@ -118,6 +118,8 @@ export class Upstream {
 
   /** Let in-flight requests finish on the old pools, then close them (used when a reload replaces the plan). */
   async close(): Promise<void> {
+    // requests still waiting in the bulkhead queue are sent on these pools once admitted (at most queue.timeout)
+    if (this.queue !== null) await this.queue.drained()
     await Promise.allSettled(this.targets.map((t) => t.pool.close()))
   }
 

@@ -84,3 +84,17 @@ t.test('past the timeout the head expires, in order, without a place', async (t)
   t.equal(table.waiting(slot), 0)
   t.equal(table.inflight(slot), 1, 'the held place is untouched')
 })
+
+t.test('drained() resolves once the last waiting request got its place (a reload closes the old pools after it)', async (t) => {
+  const { table, slot, q, then, admitted } = setup(60_000)
+  t.ok(table.enter(slot, MAX))
+  await q.drained()
+  q.push(req('a'), then)
+  let done = false
+  const drained = q.drained().then(() => (done = true))
+  await new Promise((r) => setImmediate(r))
+  t.notOk(done, 'not while a request waits')
+  table.release(slot)
+  await drained
+  t.same(admitted, ['a'])
+})
