@@ -103,6 +103,9 @@ export interface ProviderReport {
   concurrency_limit: number | null
   /** requests waiting in its bulkhead's queue (all workers) */
   queued: number
+  /** the account's limits per minute as the provider reported them last (null: never), what calibrate follows */
+  limit_requests: number | null
+  limit_tokens: number | null
 }
 
 export function reportProviders(table: TargetTable, upstreams: Record<string, { adaptive?: AdaptiveConfig }>): ProviderReport[] {
@@ -126,6 +129,8 @@ export function reportProviders(table: TargetTable, upstreams: Record<string, { 
       retry_budget_denied: table.budgetDenied(slot),
       concurrency_limit: adaptiveLimit(table, slot, upstreams[name].adaptive),
       queued: table.waiting(slot),
+      limit_requests: table.providerLimit(slot, 'requests') || null,
+      limit_tokens: table.providerLimit(slot, 'tokens') || null,
     })
   }
   return out
@@ -182,6 +187,19 @@ export function registerProviderMetrics(registry: Registry, read: () => Provider
       for (const p of read()) {
         if (p.remaining_requests !== null) this.set({ upstream: p.upstream, kind: 'requests' }, p.remaining_requests)
         if (p.remaining_tokens !== null) this.set({ upstream: p.upstream, kind: 'tokens' }, p.remaining_tokens)
+      }
+    },
+  })
+  new Gauge({
+    name: 'leaky_provider_limit',
+    help: 'The limit per minute the provider reported for this upstream\'s account in its last answer, by kind (requests, tokens): what calibrate: from_headers limits follow.',
+    labelNames: ['upstream', 'kind'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) {
+        if (p.limit_requests !== null) this.set({ upstream: p.upstream, kind: 'requests' }, p.limit_requests)
+        if (p.limit_tokens !== null) this.set({ upstream: p.upstream, kind: 'tokens' }, p.limit_tokens)
       }
     },
   })

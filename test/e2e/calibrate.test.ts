@@ -85,6 +85,8 @@ for (const [path, kind] of [['/cal/x', 'openai'], ['/cala/x', 'anthropic']] as c
     const ra = Number(second.retryAfter)
     t.ok(ra >= 1 && ra <= 10, `Retry-After: when the first charge has drained: ${String(second.retryAfter)} s`)
     t.equal(hits, before, 'not forwarded')
+    const upstream = path === '/cal/x' ? 'cal' : 'cal-anthropic'
+    t.equal(metricValue(await scrapeMetrics(proxy), 'leaky_provider_limit', `upstream="${upstream}",kind="requests"`), 2, 'the reported limit is shown')
   })
 }
 
