@@ -158,7 +158,7 @@ export const OPENAPI = {
             description: 'each upstream\'s provider account as its rate-limit headers report it',
             items: {
               type: 'object',
-              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed', 'inflight', 'shed', 'retry_budget_denied'],
+              required: ['upstream', 'remaining_requests', 'remaining_tokens', 'exhausted_until', 'refused', 'malformed', 'inflight', 'shed', 'retry_budget_denied', 'concurrency_limit', 'queued', 'limit_requests', 'limit_tokens'],
               properties: {
                 upstream: { type: 'string' },
                 remaining_requests: nullable('number'),
@@ -169,6 +169,10 @@ export const OPENAPI = {
                 inflight: { type: 'integer' },
                 shed: { type: 'integer' },
                 retry_budget_denied: { type: 'integer' },
+                concurrency_limit: nullable('integer'),
+                queued: { type: 'integer' },
+                limit_requests: nullable('number'),
+                limit_tokens: nullable('number'),
               },
             },
           },

@@ -169,6 +169,8 @@ const limitEntry = z.strictObject({
   window: oneOf(WINDOWS).default('rolling')
     .describe('rolling: a leaky bucket (drains continuously); calendar: the whole amount per calendar hour, day or month, reset at its start in timezone (no burst)'),
   timezone: timeZone().optional().describe('window: calendar only — IANA zone the window starts in; default UTC'),
+  calibrate: oneOf(['off', 'from_headers']).default('off')
+    .describe('per: upstream only — from_headers: the rate follows the limit the provider reports (x-ratelimit-limit-*, anthropic-ratelimit-*-limit, read as per minute) once it has reported one (README "Upstreams and traffic")'),
 }).transform((v, ctx) => {
   const r = v.requests ?? v.tokens
   if (r === undefined || (v.requests !== undefined && v.tokens !== undefined)) {
@@ -196,6 +198,10 @@ const limitEntry = z.strictObject({
       return z.NEVER
     }
   }
+  if (v.calibrate !== 'off' && (v.per !== 'upstream' || v.window !== 'rolling')) {
+    ctx.addIssue({ code: 'custom', path: ['calibrate'], message: 'calibrate: from_headers follows one provider account\'s limit: per: upstream, window: rolling only' })
+    return z.NEVER
+  }
   const calUnit = v.window === 'calendar' ? CALENDAR_PERIOD[r.period_ms] : undefined
   if (v.window === 'calendar' && calUnit === undefined) {
     ctx.addIssue({ code: 'custom', path: [v.requests !== undefined ? 'requests' : 'tokens'], message: 'a calendar window is one hour, day or month: write AMOUNT/hour, AMOUNT/day or AMOUNT/month' })
@@ -203,6 +209,7 @@ const limitEntry = z.strictObject({
   }
   const out = {
     per: v.per, unit, amount: r.amount, period_ms: r.period_ms, burst, scope: v.scope,
+    ...(v.calibrate === 'off' ? {} : { calibrate: v.calibrate }),
     ...(calUnit === undefined ? {} : { calendar: { unit: calUnit, timezone: v.timezone ?? 'UTC' } }),
   }
   return v.on_error === undefined ? out : { ...out, on_error: v.on_error }
@@ -269,7 +276,9 @@ const budgetEntry = z.strictObject({
 })
 
 const tierEntry = z.strictObject({
-  scale: num(0).describe('multiplies rate and burst of per-key limits for keys in this tier (> 0)'),
+  scale: num(0).default(1).describe('multiplies rate and burst of per-key limits for keys in this tier (> 0)'),
+  priority: int(0, 100).default(0)
+    .describe('load shedding order under an upstream\'s adaptive concurrency limit: higher is shed later (keys without a tier: 0)'),
 })
 
 const SHA256_RE = /^[0-9a-f]{64}$/
@@ -345,6 +354,26 @@ const health = z.strictObject({
   unhealthy: int(1, 100).default(3).describe('checks in a row that fail before a target is left out'),
 })
 
+const adaptive = z.strictObject({
+  min: int(1, 100_000).default(4).describe('the limit never goes below this'),
+  max: int(1, 100_000).default(256).describe('the limit never goes above this'),
+  initial: int(1, 100_000).optional().describe('the limit before the first samples (default: max)'),
+  tolerance: z.number().min(1).default(1.5).describe('latency growth tolerated before the limit shrinks: short-term / long-term average above this is queueing'),
+  smoothing: z.number().gt(0).max(1).default(0.2).describe('weight of one sample\'s verdict in the new limit (Gradient2\'s smoothing)'),
+  headroom: int(0, 100).default(20)
+    .describe('percent of the limit kept for higher priorities: the lowest tier may use limit × (100 - headroom) %, the highest all of it'),
+}).transform((a, ctx) => {
+  if (a.min > a.max) {
+    ctx.addIssue({ code: 'custom', path: ['min'], message: `min (${a.min}) is above max (${a.max})` })
+    return z.NEVER
+  }
+  if (a.initial !== undefined && (a.initial < a.min || a.initial > a.max)) {
+    ctx.addIssue({ code: 'custom', path: ['initial'], message: `initial (${a.initial}) is outside min..max (${a.min}..${a.max})` })
+    return z.NEVER
+  }
+  return a
+})
+
 const upstreamEntry = z.strictObject({
   provider: oneOf(PROVIDERS).default('none')
     .describe('API shape, for reading token usage and error bodies: openai (also Azure OpenAI and OpenAI-compatible servers) | gemini | qwen | anthropic | none (plain HTTP)'),
@@ -380,6 +409,12 @@ const upstreamEntry = z.strictObject({
   }).optional(),
   fallback: name().optional().describe('upstream tried when this one fails or its breaker is open'),
   max_inflight: int(1).optional().describe('bulkhead: requests of routes to this upstream in flight at once, all workers together; beyond it 503 LEAKY_OVERLOADED + Retry-After'),
+  queue: z.strictObject({
+    size: int(1, 1_000_000).describe('requests waiting at most, all workers together; beyond it 503 LEAKY_OVERLOADED at once'),
+    timeout: duration().describe('how long a request waits for a place before 503 LEAKY_OVERLOADED'),
+  }).optional().describe('bulkhead wait queue (needs max_inflight): beyond max_inflight requests wait, first in first out, instead of a 503 at once'),
+  adaptive: adaptive.optional()
+    .describe('adaptive concurrency limit (Gradient2): the in-flight bound follows the latency to response headers, all workers together; shed by tier priority (README "Upstreams and traffic")'),
   tls: z.strictObject({
     ca: text().optional().describe('PEM file of the CAs trusted for this upstream, instead of Node\'s bundled list'),
     servername: hostname().optional().describe('name sent in SNI and checked against the certificate (default: the target\'s host)'),
@@ -403,6 +438,10 @@ const upstreamEntry = z.strictObject({
   }
   if (sum === 0) {
     ctx.addIssue({ code: 'custom', path: ['targets'], message: 'the target weights sum to 0: no target could ever be chosen' })
+    return z.NEVER
+  }
+  if (v.queue !== undefined && v.max_inflight === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['queue'], message: 'a queue waits for a place under max_inflight: set max_inflight too' })
     return z.NEVER
   }
   return { ...v, targets, weights }

@@ -21,6 +21,8 @@ export interface LimitDef {
   calendar?: { unit: CalendarUnit; timezone: string }
   /** unit usd: pico-USD per unit */
   unit_pico?: number
+  /** per: upstream — from_headers: the amount follows the provider's reported limit (src/traffic/calibrate.ts) */
+  calibrate?: 'off' | 'from_headers'
 }
 
 /**
@@ -67,9 +69,12 @@ export class CompiledLimit {
   readonly calendar: CalendarWindow | null
   /** unit usd: pico-USD per unit (0 otherwise) */
   readonly unitPico: number
+  /** the amount follows the upstream provider's reported limit (src/traffic/calibrate.ts) */
+  readonly calibrate: boolean
 
   constructor(def: LimitDef, scale: number) {
     this.name = def.name
+    this.calibrate = def.calibrate === 'from_headers' && def.per === 'upstream'
     this.per = def.per
     this.unit = def.unit
     this.scale = def.per === 'key' ? scale : 1

@@ -37,7 +37,7 @@ import { registerLedgerMetrics } from '../ledger/metrics.js'
 import { usageAnswer } from '../admin/usage.js'
 import { TargetTable } from '../traffic/target-table.js'
 import { HealthChecker } from '../traffic/health.js'
-import { registerProviderMetrics, registerTargetMetrics, reportProviders, reportTargets } from '../traffic/report.js'
+import { registerAdaptiveMetrics, registerProviderMetrics, registerTargetMetrics, reportAdaptiveShed, reportProviders, reportTargets } from '../traffic/report.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
 
@@ -126,6 +126,7 @@ export class Generation {
     this.health = new HealthChecker(this.targets, logger)
     registerTargetMetrics(this.metrics.registry, () => reportTargets(this.targets, this.config.upstreams, this.health))
     registerProviderMetrics(this.metrics.registry, () => reportProviders(this.targets, this.config.upstreams))
+    registerAdaptiveMetrics(this.metrics.registry, () => reportAdaptiveShed(this.targets, this.config.upstreams, this.config.tiers))
     this.metrics.setLimiterProbe(tableProbe(this.buckets, () => this.buckets.clock.now(), () => this.config))
     this.metrics.supervisor = () => this.supervisor
     this.#cacheFor(config)

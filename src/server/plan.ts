@@ -17,6 +17,7 @@ import { compileTracing, type TracingPlan } from '../tracing/plan.js'
 import type { CompiledModels } from '../translate/models.js'
 import { ledgerFile } from '../ledger/file.js'
 import type { RouteGate } from '../traffic/bulkhead.js'
+import { compilePriorities, type PriorityPlan } from '../traffic/priority.js'
 import type { SplitPlan } from '../traffic/split.js'
 import type { MirrorPlan } from '../traffic/mirror.js'
 
@@ -57,6 +58,8 @@ export interface WorkerPlan {
   keys: Map<string, KeyIdentity>
   /** scale of each tier, for runtime keys (whose tier is looked up per request, as keys come and go) */
   tierScales: Map<string, number>
+  /** tier priorities for shedding under adaptive concurrency limits (src/traffic/priority.ts) */
+  priorities: PriorityPlan
   limits: LimitPlan
   /** USD per token per (provider, model): the shipped table with the config's prices over it */
   prices: PriceTable
@@ -85,6 +88,7 @@ export function compilePlan(config: Config, version: number, embeddedSocket: str
     path: { mergeSlashes: config.server.path.merge_slashes, keepEncodedSlashes: config.server.path.encoded_slashes === 'keep' },
     accessLog: config.log.access,
     keys: compileKeys(config.keys),
+    priorities: compilePriorities(config.tiers, upstreams.values()),
     tierScales: new Map(Object.entries(config.tiers).map(([name, t]) => [name, t.scale])),
     // every tier's scale, not just the config keys': a JWT or a runtime key may carry any tier
     limits: compileLimits(config.limits, config.routes, [...new Set([...config.keys.map((k) => k.scale), ...Object.values(config.tiers).map((t) => t.scale)])]),

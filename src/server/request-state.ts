@@ -116,6 +116,8 @@ export class RequestState {
   inflightTaken = false
   /** holds places on its route's and upstream's bulkheads (src/traffic/bulkhead.ts); account gives them back */
   gated = false
+  /** the upstream whose bulkhead and retry budget count it: the one chosen for it (split side, model), not a fallback */
+  gateUpstream: Upstream | null = null
   /** counts among its upstream's retries in flight (the retry budget); account stops counting it */
   retrying = false
   /** upstream attempts sent (retries and fallback hops included); forward sets it */

@@ -11,6 +11,7 @@ import { PROTOCOL_VERSION, type FromGeneration, type GenerationInit, type Genera
 import { fresher, mergeDelta, restoreSnapshot, sameBuckets, takeSnapshot } from './buckets.js'
 import { loadStateFile, moveAside, writeStateFile } from './state-file.js'
 import { planReload } from './reload.js'
+import { exportTargets, importTargets } from '../traffic/handover.js'
 
 /** How often the master gets a copy of the buckets: the most state a kill -9 can lose. */
 export const SNAPSHOT_TICK_MS = 1_000
@@ -76,6 +77,7 @@ async function handle(m: ToGeneration): Promise<void> {
     case 'snapshot': {
       const snap = gen === null ? null : takeSnapshot(gen.buckets)
       if (m.handoff) deltaBase = snap
+      if (m.handoff && snap !== null) snap.targets = exportTargets(gen!.targets, gen!.config.upstreams)
       return send({ type: 'snapshot', id: m.id, snapshot: snap })
     }
     case 'handoff':
@@ -162,6 +164,7 @@ async function start(m: GenerationInit): Promise<void> {
       await send({ type: 'prepared' })
       const s = await handed
       if (s !== null) report(restoreSnapshot(g.buckets, s), 'handoff', s)
+      if (s?.targets !== undefined) logger!.info({ msg: 'targets restored', restored: importTargets(g.targets, s.targets, g.config.upstreams) })
       await g.listen()
     }
   } catch (err) {

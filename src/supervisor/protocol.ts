@@ -4,6 +4,7 @@
 // shapes that one side cannot do without, and a generation refuses an init it does not understand (Envoy's
 // HOT_RESTART_VERSION). An optional field that both sides do without (`?:` below) is added without a bump, so an
 // upgrade from an older master still works; it just brings nothing.
+import type { TargetHandover } from '../traffic/handover.js'
 import type { StatusHistory } from '../observability/history.js'
 
 export const PROTOCOL_VERSION = 1
@@ -35,6 +36,8 @@ export interface Snapshot {
   bytes: Uint8Array
   /** the sender's /status history, which the receiver continues (src/observability/history.ts); not in state files */
   status?: StatusHistory
+  /** hand-over only: the sender's upstream target state, which the receiver continues (src/traffic/handover.ts) */
+  targets?: TargetHandover[]
 }
 
 export interface GenerationInit {

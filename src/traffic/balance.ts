@@ -12,6 +12,7 @@
 import type { TargetTable } from './target-table.js'
 import { targetTable, overflowTable } from './target-table.js'
 import { ACCOUNT } from './provider-limits.js'
+import { AdaptiveLimit, type AdaptiveConfig } from './adaptive.js'
 
 export type BalancePolicy = 'p2c_least_inflight' | 'round_robin' | 'weighted' | 'ewma_latency'
 
@@ -40,8 +41,10 @@ export class Balancer {
   #rr = 0
   /** smooth weighted round-robin: current weights, this worker's */
   readonly #cw: Float64Array
+  /** the upstream's adaptive concurrency limit, fed by the latencies seen here (null: none configured) */
+  readonly adaptive: AdaptiveLimit | null
 
-  constructor(upstream: string, urls: readonly string[], weights: readonly number[] | undefined, policy: BalancePolicy, outlier: OutlierConfig) {
+  constructor(upstream: string, urls: readonly string[], weights: readonly number[] | undefined, policy: BalancePolicy, outlier: OutlierConfig, adaptive?: AdaptiveConfig) {
     this.policy = policy
     this.n = urls.length
     this.outlier = outlier
@@ -63,6 +66,7 @@ export class Balancer {
     }
     this.table = table
     this.account = account
+    this.adaptive = adaptive === undefined ? null : new AdaptiveLimit(adaptive, table, account)
     // Envoy's max_ejection_percent, but one target may always go when there are several: a 2-target upstream with
     // one dead target at 50 % must be able to eject it
     this.maxEjected = this.n <= 1 ? 0 : Math.max(1, Math.floor((this.n * outlier.max_ejected_percent) / 100))
@@ -173,6 +177,8 @@ export class Balancer {
   answered(i: number, ms: number, status: number, now: number): number {
     const slot = this.slots[i]
     this.table.sample(slot, ms, EWMA_ALPHA)
+    // a 429 or 5xx comes back fast because it was refused: no measure of how much the upstream can take
+    if (this.adaptive !== null && status !== 429 && status < 500) this.adaptive.sample(ms, this.table.inflight(this.account))
     if (status >= 500) return this.failed(i, now)
     this.table.succeeded(slot)
     return 0

@@ -11,6 +11,9 @@
 //     "20ms")
 //   Anthropic: anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,reset} (reset: RFC 3339)
 //   every provider: retry-after on a 429 (seconds, or an HTTP date)
+//   the account's limits, for `calibrate: from_headers` limits (src/traffic/calibrate.ts): x-ratelimit-limit-requests,
+//     x-ratelimit-limit-tokens; anthropic-ratelimit-requests-limit, anthropic-ratelimit-tokens-limit (else
+//     anthropic-ratelimit-input-tokens-limit)
 // A header that does not parse is ignored and counted (leaky_provider_headers_malformed_total): a provider that
 // changes its format must not stop traffic.
 import type { IncomingHttpHeaders } from 'node:http'
@@ -72,6 +75,8 @@ export function readProviderLimits(table: TargetTable, slot: number, status: num
     }
     if (tokens !== Infinity) table.setRemaining(slot, 'tokens', tokens)
   }
+  limitOf(table, slot, 'requests', one(h, 'x-ratelimit-limit-requests') ?? one(h, 'anthropic-ratelimit-requests-limit'))
+  limitOf(table, slot, 'tokens', one(h, 'x-ratelimit-limit-tokens') ?? one(h, 'anthropic-ratelimit-tokens-limit') ?? one(h, 'anthropic-ratelimit-input-tokens-limit'))
   if (status === 429) {
     const ra = one(h, 'retry-after')
     if (ra !== undefined) {
@@ -79,6 +84,17 @@ export function readProviderLimits(table: TargetTable, slot: number, status: num
       if (Number.isNaN(ms)) table.countMalformed(slot)
       else table.blockQuota(slot, now + ms)
     }
+  }
+}
+
+/** A reported limit: a positive integer, else ignored and counted. */
+function limitOf(table: TargetTable, slot: number, kind: 'requests' | 'tokens', v: string | undefined): void {
+  if (v === undefined) return
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : 0
+  if (n > 0) {
+    if (table.providerLimit(slot, kind) !== n) table.setProviderLimit(slot, kind, n)
+  } else {
+    table.countMalformed(slot)
   }
 }
 

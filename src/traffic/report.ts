@@ -4,6 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { TargetTable } from './target-table.js'
 import type { HealthChecker } from './health.js'
 import { ACCOUNT } from './provider-limits.js'
+import { SHED_SCOPE, shedKey, type AdaptiveConfig } from './adaptive.js'
 
 interface UpstreamLike {
   targets: string[]
@@ -98,9 +99,16 @@ export interface ProviderReport {
   inflight: number
   shed: number
   retry_budget_denied: number
+  /** the adaptive concurrency limit now (null: no adaptive section) */
+  concurrency_limit: number | null
+  /** requests waiting in its bulkhead's queue (all workers) */
+  queued: number
+  /** the account's limits per minute as the provider reported them last (null: never), what calibrate follows */
+  limit_requests: number | null
+  limit_tokens: number | null
 }
 
-export function reportProviders(table: TargetTable, upstreams: Record<string, unknown>): ProviderReport[] {
+export function reportProviders(table: TargetTable, upstreams: Record<string, { adaptive?: AdaptiveConfig }>): ProviderReport[] {
   const now = Date.now()
   const out: ProviderReport[] = []
   for (const name of Object.keys(upstreams)) {
@@ -119,9 +127,53 @@ export function reportProviders(table: TargetTable, upstreams: Record<string, un
       inflight: table.inflight(slot),
       shed: table.shed(slot),
       retry_budget_denied: table.budgetDenied(slot),
+      concurrency_limit: adaptiveLimit(table, slot, upstreams[name].adaptive),
+      queued: table.waiting(slot),
+      limit_requests: table.providerLimit(slot, 'requests') || null,
+      limit_tokens: table.providerLimit(slot, 'tokens') || null,
     })
   }
   return out
+}
+
+/** The limit as the workers read it (AdaptiveLimit.limit), rounded down as they use it. */
+function adaptiveLimit(table: TargetTable, slot: number, a: AdaptiveConfig | undefined): number | null {
+  if (a === undefined) return null
+  const l = table.adaptLimit(slot)
+  return Math.floor(l === 0 ? (a.initial ?? a.max) : Math.min(a.max, Math.max(a.min, l)))
+}
+
+export interface ShedReport {
+  upstream: string
+  /** '' for requests without a tier */
+  tier: string
+  shed: number
+}
+
+/** Requests refused by each adaptive upstream's limit, by tier. */
+export function reportAdaptiveShed(table: TargetTable, upstreams: Record<string, { adaptive?: AdaptiveConfig }>, tiers: Record<string, unknown>): ShedReport[] {
+  const out: ShedReport[] = []
+  for (const [name, u] of Object.entries(upstreams)) {
+    if (u.adaptive === undefined) continue
+    for (const tier of ['', ...Object.keys(tiers)]) {
+      const slot = table.slot(SHED_SCOPE, shedKey(name, tier))
+      if (slot >= 0) out.push({ upstream: name, tier, shed: table.shed(slot) })
+    }
+  }
+  return out
+}
+
+export function registerAdaptiveMetrics(registry: Registry, read: () => ShedReport[]): void {
+  new Counter({
+    name: 'leaky_adaptive_shed_total',
+    help: 'Requests answered 503 LEAKY_OVERLOADED by an upstream\'s adaptive concurrency limit, by the key\'s tier ("none": no tier); the lowest priority is shed first.',
+    labelNames: ['upstream', 'tier'],
+    registers: [registry],
+    collect(this: Counter) {
+      this.reset()
+      for (const r of read()) if (r.shed > 0) this.inc({ upstream: r.upstream, tier: r.tier === '' ? 'none' : r.tier }, r.shed)
+    },
+  })
 }
 
 export function registerProviderMetrics(registry: Registry, read: () => ProviderReport[]): void {
@@ -135,6 +187,19 @@ export function registerProviderMetrics(registry: Registry, read: () => Provider
       for (const p of read()) {
         if (p.remaining_requests !== null) this.set({ upstream: p.upstream, kind: 'requests' }, p.remaining_requests)
         if (p.remaining_tokens !== null) this.set({ upstream: p.upstream, kind: 'tokens' }, p.remaining_tokens)
+      }
+    },
+  })
+  new Gauge({
+    name: 'leaky_provider_limit',
+    help: 'The limit per minute the provider reported for this upstream\'s account in its last answer, by kind (requests, tokens): what calibrate: from_headers limits follow.',
+    labelNames: ['upstream', 'kind'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) {
+        if (p.limit_requests !== null) this.set({ upstream: p.upstream, kind: 'requests' }, p.limit_requests)
+        if (p.limit_tokens !== null) this.set({ upstream: p.upstream, kind: 'tokens' }, p.limit_tokens)
       }
     },
   })
@@ -158,9 +223,29 @@ export function registerProviderMetrics(registry: Registry, read: () => Provider
       for (const p of read()) this.set({ upstream: p.upstream }, p.inflight)
     },
   })
+  new Gauge({
+    name: 'leaky_upstream_concurrency_limit',
+    help: 'The adaptive concurrency limit of an upstream now (Gradient2 on its latency to response headers), all worker threads together.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) if (p.concurrency_limit !== null) this.set({ upstream: p.upstream }, p.concurrency_limit)
+    },
+  })
+  new Gauge({
+    name: 'leaky_bulkhead_queued',
+    help: 'Requests waiting in an upstream\'s bulkhead queue for a place under its max_inflight, all worker threads together.',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect(this: Gauge) {
+      this.reset()
+      for (const p of read()) this.set({ upstream: p.upstream }, p.queued)
+    },
+  })
   new Counter({
     name: 'leaky_bulkhead_shed_total',
-    help: 'Requests answered 503 LEAKY_OVERLOADED because the max_inflight of their upstream was reached.',
+    help: 'Requests answered 503 LEAKY_OVERLOADED because the max_inflight of their upstream was reached (its queue, if any, full or waited out).',
     labelNames: ['upstream'],
     registers: [registry],
     collect(this: Counter) {

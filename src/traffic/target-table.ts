@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 
 /** Int32 words per slot */
-const W = 14
+const W = 16
 const STATE = 0
 const HASH_A = 1
 const HASH_B = 2
@@ -31,9 +31,15 @@ const RETRYING = 10
 const SHED = 11
 /** upstream (account) slots: retries refused by the retry budget */
 const BUDGET_DENIED = 12
+/** upstream (account) slots with an adaptive limit: 1 while one thread updates the limit (try-lock) */
+const ADAPT_LOCK = 13
+/** upstream (account) slots: latency samples taken by the adaptive limit (its long average warms up on the first) */
+const ADAPT_SAMPLES = 14
+/** upstream (account) slots: requests waiting in the bulkhead's queue, all workers (src/traffic/wait-queue.ts) */
+const WAITING = 15
 
 /** Float64 words per slot */
-const F = 8
+const F = 10
 /** epoch ms until which the target is ejected (0: not ejected) */
 const EJECTED_UNTIL = 0
 /** latency EWMA of response headers, ms (0: no sample yet) */
@@ -45,12 +51,41 @@ const QUOTA_UNTIL = 3
 /** provider account slots: the last remaining requests / tokens it reported (-1: never reported) */
 const REMAINING_REQUESTS = 4
 const REMAINING_TOKENS = 5
+/** upstream (account) slots: the adaptive concurrency limit (0: not set yet) and its long-term latency average, ms */
+const ADAPT_LIMIT = 6
+const ADAPT_LONG_RTT = 7
+/** provider account slots: the limit per minute it reported last, requests / tokens (0: never) */
+const LIMIT_REQUESTS = 8
+const LIMIT_TOKENS = 9
 
 const FREE = 0
 const CLAIMING = 1
 const READY = 2
 
 export const TARGET_CAPACITY = 1024
+
+/**
+ * What one slot carries from a generation to the next at an upgrade: ejections and health verdicts (a target
+ * ejected or down stays so), the provider's blocks and reported limits, the adaptive limit, the latency EWMA. Times
+ * are epoch ms, so they mean the same in the next process. In-flight counts and counters are the old generation's.
+ */
+export interface SlotState {
+  ejected_until: number
+  ejections: number
+  last_ejection: number
+  down: boolean
+  /** active checks in a row (targets) or which remaining counts were reported (accounts) */
+  streak: number
+  ewma: number
+  quota_until: number
+  remaining_requests: number
+  remaining_tokens: number
+  limit_requests: number
+  limit_tokens: number
+  adapt_limit: number
+  adapt_long_rtt: number
+  adapt_samples: number
+}
 
 export class TargetTable {
   readonly sab: SharedArrayBuffer
@@ -106,6 +141,32 @@ export class TargetTable {
 
   release(i: number): void {
     Atomics.sub(this.i32, i * W + INFLIGHT, 1)
+    // a place came free: the workers with requests queued for it look again (src/traffic/wait-queue.ts)
+    if (Atomics.load(this.i32, i * W + WAITING) !== 0) Atomics.notify(this.i32, i * W + INFLIGHT)
+  }
+
+  /** Where a slot's in-flight count is in i32, for Atomics.waitAsync on it. */
+  inflightIndex(i: number): number {
+    return i * W + INFLIGHT
+  }
+
+  waiting(i: number): number {
+    return Atomics.load(this.i32, i * W + WAITING)
+  }
+
+  /** Take one of `size` places in the slot's wait queue; false when it is full. */
+  startWaiting(i: number, size: number): boolean {
+    const o = i * W + WAITING
+    for (let v = Atomics.load(this.i32, o); ;) {
+      if (v >= size) return false
+      const was = Atomics.compareExchange(this.i32, o, v, v + 1)
+      if (was === v) return true
+      v = was
+    }
+  }
+
+  stopWaiting(i: number): void {
+    Atomics.sub(this.i32, i * W + WAITING, 1)
   }
 
   /** Usable now: not ejected and not marked down by the active checker. */
@@ -216,6 +277,15 @@ export class TargetTable {
     return (Atomics.load(this.i32, i * W + STREAK) & (kind === 'requests' ? 1 : 2)) !== 0
   }
 
+  /** Provider account: the limit per minute it reported last (0: never reported). */
+  providerLimit(i: number, kind: 'requests' | 'tokens'): number {
+    return this.f64[i * F + (kind === 'requests' ? LIMIT_REQUESTS : LIMIT_TOKENS)]
+  }
+
+  setProviderLimit(i: number, kind: 'requests' | 'tokens', v: number): void {
+    this.f64[i * F + (kind === 'requests' ? LIMIT_REQUESTS : LIMIT_TOKENS)] = v
+  }
+
   malformed(i: number): number {
     return Atomics.load(this.i32, i * W + MALFORMED)
   }
@@ -234,13 +304,23 @@ export class TargetTable {
 
   /** Take one of `max` places (0: no bound); false, and nothing taken, when all are taken. */
   enter(i: number, max: number): boolean {
-    const o = i * W + INFLIGHT
-    if (Atomics.add(this.i32, o, 1) >= max && max > 0) {
-      Atomics.sub(this.i32, o, 1)
-      Atomics.add(this.i32, i * W + SHED, 1)
-      return false
+    if (max <= 0) {
+      Atomics.add(this.i32, i * W + INFLIGHT, 1)
+      return true
     }
-    return true
+    // compare-and-swap, not add-then-undo: a refused request never shows as in flight, even for an instant, so a
+    // higher priority checking a larger bound at the same moment is never refused because of it
+    const o = i * W + INFLIGHT
+    for (let v = Atomics.load(this.i32, o); ;) {
+      if (v >= max) return false
+      const was = Atomics.compareExchange(this.i32, o, v, v + 1)
+      if (was === v) return true
+      v = was
+    }
+  }
+
+  countShed(i: number): void {
+    Atomics.add(this.i32, i * W + SHED, 1)
   }
 
   retrying(i: number): number {
@@ -265,6 +345,69 @@ export class TargetTable {
 
   countBudgetDenied(i: number): void {
     Atomics.add(this.i32, i * W + BUDGET_DENIED, 1)
+  }
+
+  /** The adaptive limit's state (account slots): the limit (0: not set yet), its long-term latency average, samples. */
+  adaptLimit(i: number): number {
+    return this.f64[i * F + ADAPT_LIMIT]
+  }
+
+  adaptLongRtt(i: number): number {
+    return this.f64[i * F + ADAPT_LONG_RTT]
+  }
+
+  adaptSamples(i: number): number {
+    return Atomics.load(this.i32, i * W + ADAPT_SAMPLES)
+  }
+
+  /** One thread at a time updates the limit; false: another one is at it (the caller drops its sample). */
+  adaptLock(i: number): boolean {
+    return Atomics.compareExchange(this.i32, i * W + ADAPT_LOCK, 0, 1) === 0
+  }
+
+  adaptStore(i: number, limit: number, longRtt: number): void {
+    this.f64[i * F + ADAPT_LIMIT] = limit
+    this.f64[i * F + ADAPT_LONG_RTT] = longRtt
+    Atomics.add(this.i32, i * W + ADAPT_SAMPLES, 1)
+    // the release store publishes the two floats to the next thread that takes the lock
+    Atomics.store(this.i32, i * W + ADAPT_LOCK, 0)
+  }
+
+  adaptUnlock(i: number): void {
+    Atomics.store(this.i32, i * W + ADAPT_LOCK, 0)
+  }
+
+  /** A slot's state for the next generation (src/traffic/handover.ts): what is not a counter of this generation's. */
+  exportSlot(i: number): SlotState {
+    const o = i * W
+    const f = i * F
+    return {
+      ejected_until: this.f64[f + EJECTED_UNTIL], ejections: Atomics.load(this.i32, o + EJECTIONS), last_ejection: this.f64[f + LAST_EJECTION],
+      down: Atomics.load(this.i32, o + DOWN) === 1, streak: Atomics.load(this.i32, o + STREAK), ewma: this.f64[f + EWMA],
+      quota_until: this.f64[f + QUOTA_UNTIL], remaining_requests: this.f64[f + REMAINING_REQUESTS], remaining_tokens: this.f64[f + REMAINING_TOKENS],
+      limit_requests: this.f64[f + LIMIT_REQUESTS], limit_tokens: this.f64[f + LIMIT_TOKENS],
+      adapt_limit: this.f64[f + ADAPT_LIMIT], adapt_long_rtt: this.f64[f + ADAPT_LONG_RTT], adapt_samples: Atomics.load(this.i32, o + ADAPT_SAMPLES),
+    }
+  }
+
+  /** Continue a slot of the previous generation (before any worker uses this table). */
+  importSlot(i: number, st: SlotState): void {
+    const o = i * W
+    const f = i * F
+    this.f64[f + EJECTED_UNTIL] = st.ejected_until
+    Atomics.store(this.i32, o + EJECTIONS, st.ejections)
+    this.f64[f + LAST_EJECTION] = st.last_ejection
+    Atomics.store(this.i32, o + DOWN, st.down ? 1 : 0)
+    Atomics.store(this.i32, o + STREAK, st.streak)
+    this.f64[f + EWMA] = st.ewma
+    this.f64[f + QUOTA_UNTIL] = st.quota_until
+    this.f64[f + REMAINING_REQUESTS] = st.remaining_requests
+    this.f64[f + REMAINING_TOKENS] = st.remaining_tokens
+    this.f64[f + LIMIT_REQUESTS] = st.limit_requests
+    this.f64[f + LIMIT_TOKENS] = st.limit_tokens
+    this.f64[f + ADAPT_LIMIT] = st.adapt_limit
+    this.f64[f + ADAPT_LONG_RTT] = st.adapt_long_rtt
+    Atomics.store(this.i32, o + ADAPT_SAMPLES, st.adapt_samples)
   }
 
   /** Health checks removed from an upstream (reload): nothing marks its targets down any more. */

@@ -8,6 +8,9 @@ import { metrics } from '../observability/metrics.js'
 import { connectTls, type UpstreamTlsConfig } from './tls.js'
 import { Balancer, type BalancePolicy, type OutlierConfig } from '../traffic/balance.js'
 import type { HealthConfig } from '../traffic/health.js'
+import type { AdaptiveConfig } from '../traffic/adaptive.js'
+import { WaitQueue, type QueueConfig } from '../traffic/wait-queue.js'
+import { QUEUE_HOOKS } from '../traffic/bulkhead.js'
 
 /** Passive ejection when a config built in code has no `outlier` section: the schema's defaults */
 export const DEFAULT_OUTLIER: OutlierConfig = { consecutive_failures: 5, base_ejection: 10_000, max_ejection: 300_000, max_ejected_percent: 50 }
@@ -31,6 +34,8 @@ export interface UpstreamConfig {
   breaker?: BreakerConfig
   fallback?: string
   max_inflight?: number
+  adaptive?: AdaptiveConfig
+  queue?: QueueConfig
   tls?: UpstreamTlsConfig
 }
 
@@ -72,6 +77,8 @@ export class Upstream {
   readonly health: HealthConfig | null
   /** bulkhead: requests of routes to this upstream in flight at once (0: no bound) */
   readonly maxInflight: number
+  /** bulkhead wait queue, this worker's part (null: none, a full bulkhead answers 503 at once) */
+  readonly queue: WaitQueue | null
   #next = 0
 
   constructor(name: string, cfg: UpstreamConfig, embeddedSocket: string | null) {
@@ -96,7 +103,8 @@ export class Upstream {
     this.fallback = cfg.fallback ?? ''
     this.health = cfg.health ?? null
     this.maxInflight = cfg.max_inflight ?? 0
-    this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER)
+    this.balancer = new Balancer(name, cfg.targets, cfg.weights, cfg.balance ?? 'p2c_least_inflight', cfg.outlier ?? DEFAULT_OUTLIER, cfg.adaptive)
+    this.queue = cfg.queue === undefined || this.maxInflight === 0 ? null : new WaitQueue(cfg.queue, this.balancer.table, this.balancer.account, QUEUE_HOOKS)
   }
 
   /** A first guess at the target (for its base path) before forward picks the real one with the balancer. */
@@ -110,6 +118,8 @@ export class Upstream {
 
   /** Let in-flight requests finish on the old pools, then close them (used when a reload replaces the plan). */
   async close(): Promise<void> {
+    // requests still waiting in the bulkhead queue are sent on these pools once admitted (at most queue.timeout)
+    if (this.queue !== null) await this.queue.drained()
     await Promise.allSettled(this.targets.map((t) => t.pool.close()))
   }
 

@@ -35,7 +35,49 @@ t.test('a split route needs no upstream of its own: the first weighted entry is 
   t.equal(c.routes[0].sticky, 'org')
 })
 
+t.test('adaptive: defaults, and tiers with a priority need no scale', async (t) => {
+  const c = load('tiers:\n  gold: { priority: 2 }\n  bronze: { scale: 0.5 }\nupstreams:\n  u: { targets: ["http://a:1"], adaptive: { min: 2 } }\n') as Config
+  t.same(c.upstreams.u.adaptive, { min: 2, max: 256, tolerance: 1.5, smoothing: 0.2, headroom: 20 })
+  t.same(c.tiers, { gold: { scale: 1, priority: 2 }, bronze: { scale: 0.5, priority: 0 } })
+  t.equal(load('upstreams:\n  u: { targets: ["http://a:1"] }\n').constructor, Object, 'no adaptive section: none')
+})
+
 const cases: Array<{ name: string; yaml: string; want: string[] }> = [
+  {
+    name: 'adaptive min above max',
+    yaml: 'upstreams:\n  u:\n    targets: ["http://a:1"]\n    adaptive: { min: 50, max: 10 }\n',
+    want: ['c.yaml:4:22 upstreams.u.adaptive.min: min (50) is above max (10)'],
+  },
+  {
+    name: 'adaptive initial outside min..max, headroom over 100, an unknown key',
+    yaml: 'upstreams:\n  u:\n    targets: ["http://a:1"]\n    adaptive:\n      initial: 1\n      min: 2\n  v:\n    targets: ["http://a:1"]\n    adaptive: { headroom: 120, mni: 1 }\n',
+    want: [
+      'c.yaml:5:16 upstreams.u.adaptive.initial: initial (1) is outside min..max (2..256)',
+      'c.yaml:9:27 upstreams.v.adaptive.headroom: expected an integer from 0 to 100, got 120',
+      'c.yaml:9:32 upstreams.v.adaptive.mni: unknown key "mni" (did you mean "min"?)',
+    ],
+  },
+  {
+    name: 'a bulkhead queue without max_inflight, and one without a timeout',
+    yaml: 'upstreams:\n  u:\n    targets: ["http://a:1"]\n    queue: { size: 10, timeout: 1s }\n  v:\n    targets: ["http://a:1"]\n    max_inflight: 4\n    queue: { size: 10 }\n',
+    want: [
+      'c.yaml:4:12 upstreams.u.queue: a queue waits for a place under max_inflight: set max_inflight too',
+      'c.yaml:8:5 upstreams.v.queue.timeout: missing required key "timeout"',
+    ],
+  },
+  {
+    name: 'calibrate on a limit that is not per: upstream',
+    yaml: 'limits:\n  k: { per: key, requests: 10/s, calibrate: from_headers }\n  u: { per: upstream, tokens: 10k/min, calibrate: from_header }\n',
+    want: [
+      'c.yaml:2:45 limits.k.calibrate: calibrate: from_headers follows one provider account\'s limit: per: upstream, window: rolling only',
+      'c.yaml:3:51 limits.u.calibrate: expected one of off, from_headers, got "from_header" (did you mean "from_headers"?)',
+    ],
+  },
+  {
+    name: 'a tier priority that is not an integer from 0 to 100',
+    yaml: 'tiers:\n  gold: { priority: high }\n',
+    want: ['c.yaml:2:21 tiers.gold.priority: expected an integer from 0 to 100, got "high"'],
+  },
   {
     name: 'weights summing to 0',
     yaml: 'upstreams:\n  u:\n    targets: [{ url: "http://a:1", weight: 0 }, { url: "http://b:1", weight: 0 }]\n',

@@ -28,8 +28,7 @@ export function account(s: RequestState): void {
     Atomics.sub(ctx.inflight, 0, 1)
     ctx.local--
   }
-  if (s.gated) leaveBulkheads(s.route!.gate, s.route!.upstream)
-  if (s.retrying) s.route!.upstream.balancer.table.stopRetrying(s.route!.upstream.balancer.account)
+  leaveBulkheads(s)
   const status = s.errorCode === 'LEAKY_CLIENT_CLOSED' ? 499 : s.status !== 0 ? s.status : s.errorCode !== null ? ERRORS[s.errorCode].status : 0
   const usage = s.meter === null ? null : s.meter.usage()
   // tokens really used: the meter's total (reported, or counted on a cut); none when the upstream answered no

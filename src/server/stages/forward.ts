@@ -29,16 +29,14 @@ import { enterBulkheads, retryAllowed } from '../../traffic/bulkhead.js'
 import { mirror } from '../../traffic/mirror.js'
 type DispatchController = Dispatcher.DispatchController
 
-const OVERLOADED_RETRY_AFTER = ['retry-after', '1']
-
 export function forward(s: RequestState): void {
-  // the bulkheads of its route and upstream: a full one sheds the request before any upstream work
-  if (!enterBulkheads(s.route!.gate, s.route!.upstream)) {
-    s.errorDetail = 'bulkhead full'
-    replyError(s, 'LEAKY_OVERLOADED', false, OVERLOADED_RETRY_AFTER)
-    return
-  }
-  s.gated = true
+  // the bulkheads of its route and upstream (and its adaptive limit): a full one sheds the request (503) or queues
+  // it (forwardAdmitted runs when it gets its place) before any upstream work
+  if (enterBulkheads(s, forwardAdmitted)) forwardAdmitted(s)
+}
+
+/** The request holds its bulkhead places (at once, or after waiting in its upstream's queue): send it. */
+function forwardAdmitted(s: RequestState): void {
   // the shadow copy leaves with the client's headers, before this request's own are added
   if (s.route!.mirror !== null) mirror(s, s.route!.mirror)
   const f = new Forward(s)
@@ -304,8 +302,8 @@ export class Forward extends ResponseStream {
   budget(up: Upstream): boolean {
     const s = this.s
     if (s.retrying) return true
-    // the budget is kept on the route's upstream, whose requests are the ones counted in flight
-    const home = s.route!.upstream
+    // the budget is kept on the upstream chosen for the request, whose requests are the ones counted in flight
+    const home = s.gateUpstream!
     if (up !== home) return true
     if (!retryAllowed(home, up.retry.budget, up.retry.minRetries)) {
       ctx.logger.debug({ msg: 'retry refused by the retry budget', upstream: up.name, req_id: s.requestId })

@@ -16,6 +16,7 @@ import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/l
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
+import { calibrated } from '../../traffic/calibrate.js'
 import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
@@ -66,6 +67,8 @@ export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
 
 /** The limit as it applies to this request's key (tier scale), same bucket. */
 export function scaledFor(l: CompiledLimit, s: RequestState): CompiledLimit {
+  // calibrate: from_headers — the rate the route's upstream's provider reports (src/traffic/calibrate.ts)
+  if (l.calibrate) return calibrated(l, s.route!.upstream.balancer.table, s.route!.upstream.balancer.account)
   return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(l)?.get(s.scale) ?? l)
 }
 
