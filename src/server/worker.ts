@@ -69,7 +69,7 @@ export type FromWorker =
   | SpanBatch
   /** usage rows for the generation's ledger writer (src/ledger/) */
   | UsageBatch
-  /** a budget reached an alert_at share (src/server/stages/budget-alerts.ts) */
+  /** a budget reached an alert_at share (src/spend/budget-level.ts) */
   | BudgetAlertMessage
 
 const data = workerData as WorkerData

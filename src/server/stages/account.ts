@@ -6,13 +6,14 @@ import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
 import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import { metrics, DenyReason, UsageIssue } from '../../observability/metrics.js'
-import { reconcile, scopeOf } from './limit.js'
+import { reconcile } from '../../limiter/reconcile.js'
+import { scopeOf } from '../../limiter/subject.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
 import { requestEnded } from '../../tracing/hooks.js'
 import { recordUsage } from '../../ledger/outbox.js'
-import { reconcileBudgets } from './budget.js'
+import { reconcileBudgets } from '../../spend/reconcile.js'
 
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {

@@ -16,7 +16,10 @@ import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/l
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
-import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
+import { chargeBudgets, chargeClusterBudgets } from './budget.js'
+import { reconcileBudgets } from '../../spend/reconcile.js'
+import { reconcile } from '../../limiter/reconcile.js'
+import { scaledFor, scopeOf } from '../../limiter/subject.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -41,32 +44,6 @@ export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' |
   }
   const pick = (r: { limits: string[] }, scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
   return { byRoute: routes.map((r) => pick(r, 'local')), clusterByRoute: routes.map((r) => pick(r, 'cluster')), scaled }
-}
-
-/** The bucket a limit charges for this request ('' = the limit does not apply: a key without an org). */
-export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
-  switch (l.per) {
-    case 'key':
-      return s.keyId
-    case 'org':
-      return s.org === '' ? null : s.org
-    case 'tier':
-      return s.tier === '' ? null : s.tier
-    case 'route':
-      return s.route!.scope
-    case 'upstream':
-      // the route's own upstream, also when a fallback answered: reconcile must hit the bucket that was charged
-      return s.route!.upstream.name
-    case 'ip':
-      return s.clientIp
-    case 'global':
-      return ''
-  }
-}
-
-/** The limit as it applies to this request's key (tier scale), same bucket. */
-export function scaledFor(l: CompiledLimit, s: RequestState): CompiledLimit {
-  return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(l)?.get(s.scale) ?? l)
 }
 
 // one per thread for routes with local limits only: that decision is made and rendered synchronously
@@ -252,25 +229,6 @@ function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Nex
       return never
     }
   }
-}
-
-/**
- * Account's half of the token limits: replace the estimate pre-charged on every token bucket with the real usage
- * (a refund when the request used less, an extra charge when it used more), locally and on the cluster backend.
- */
-export function reconcile(s: RequestState, actual: number): void {
-  const delta = actual - s.costTokens
-  if (delta === 0 || !s.charged) return
-  const list = s.plan.limits.byRoute[s.route!.index]
-  const table = ctx.table!
-  const now = table.clock.now()
-  for (let i = 0; i < list.length; i++) {
-    if (list[i].unit !== 'tokens') continue
-    const l = scaledFor(list[i], s)
-    const scope = scopeOf(l, s)
-    if (scope !== null) table.adjust(l, scope, delta, now)
-  }
-  if (s.cluster !== null && s.cluster.status === Status.OK) s.clusterBy!.reconcile(s.cluster, delta)
 }
 
 function period(ms: number): string {
