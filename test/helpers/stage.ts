@@ -8,7 +8,7 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
 import { request, type Dispatcher } from 'undici'
-import { parseConfig, formatIssue } from '../../src/config/index.js'
+import { parseConfig, formatIssue, type Config } from '../../src/config/index.js'
 import { compilePlan, closePlan, type WorkerPlan } from '../../src/server/plan.js'
 import { RequestState, Next } from '../../src/server/request-state.js'
 import { ctx } from '../../src/server/context.js'
@@ -28,6 +28,7 @@ export type StageRun = (s: RequestState, req: HttpRequest, done: (s: RequestStat
 
 export interface StageHarness {
   readonly port: number
+  readonly config: Config
   readonly plan: WorkerPlan
   /** every line the worker's logger wrote (access lines included), parsed */
   readonly logs: LogLine[]
@@ -89,6 +90,7 @@ export async function stageHarness(tt: typeof t | t.Test, yaml: string, run: Sta
   }
   const h: StageHarness = {
     port: 0,
+    config,
     plan,
     logs,
     last: null,
