@@ -32,6 +32,8 @@ export interface StageHarness {
   readonly plan: WorkerPlan
   /** every line the worker's logger wrote (access lines included), parsed */
   readonly logs: LogLine[]
+  /** the first log line (past or future) matching `pred` */
+  waitLog(pred: (l: LogLine) => boolean): Promise<LogLine>
   /** the last RequestState the app handled */
   last: RequestState | null
   url(path: string): string
@@ -71,9 +73,15 @@ export async function stageHarness(tt: typeof t | t.Test, yaml: string, run: Sta
   const config = r.config
   const plan = compilePlan(config, 1, null)
   const logs: LogLine[] = []
+  let waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = []
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as LogLine)
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue
+        const l = JSON.parse(line) as LogLine
+        logs.push(l)
+        waiters = waiters.filter((w) => (w.pred(l) ? (w.resolve(l), false) : true))
+      }
       cb()
     },
   })
@@ -94,6 +102,10 @@ export async function stageHarness(tt: typeof t | t.Test, yaml: string, run: Sta
     plan,
     logs,
     last: null,
+    waitLog(pred) {
+      const hit = logs.find(pred)
+      return hit !== undefined ? Promise.resolve(hit) : new Promise((resolve) => waiters.push({ pred, resolve }))
+    },
     url: (p) => `http://127.0.0.1:${h.port}${p}`,
     async send(p, opts = {}) {
       const res = await request(h.url(p), { method: 'GET', ...opts } as Dispatcher.RequestOptions)
