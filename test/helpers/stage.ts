@@ -3,7 +3,6 @@
 // the in-flight word, a logger whose lines the test reads). The test's `run` takes each request through the
 // stages it names; a request that gets through all of them (CONTINUE) is answered 200 with `view(s)` as JSON —
 // what the stages decided — so a test asserts a stage's decisions, and its own replies, over HTTP.
-import type t from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
@@ -38,7 +37,7 @@ export interface StageHarness {
   last: RequestState | null
   url(path: string): string
   /** a request to the app: status, headers, body text and, for the harness's own 200, the view as JSON */
-  send(path: string, opts?: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; view: Record<string, unknown> }>
+  send(path: string, opts?: Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path'>>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; view: Record<string, unknown> }>
 }
 
 const DEFAULT_VIEW = (s: RequestState): Record<string, unknown> => ({
@@ -67,7 +66,7 @@ const DEFAULT_VIEW = (s: RequestState): Record<string, unknown> => ({
 })
 
 /** Compile `yaml` (a whole config) and serve `run` on a real uWS app; everything is closed at the test's end. */
-export async function stageHarness(tt: typeof t | t.Test, yaml: string, run: StageRun, view = DEFAULT_VIEW): Promise<StageHarness> {
+export async function stageHarness(tt: { teardown(fn: () => unknown): void }, yaml: string, run: StageRun, view = DEFAULT_VIEW): Promise<StageHarness> {
   const r = parseConfig(yaml, 'stage.yaml', {})
   if (!r.ok) throw new Error(`stage config: ${r.issues.map((i) => formatIssue(i)).join('\n')}`)
   const config = r.config
@@ -108,7 +107,7 @@ export async function stageHarness(tt: typeof t | t.Test, yaml: string, run: Sta
     },
     url: (p) => `http://127.0.0.1:${h.port}${p}`,
     async send(p, opts = {}) {
-      const res = await request(h.url(p), { method: 'GET', ...opts } as Dispatcher.RequestOptions)
+      const res = await request(h.url(p), { ...opts, method: opts.method ?? 'GET' })
       const text = await res.body.text()
       let v: Record<string, unknown> = {}
       if (res.statusCode === 200 && res.headers['content-type'] === 'application/json') {
