@@ -7,6 +7,7 @@ import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { identifyJwt } from './jwt.js'
 import { presentedKey } from '../credentials.js'
+import type { KeyConfig } from '../../config/index.js'
 import { routeAllowed, runtimeKey } from '../../identity/runtime-keys.js'
 
 export interface KeyIdentity {
@@ -14,14 +15,6 @@ export interface KeyIdentity {
   org: string
   tier: string
   /** the tier's scale for per-key limits */
-  scale: number
-}
-
-export interface KeyConfig {
-  id: string
-  sha256: string
-  org?: string
-  tier?: string
   scale: number
 }
 

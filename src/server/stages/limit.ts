@@ -12,7 +12,8 @@ import { ctx } from '../context.js'
 import { Charges, chargeAll, UNKNOWN_TAT } from '../../limiter/policy.js'
 import { rateLimitHeaders } from '../../limiter/headers.js'
 import { Status } from '../../limiter/table.js'
-import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
+import { compileLimit, type CompiledLimit } from '../../limiter/limit.js'
+import type { Config } from '../../config/index.js'
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
@@ -31,7 +32,7 @@ export interface LimitPlan {
   scaled: Map<CompiledLimit, Map<number, CompiledLimit>>
 }
 
-export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' | 'cluster' }>, routes: Array<{ limits: string[] }>, scales: number[]): LimitPlan {
+export function compileLimits(defs: Config['limits'], routes: Config['routes'], scales: number[]): LimitPlan {
   const base = new Map<string, CompiledLimit>()
   const scaled = new Map<CompiledLimit, Map<number, CompiledLimit>>()
   for (const [name, def] of Object.entries(defs)) {
@@ -42,7 +43,7 @@ export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' |
     for (const sc of scales) if (sc !== 1) byScale.set(sc, compileLimit(def, sc))
     scaled.set(l, byScale)
   }
-  const pick = (r: { limits: string[] }, scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
+  const pick = (r: Config['routes'][number], scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
   return { byRoute: routes.map((r) => pick(r, 'local')), clusterByRoute: routes.map((r) => pick(r, 'cluster')), scaled }
 }
 
