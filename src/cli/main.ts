@@ -12,10 +12,11 @@ import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
 import { keyCreate, keyList, keyRevoke, keyRotate } from './keys.js'
 import { usageCommand, type UsageOptions } from './usage.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
+import { EXIT } from '../errors.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
 
-function fail(message: string, code = 1): never {
+function fail(message: string, code: number = EXIT.FAILED): never {
   process.stderr.write(`leaky: ${message}\n`)
   process.exit(code)
 }

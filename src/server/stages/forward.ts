@@ -15,6 +15,7 @@ import { dropClientCredentials } from '../credentials.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { ResponseStream, upstreamErrorCode } from './stream.js'
 import { replyError, untranslatable } from '../reply.js'
+import { ABORT_ERRORS } from '../../errors.js'
 import { ctx } from '../context.js'
 import type { Upstream } from '../../upstream/upstream.js'
 import { Failure, failureOf } from '../../upstream/retry.js'
@@ -62,7 +63,7 @@ function askIdentity(h: string[]): void {
 }
 
 /** The abort reason of a response dropped for another attempt (never reaches the client nor the log). */
-const DROPPED = Object.assign(new Error('response dropped: another attempt takes over'), { code: 'LEAKY_RETRY' })
+const DROPPED = Object.assign(new Error(ABORT_ERRORS.LEAKY_RETRY.message), { code: 'LEAKY_RETRY' satisfies keyof typeof ABORT_ERRORS })
 
 /** The metrics result of a failed attempt, by Failure. */
 const RESULT_OF: readonly UpstreamResult[] = [
