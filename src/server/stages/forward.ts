@@ -2,14 +2,14 @@
 // and hand it to the target's undici pool. undici's own headersTimeout/bodyTimeout implement first_byte and idle,
 // so no timer of ours is armed per request.
 //
-// The dispatch handler is a Forward: the attempt logic, owning the stream stage's ResponseStream (composition: the
-// response path is a line, forward → stream → account). Forward decides whether an attempt's answer is kept; the
-// callbacks of the kept one go on to the stream, which relays them to the client. When an
-// attempt fails before anything reached the client — connect error, first-byte timeout, reset before headers, or a
-// status listed in retry.on (that response is dropped, never relayed) — and the body can be sent again, the next
-// attempt goes to the next target after a backoff, up to retry.attempts; then to the fallback upstream, each hop
-// of the chain once, with that upstream's own targets, headers, timeouts, retries and breaker. A breaker that is
-// open sends the request down the chain at once; at its end, 503 LEAKY_UPSTREAM_UNAVAILABLE.
+// The dispatch handler is a Forward: the attempt logic, owning the stream stage's ResponseStream by composition, so
+// the response path is a line — forward → stream → account. Forward decides whether an attempt's answer is kept;
+// the callbacks of the kept one go on to the stream, which relays them to the client. When an attempt fails before
+// anything reached the client — connect error, first-byte timeout, reset before headers, or a status listed in
+// retry.on (that response is dropped, never relayed) — and the body can be sent again, the next attempt goes to the
+// next target after a backoff, up to retry.attempts; then to the fallback upstream, each hop of the chain once,
+// with that upstream's own targets, headers, timeouts, retries and breaker. A breaker that is open sends the
+// request down the chain at once; at its end, 503 LEAKY_UPSTREAM_UNAVAILABLE.
 import { type RequestState } from '../request-state.js'
 import { dropClientCredentials } from '../credentials.js'
 import { hasBody, StreamingBody } from '../body.js'
