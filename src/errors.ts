@@ -57,9 +57,36 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS
 
 /** Error for the edges (config, CLI, start-up). The hot path returns codes instead of throwing. */
+/**
+ * Failures outside a request — config load, start-up, reload, the CLI — in one table as well. They are never
+ * answered over HTTP: they end a command or a start with `leaky: <message>` on stderr (or a fatal log line) and
+ * the exit code given here. LeakyError takes only the codes of these two tables.
+ */
+export const START_ERRORS = {
+  LEAKY_CONFIG_INVALID: { exit: 1, message: 'the config does not validate' },
+  LEAKY_PRICES_FILE: { exit: 1, message: 'the prices file cannot be read or does not validate' },
+  LEAKY_PID_FILE: { exit: 1, message: 'the pid file or its runtime directory cannot be used' },
+  LEAKY_UWS_UNAVAILABLE: { exit: 1, message: 'no uWebSockets.js build loads on this Node.js, platform and libc' },
+  LEAKY_UWS_FALLBACK: { exit: 1, message: 'uWebSockets.js loaded no native binary and fell back to its pure-JS implementation' },
+  LEAKY_LISTEN: { exit: 1, message: 'a listener could not bind its address' },
+  LEAKY_RELOAD: { exit: 1, message: 'a worker refused the new config; the running one stays' },
+  LEAKY_CLI: { exit: 1, message: 'the command cannot run as given' },
+  LEAKY_WORKER_CRASHED: { exit: 70, message: 'a worker thread threw: it exits and its generation starts a replacement' },
+} as const
+
+export type StartErrorCode = keyof typeof START_ERRORS
+
+/** Codes of the errors the proxy aborts its own upstream requests with: never shown to a client nor logged. */
+export const ABORT_ERRORS = {
+  LEAKY_RETRY: { message: 'response dropped: another attempt takes over' },
+} as const
+
+/** Exit codes of the CLI's commands and of the processes and threads it starts (70: EX_SOFTWARE). */
+export const EXIT = { OK: 0, FAILED: 1, WORKER_CRASHED: START_ERRORS.LEAKY_WORKER_CRASHED.exit } as const
+
 export class LeakyError extends Error {
-  readonly code: string
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode | StartErrorCode
+  constructor(code: ErrorCode | StartErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.code = code
     this.name = 'LeakyError'

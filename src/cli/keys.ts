@@ -5,6 +5,7 @@ import os from 'node:os'
 import type { Config } from '../config/index.js'
 import { AuditLog } from '../audit/audit-log.js'
 import { KeyService, type Actor, type KeyResult, type KeyView } from '../identity/key-service.js'
+import { EXIT } from '../errors.js'
 
 type Out = { stdout: (s: string) => void; stderr: (s: string) => void }
 
@@ -37,16 +38,16 @@ function csv(v: string | undefined): string[] | undefined {
 function report(r: KeyResult, json: boolean, out: Out, verb: string): number {
   if (!r.ok) {
     out.stderr(`leaky: ${r.message} (${r.code})\n`)
-    return 1
+    return EXIT.FAILED
   }
   if (json) {
     out.stdout(`${JSON.stringify(r.secret === undefined ? { key: r.key } : { key: r.key, secret: r.secret })}\n`)
-    return 0
+    return EXIT.OK
   }
   out.stdout(`${verb} key ${r.key.id}${describe(r.key)}\n`)
   if (r.secret !== undefined) out.stdout(`secret (shown once; only its sha256 is kept): ${r.secret}\n`)
   if (r.key.grace_until !== null) out.stdout(`the previous secret is accepted until ${r.key.grace_until}\n`)
-  return 0
+  return EXIT.OK
 }
 
 function describe(k: KeyView): string {
@@ -71,7 +72,7 @@ export interface CreateOptions {
 
 export function keyCreate(config: Config, o: CreateOptions, out: Out): number {
   const s = open(config, out)
-  if (s === null) return 1
+  if (s === null) return EXIT.FAILED
   try {
     const body = { id: o.id, org: o.org, tier: o.tier, expires: o.expires, models: csv(o.models), routes: csv(o.routes) }
     return report(s.keys.create(body, actor()), o.json === true, out, 'created')
@@ -83,7 +84,7 @@ export function keyCreate(config: Config, o: CreateOptions, out: Out): number {
 
 export function keyRevoke(config: Config, id: string, json: boolean, out: Out): number {
   const s = open(config, out)
-  if (s === null) return 1
+  if (s === null) return EXIT.FAILED
   try {
     return report(s.keys.revoke(id, actor()), json, out, 'revoked')
   } finally {
@@ -94,7 +95,7 @@ export function keyRevoke(config: Config, id: string, json: boolean, out: Out): 
 
 export function keyRotate(config: Config, id: string, grace: string | undefined, json: boolean, out: Out): number {
   const s = open(config, out)
-  if (s === null) return 1
+  if (s === null) return EXIT.FAILED
   try {
     return report(s.keys.rotate(id, grace === undefined ? {} : { grace }, actor()), json, out, 'rotated')
   } finally {
@@ -105,12 +106,12 @@ export function keyRotate(config: Config, id: string, grace: string | undefined,
 
 export function keyList(config: Config, json: boolean, out: Out): number {
   const s = open(config, out)
-  if (s === null) return 1
+  if (s === null) return EXIT.FAILED
   try {
     const all = s.keys.list()
     if (json) {
       out.stdout(`${JSON.stringify({ keys: all })}\n`)
-      return 0
+      return EXIT.OK
     }
     const rows = [['ID', 'SOURCE', 'STATE', 'ORG', 'TIER', 'EXPIRES', 'MODELS', 'ROUTES']]
     for (const k of all) {
@@ -118,7 +119,7 @@ export function keyList(config: Config, json: boolean, out: Out): number {
     }
     const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
     for (const r of rows) out.stdout(`${r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()}\n`)
-    return 0
+    return EXIT.OK
   } finally {
     s.keys.close()
     s.audit.close()

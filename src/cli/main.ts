@@ -10,10 +10,11 @@ import { Master, StartError } from '../supervisor/master.js'
 import { chooseUws, describeChoice, refusal } from '../server/uws-choice.js'
 import type { UsageOptions } from './usage.js'
 import { locateMaster, reloadTarget, statusTarget, stopCommand, upgradeCommand, type TargetOptions } from '../supervisor/commands.js'
+import { EXIT } from '../errors.js'
 
 const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
 
-function fail(message: string, code = 1): never {
+function fail(message: string, code: number = EXIT.FAILED): never {
   process.stderr.write(`leaky: ${message}\n`)
   process.exit(code)
 }

@@ -12,7 +12,7 @@
 //
 // Most responses are shorter than one segment and end with usage reported by the upstream: then the BPE never
 // runs at all, which is why a segment is 16 K characters rather than a few KiB.
-import { bpeTokens as countTokens } from './tokenizer.js'
+import { bpeTokens as countTokens } from './bpe.js'
 
 export const SEGMENT = 16384
 export const MAX_RUN = 1024

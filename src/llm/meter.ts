@@ -8,9 +8,14 @@
 import { countTokensSegmented, DeliveredText } from './delivered.js'
 import { JsonBody, parseJson, partialTexts, stringAfterKey } from './json-body.js'
 import { SseSplitter } from './sse.js'
-import { emptyUsage, type MeterOptions, type UnknownReason, type Usage, type UsageMeter } from './usage.js'
+import type { MeterOptions, UnknownReason, Usage, UsageMeter } from './usage.js'
 
 const EMPTY = Buffer.alloc(0)
+
+/** Zero usage of `model`, counted: where every meter starts (here, so that usage.ts's factory imports meters and no meter imports it back). */
+export function emptyUsage(model: string): Usage {
+  return { prompt: 0, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 0, model, source: 'counted' }
+}
 
 /** A non-negative integer from a JSON value, or -1 (absent, null, or not a count: see ResponseMeter.count). */
 export function count(v: unknown): number {

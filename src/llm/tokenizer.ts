@@ -4,13 +4,8 @@
 // gpt-tokenizer's BPE is quadratic in the length of one pre-tokenizer piece, and a run of CJK text is one piece
 // (16 K characters ~1.3 s, 160 K ~2 min here): longer texts are counted in segments (delivered.ts), which equals
 // the plain count on prose and bounds the cost of any text.
-import { countTokens as bpeCount } from 'gpt-tokenizer'
+import { bpeTokens } from './bpe.js'
 import { countTokensSegmented, MAX_RUN } from './delivered.js'
-
-/** The plain BPE count: only for text known to have no long unbroken run (delivered.ts's segments). */
-export function bpeTokens(text: string): number {
-  return text.length === 0 ? 0 : bpeCount(text)
-}
 
 export function countTokens(text: string): number {
   return text.length < MAX_RUN ? bpeTokens(text) : countTokensSegmented(text)

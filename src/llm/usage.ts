@@ -7,6 +7,7 @@ import { GeminiMeter } from './gemini.js'
 import { QwenMeter } from './qwen.js'
 import { ResponsesMeter } from './responses.js'
 import { AnthropicMeter } from './anthropic.js'
+import { emptyUsage } from './meter.js'
 
 /**
  * Tokens of one response. Every provider's numbers are normalised to OpenAI's convention (README "Usage per
@@ -78,10 +79,6 @@ export interface MeterOptions {
   model: string
   /** the request's prompt tokens as estimated: used when the upstream reports none (a cut stream) */
   promptTokens: number
-}
-
-export function emptyUsage(model: string): Usage {
-  return { prompt: 0, completion: 0, thoughts: 0, cached: 0, cacheWrite: 0, toolPrompt: 0, audio: 0, total: 0, model, source: 'counted' }
 }
 
 const EMPTY = Buffer.alloc(0)

@@ -1,7 +1,9 @@
 // The request pipeline of one worker thread: the stages of ARCHITECTURE §3, in order. Each stage either lets the
 // request go on (CONTINUE), or has answered the client itself (REPLIED), or will resume it later (PENDING).
-// Where a request is limited: stages/limit.ts · answered from the cache: stages/cache.ts · forwarded: stages/forward.ts + stages/stream.ts · accounted:
-// stages/account.ts.
+// Where a request is limited: stages/limit.ts · answered from the cache: stages/cache.ts · forwarded: stages/forward.ts,
+// which owns the stages/stream.ts that relays the response · accounted: stages/account.ts (the real usage goes to
+// src/limiter/reconcile.ts and src/spend/reconcile.ts). The response path is a line — forward → stream → account —
+// and no stage imports one that runs before it (test/server/imports.test.ts).
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { Next, RequestState } from './request-state.js'
 import type { WorkerPlan } from './plan.js'

@@ -3,6 +3,7 @@
 import { ERROR_REPLY, shapedErrorBody, type ErrorCode } from '../errors.js'
 import { Next, type RequestState } from './request-state.js'
 import { account } from './stages/account.js'
+import type { Untranslatable } from '../translate/chat-request.js'
 
 const JSON_TYPE = 'application/json'
 let closeErr: Error | null = null
@@ -48,6 +49,12 @@ export function replyJson(s: RequestState, status: number, body: string, code: E
   })
   account(s)
   return Next.REPLIED
+}
+
+/** 400 naming the field a provider cannot express (never dropped silently): model picks, forward's next choice. */
+export function untranslatable(s: RequestState, u: Untranslatable): void {
+  s.errorDetail = u.message
+  replyError(s, 'LEAKY_UNTRANSLATABLE', false, null, `${u.message} (model served by ${s.upstream!.provider})`)
 }
 
 /** uWS onAborted: the client is gone; stop the upstream at once (it is logged as 499). */

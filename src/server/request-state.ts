@@ -1,6 +1,6 @@
 // Everything one request carries through the pipeline. Every field is assigned in the constructor so V8 keeps a
 // single shape for all requests (undici's parser does the same); stages read and write fields, never add them.
-import type { ClusterBudgetCharge } from './stages/budget.js'
+import type { ClusterBudgetCharge } from '../spend/reconcile.js'
 import type { HttpResponse } from 'uWebSockets.js'
 import type { Dispatcher } from 'undici'
 type DispatchController = Dispatcher.DispatchController

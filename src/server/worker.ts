@@ -22,6 +22,7 @@ import { attachTargets } from '../traffic/target-table.js'
 import type { SpanBatch } from '../tracing/span-data.js'
 import { connectLedger, flushLedger } from '../ledger/outbox.js'
 import type { UsageBatch } from '../ledger/row.js'
+import { EXIT } from '../errors.js'
 
 export interface WorkerData {
   index: number
@@ -69,7 +70,7 @@ export type FromWorker =
   | SpanBatch
   /** usage rows for the generation's ledger writer (src/ledger/) */
   | UsageBatch
-  /** a budget reached an alert_at share (src/server/stages/budget-alerts.ts) */
+  /** a budget reached an alert_at share (src/spend/budget-level.ts) */
   | BudgetAlertMessage
 
 const data = workerData as WorkerData
@@ -135,7 +136,7 @@ process.on('uncaughtException', (err) => {
   if (ctx.local > 0) Atomics.sub(ctx.inflight, 0, ctx.local)
   flushLedger()
   flush()
-  process.exit(70)
+  process.exit(EXIT.WORKER_CRASHED)
 })
 
 /**

@@ -8,30 +8,18 @@
 // large that its window could not hold it at 1 ns a unit (limit.ts), then micro- or milli-USD. A charge rounds the
 // cost up to whole units, its reconcile the same way, so both sides of a pre-charge agree.
 import { LeakyError } from '../errors.js'
+import type { BudgetConfig, Config } from '../config/schema.js'
 import { compileLimit, type CompiledLimit, type LimitDef } from '../limiter/limit.js'
-import { MIN_WINDOW_MS, type CalendarUnit } from './calendar.js'
+import { MIN_WINDOW_MS } from './calendar.js'
 import type { Price } from './prices.js'
 
-export interface BudgetDef {
-  name: string
-  per: 'key' | 'org' | 'tier' | 'route' | 'upstream' | 'global'
-  usd: number
-  every: CalendarUnit
-  period_ms: number
-  window: 'calendar' | 'rolling'
-  timezone: string
-  alert_at: number[]
-  scope?: 'local' | 'cluster'
-  on_error?: OnErrorPolicy
-}
+/** One `budgets:` entry as the schema validates and normalises it (its name included). */
+export type BudgetDef = BudgetConfig
 
 export type OnErrorPolicy = 'open' | 'closed' | 'local'
 
 /** What a cluster budget needs from the redis section. */
-export interface BudgetRedis {
-  on_error: OnErrorPolicy
-  expected_instances: number
-}
+export type BudgetRedis = Pick<NonNullable<Config['redis']>, 'on_error' | 'expected_instances'>
 
 export class Budget {
   readonly name: string
@@ -54,7 +42,7 @@ export class Budget {
     this.usd = def.usd
     this.alertAt = def.alert_at
     this.cluster = def.scope === 'cluster'
-    this.onError = def.on_error ?? redis?.on_error ?? 'local'
+    this.onError = ('on_error' in def ? def.on_error : undefined) ?? redis?.on_error ?? 'local'
     const windowMs = def.window === 'calendar' ? MIN_WINDOW_MS[def.every] : def.period_ms
     // the smallest unit (nano-USD first) at which two budgets' worth of units fit the window at >= 1 ns a unit
     let unitPico = 1000

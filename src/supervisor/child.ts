@@ -12,6 +12,7 @@ import { fresher, mergeDelta, restoreSnapshot, sameBuckets, takeSnapshot } from 
 import { loadStateFile, moveAside, writeStateFile } from './state-file.js'
 import { planReload } from './reload.js'
 import { exportTargets, importTargets } from '../traffic/handover.js'
+import { EXIT } from '../errors.js'
 
 /** How often the master gets a copy of the buckets: the most state a kill -9 can lose. */
 export const SNAPSHOT_TICK_MS = 1_000
@@ -131,7 +132,7 @@ function askMaster(cmd: 'reload' | 'drain', source: string): Promise<{ ok: boole
 
 async function fail(message: string, errors: string[] = []): Promise<never> {
   await send({ type: 'failed', message, errors })
-  return exit(1)
+  return exit(EXIT.FAILED)
 }
 
 async function start(m: GenerationInit): Promise<void> {
@@ -322,7 +323,7 @@ async function drain(mode: 'stop' | 'handoff', timeoutMs: number | null): Promis
   if (tick !== null) clearInterval(tick)
   if (stateTimer !== null) clearInterval(stateTimer)
   const g = gen
-  if (g === null) return exit(0)
+  if (g === null) return exit(EXIT.OK)
   let deltas: NodeJS.Timeout | null = null
   if (mode === 'handoff') {
     stateOwner = false
@@ -336,5 +337,5 @@ async function drain(mode: 'stop' | 'handoff', timeoutMs: number | null): Promis
   if (mode === 'handoff') await sendDelta()
   else await writeState()
   await send({ type: 'stopped', cut })
-  return exit(0)
+  return exit(EXIT.OK)
 }

@@ -4,7 +4,7 @@
 // cannot report a result.
 import path from 'node:path'
 import { loadConfigFile, formatIssue } from '../config/index.js'
-import { LeakyError } from '../errors.js'
+import { LeakyError, EXIT } from '../errors.js'
 import { readConfigHints } from './config-hints.js'
 import { controlRequest } from './control.js'
 import { describe, discoverMasters, formatMasterList, sameConfigFile, socketOf, type FoundMaster } from './discover.js'
@@ -94,7 +94,7 @@ const STD: Out = { stdout: (s) => process.stdout.write(s), stderr: (s) => proces
 function signalOnly(m: MasterRef, signal: NodeJS.Signals, out: Out): number {
   process.kill(m.pid, signal)
   out.stdout(`sent ${signal} to master ${m.pid} (no control socket found, so no result: see its log)\n`)
-  return 0
+  return EXIT.OK
 }
 
 /** Exit code 0 when the new config is in force, 1 (errors printed) when the old one stays. */
@@ -104,12 +104,12 @@ export async function reloadCommand(m: MasterRef, out: Out = STD): Promise<numbe
   if (!r.ok) {
     for (const e of r.errors) out.stderr(`${e}\n`)
     out.stderr('leaky: reload failed; the running config stays in force\n')
-    return 1
+    return EXIT.FAILED
   }
   out.stdout(`reloaded: generation ${r.generation}, config version ${r.config_version}; changed: ${r.applied.length > 0 ? r.applied.join(', ') : 'nothing'}\n`)
   if (r.needs_upgrade.length > 0) out.stdout(`not applied until \`leaky upgrade\`: ${r.needs_upgrade.join(', ')}\n`)
   if (r.needs_restart.length > 0) out.stdout(`not applied until the service restarts: ${r.needs_restart.join(', ')}\n`)
-  return 0
+  return EXIT.OK
 }
 
 /** Exit code 0 when the new generation serves, 1 (reason printed) when the old one keeps serving. */
@@ -119,10 +119,10 @@ export async function upgradeCommand(m: MasterRef, out: Out = STD): Promise<numb
   if (!r.ok) {
     for (const e of r.errors) out.stderr(`${e}\n`)
     out.stderr(`leaky: upgrade failed: ${r.reason}; the running generation keeps serving\n`)
-    return 1
+    return EXIT.FAILED
   }
   out.stdout(`upgraded: generation ${r.generation} (pid ${r.pid}) serves; generation ${r.previous} is draining\n`)
-  return 0
+  return EXIT.OK
 }
 
 /** SIGTERM, then wait for the master to exit (it drains first). */
@@ -132,26 +132,26 @@ export async function stopCommand(m: MasterRef, timeoutMs: number, out: Out = ST
   while (alive(m.pid)) {
     if (Date.now() > until) {
       out.stderr(`leaky: master ${m.pid} is still running after ${Math.round(timeoutMs / 1000)} s (still draining?)\n`)
-      return 1
+      return EXIT.FAILED
     }
     await new Promise((r) => setTimeout(r, 100))
   }
   out.stdout(`stopped (master ${m.pid})\n`)
-  return 0
+  return EXIT.OK
 }
 
 export async function statusCommand(m: MasterRef, json: boolean, out: Out = STD): Promise<number> {
   if (m.socket === null) {
     out.stderr(`leaky: master ${m.pid} is running, but its control socket was not found (is it a leaky master you may access?)\n`)
-    return 1
+    return EXIT.FAILED
   }
   const r = (await controlRequest(m.socket, { cmd: 'status' }, 10_000)) as { ok: boolean; status: MasterStatus; error?: string }
   if (!r.ok) {
     out.stderr(`leaky: ${r.error ?? 'status failed'}\n`)
-    return 1
+    return EXIT.FAILED
   }
   out.stdout(json ? `${JSON.stringify(r.status, null, 2)}\n` : formatStatus(r.status))
-  return 0
+  return EXIT.OK
 }
 
 /**
@@ -189,7 +189,7 @@ export async function statusTarget(opts: TargetOptions & { json?: boolean }, env
   const all = await discoverMasters(env)
   if (all.length === 0) throw none(env)
   out.stdout(formatMasterList(all))
-  if (all.length > 1) return 0
+  if (all.length > 1) return EXIT.OK
   out.stdout('\n')
   return statusCommand(all[0], false, out)
 }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { AuditLog } from '../audit/audit-log.js'
 import { loadConfigFile, type Config } from '../config/index.js'
-import { LeakyError } from '../errors.js'
+import { LeakyError, EXIT } from '../errors.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { CrashBackoff } from './backoff.js'
 import { ControlServer, type ControlRequest } from './control.js'
@@ -483,7 +483,7 @@ export class Master {
     this.logger.info({ msg: 'stopped', cut })
     this.#cleanup()
     this.flush()
-    process.exit(0)
+    process.exit(EXIT.OK)
   }
 
   #cleanup(): void {

@@ -7,6 +7,8 @@
 // only its share of the traffic, so N workers need about N × min_requests failures before all of them open.
 
 /** The breaker's answer for one attempt. TRIAL: the one request let through while half-open. */
+import type { UpstreamConfig } from '../config/index.js'
+
 export const Admission = { PASS: 0, TRIAL: 1, DENY: 2 } as const
 export type Admission = (typeof Admission)[keyof typeof Admission]
 
@@ -14,12 +16,8 @@ export type Admission = (typeof Admission)[keyof typeof Admission]
 export const Transition = { NONE: 0, OPENED: 1, CLOSED: 2 } as const
 export type Transition = (typeof Transition)[keyof typeof Transition]
 
-export interface BreakerConfig {
-  failure_ratio: number
-  min_requests: number
-  window: number
-  cooldown: number
-}
+/** An upstream's `breaker:` section, as the schema validates it. */
+export type BreakerConfig = NonNullable<UpstreamConfig['breaker']>
 
 const enum State {
   CLOSED = 0,

@@ -2,6 +2,7 @@
 // attempt, how many extra attempts, and how long to wait before each. The per-request side (counting attempts,
 // the backoff timer, where the next attempt goes) is the forward stage's handler; this file only answers questions.
 import type { ErrorCode } from '../errors.js'
+import type { UpstreamConfig } from '../config/index.js'
 
 /** How an attempt failed before the upstream's response headers arrived (NONE: it did not). */
 export const Failure = { NONE: 0, CONNECT: 1, TIMEOUT: 2, RESET: 3, INVALID: 4 } as const
@@ -10,15 +11,8 @@ export type Failure = (typeof Failure)[keyof typeof Failure]
 /** What `retry.on` lists: a failure kind, or 429 / a 5xx status. */
 export type RetryCondition = 'connect' | 'timeout' | 'reset' | number
 
-export interface RetryConfig {
-  attempts: number
-  backoff: { min: number; max: number }
-  on: RetryCondition[]
-  /** percent of the upstream's requests in flight that may be retrying (absent: 20) */
-  budget?: number
-  /** retries in flight always allowed (absent: 3) */
-  min_retries?: number
-}
+/** An upstream's `retry:` section, as the schema validates it. */
+export type RetryConfig = NonNullable<UpstreamConfig['retry']>
 
 /**
  * The conditions an upstream without a `retry` section fails over to its fallback on: the schema's default of

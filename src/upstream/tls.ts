@@ -4,15 +4,10 @@
 // require mutual TLS. Files are read when a plan is compiled (start, reload), never per request.
 import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
+import type { UpstreamConfig } from '../config/index.js'
 
-export interface UpstreamTlsConfig {
-  ca?: string
-  servername?: string
-  cert?: string
-  key?: string
-  passphrase?: string
-  insecure_skip_verify: boolean
-}
+/** An upstream's `tls:` section, as the schema validates it. */
+export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>
 
 export function connectTls(cfg: UpstreamTlsConfig | undefined): ConnectionOptions {
   if (cfg === undefined) return {}

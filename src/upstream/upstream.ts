@@ -2,42 +2,23 @@
 // injects pre-flattened, its balancer (src/traffic/balance.ts), its retry policy, breaker and fallback. Built once per plan;
 // requests only pick and dispatch.
 import { Pool } from 'undici'
-import { RetryPolicy, type RetryConfig } from './retry.js'
-import { Breaker, type BreakerConfig } from './breaker.js'
+import { RetryPolicy } from './retry.js'
+import { Breaker } from './breaker.js'
 import { metrics } from '../observability/metrics.js'
-import { connectTls, type UpstreamTlsConfig } from './tls.js'
-import { Balancer, type BalancePolicy, type OutlierConfig } from '../traffic/balance.js'
+import { connectTls } from './tls.js'
+import { Balancer, type OutlierConfig } from '../traffic/balance.js'
 import type { HealthConfig } from '../traffic/health.js'
-import type { AdaptiveConfig } from '../traffic/adaptive.js'
-import { WaitQueue, type QueueConfig } from '../traffic/wait-queue.js'
+import { WaitQueue } from '../traffic/wait-queue.js'
 import { QUEUE_HOOKS } from '../traffic/bulkhead.js'
+import type { UpstreamConfig } from '../config/index.js'
 
 /** Passive ejection when a config built in code has no `outlier` section: the schema's defaults */
 export const DEFAULT_OUTLIER: OutlierConfig = { consecutive_failures: 5, base_ejection: 10_000, max_ejection: 300_000, max_ejected_percent: 50 }
 
 export type Provider = 'openai' | 'gemini' | 'qwen' | 'anthropic' | 'none'
 
-export interface UpstreamConfig {
-  provider: Provider
-  targets: string[]
-  /** weight of each target (same order as targets; absent: all 1) */
-  weights?: number[]
-  balance?: BalancePolicy
-  outlier?: OutlierConfig
-  health?: HealthConfig
-  headers: Record<string, string>
-  preserve_host: boolean
-  pool: { connections: number }
-  timeouts: { connect: number; first_byte: number; idle: number }
-  default_max_tokens: number
-  retry?: RetryConfig
-  breaker?: BreakerConfig
-  fallback?: string
-  max_inflight?: number
-  adaptive?: AdaptiveConfig
-  queue?: QueueConfig
-  tls?: UpstreamTlsConfig
-}
+/** One `upstreams:` entry as the schema validates and normalises it. */
+export type { UpstreamConfig }
 
 /** Client headers that carry a credential: never forwarded when the upstream supplies its own. */
 export const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'x-goog-api-key', 'api-key', 'proxy-authorization'])

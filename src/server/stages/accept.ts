@@ -4,7 +4,6 @@ import type { HttpRequest } from 'uWebSockets.js'
 import { randomFillSync } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError, clientAborted } from '../reply.js'
-import { CREDENTIAL_HEADERS } from '../../upstream/upstream.js'
 import { normalizePath } from '../path.js'
 import { headSample, invalidTraceparent } from '../../tracing/hooks.js'
 
@@ -103,23 +102,6 @@ function refuseFraming(s: RequestState, code: 'LEAKY_DUPLICATE_CONTENT_LENGTH' |
   if (poisonedPeer === '') setImmediate(clearPoison)
   poisonedPeer = s.clientIp
   return replyError(s, code, true)
-}
-
-/** Called by forward once the upstream is known: credential stripping depends on it. */
-export function dropClientCredentials(s: RequestState): void {
-  const h = s.headers
-  let w = 0
-  for (let i = 0; i < h.length; i += 2) {
-    if (CREDENTIAL_HEADERS.has(h[i])) continue
-    h[w++] = h[i]
-    h[w++] = h[i + 1]
-  }
-  h.length = w
-  if (s.query !== '' && s.query.includes('key=')) s.query = stripKeyParam(s.query)
-}
-
-function stripKeyParam(query: string): string {
-  return query.split('&').filter((p) => !p.startsWith('key=')).join('&')
 }
 
 const SAFE_ID = /^[\x21-\x7e]+$/

@@ -1,25 +1,20 @@
 // Stage 9 — account: runs exactly once per request, however it ended (response complete, error reply, upstream
-// failure, client abort). Releases the admit slot, reconciles token usage on the buckets and writes one access line.
+// failure, client abort), and only records what the request left: the admit slot and bulkhead places given back,
+// the real usage handed to the reconciles (src/limiter/reconcile.ts, src/spend/reconcile.ts), metrics, the usage
+// ledger's row, the span and one access line. It imports no stage: the line ends here.
 import { leaveBulkheads } from '../../traffic/bulkhead.js'
 import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
-import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import { metrics, DenyReason, UsageIssue } from '../../observability/metrics.js'
-import { reconcile, scopeOf } from './limit.js'
+import { reconcile } from '../../limiter/reconcile.js'
+import { scopeOf } from '../../limiter/subject.js'
 import type { CompiledLimit } from '../../limiter/limit.js'
 import { VIA_NAME } from '../../limiter/redis.js'
 import { costPico, formatUsd } from '../../spend/prices.js'
 import { requestEnded } from '../../tracing/hooks.js'
 import { recordUsage } from '../../ledger/outbox.js'
-import { reconcileBudgets } from './budget.js'
-
-/** Start reading usage from the response of an LLM request; only successful responses carry usage. */
-export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
-  if (s.shape === null || s.shape === 'other' || status < 200 || status >= 300) return null
-  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens })
-  return s.meter
-}
+import { reconcileBudgets } from '../../spend/reconcile.js'
 
 export function account(s: RequestState): void {
   if (s.accounted) return

@@ -1,17 +1,16 @@
 // The budget half of the limit stage (src/spend/budgets.ts says what a budget is). After the route's limits
 // admitted a request, its budgets are charged its most possible cost on the same bucket table, all or nothing; a
-// denial refunds the limits (the caller) and answers 429 LEAKY_BUDGET_EXCEEDED with the window's reset. Account
-// reconciles the pre-charge to the real cost once the response is priced.
+// denial refunds the limits (the caller) and answers 429 LEAKY_BUDGET_EXCEEDED with the window's reset. The
+// pre-charge is reconciled to the real cost once the response is priced (src/spend/reconcile.ts).
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
 import { Charges, chargeAll } from '../../limiter/policy.js'
 import { Status } from '../../limiter/table.js'
 import { type Budget, formatMicroUsd, maxCostPico } from '../../spend/budgets.js'
-import { scopeOf } from './limit.js'
-import { budgetLevel } from './budget-alerts.js'
-import { BUDGET_ADJUST_LUA, BUDGET_CHARGE_LUA, budgetKey, budgetTtlMs } from '../../spend/budget-redis.js'
-import type { RedisLimiter } from '../../limiter/redis.js'
+import { scopeOf } from '../../limiter/subject.js'
+import { ClusterBudgetCharge } from '../../spend/reconcile.js'
+import { BUDGET_CHARGE_LUA, budgetKey, budgetTtlMs } from '../../spend/budget-redis.js'
 
 // one per thread: a budget decision is made and rendered synchronously
 const bc = new Charges()
@@ -47,18 +46,6 @@ export function chargeBudgets(s: RequestState, now: bigint): Next {
     return Next.CONTINUE
   }
   return deny(s, st, now)
-}
-
-/** What a request charged on its `scope: cluster` budgets, and where (one object per such request). */
-export class ClusterBudgetCharge {
-  /** redis: the counters; local: this proxy's shares (on_error local); open: nothing was charged */
-  via: 'redis' | 'local' | 'open' = 'open'
-  readonly budgets: Budget[] = []
-  readonly scopes: string[] = []
-  readonly keys: string[] = []
-  readonly units: number[] = []
-  readonly ttls: number[] = []
-  redis: RedisLimiter | null = null
 }
 
 /**
@@ -156,59 +143,6 @@ function without(s: RequestState, c: ClusterBudgetCharge, now: bigint): boolean 
 function clusterDeny(s: RequestState, b: Budget, st: Status, level: number, units: number, now: bigint, burst = b.limit.burst): Next {
   s.limitDenied = b.name
   return budgetReply(s, b, st, b.limit.calendar!.endNs(now), now, b.toUsd(Math.max(0, burst - level)), b.toUsd(units), b.toUsd(burst))
-}
-
-/**
- * Replace the pre-charge with the real cost (pico-USD; 0 when nothing was spent; -1 keeps the pre-charge, for usage
- * that could not be read or priced). Runs once: account calls it, and a Redis denial after the budgets admitted.
- */
-export function reconcileBudgets(s: RequestState, actualPico: number): void {
-  if (s.clusterBudget !== null) reconcileCluster(s, s.clusterBudget, actualPico)
-  if (!s.budgetCharged) return
-  s.budgetCharged = false
-  const list = s.plan.budgets.byRoute[s.route!.index]
-  const table = ctx.table!
-  const now = table.clock.now()
-  for (let i = 0; i < list.length; i++) {
-    const b = list[i]
-    const scope = scopeOf(b.limit, s)
-    if (scope === null) continue
-    const delta = actualPico < 0 ? 0 : b.units(actualPico) - b.units(s.budgetPico)
-    if (table.adjust(b.limit, scope, delta, now) === Status.OK && b.alertAt.length > 0) {
-      budgetLevel(b, scope, table.afterNs / b.limit.tNs, now)
-    }
-  }
-}
-
-function reconcileCluster(s: RequestState, c: ClusterBudgetCharge, actualPico: number): void {
-  s.clusterBudget = null
-  if (actualPico < 0 || c.via === 'open') return
-  const n = c.budgets.length
-  if (c.via === 'local') {
-    const table = ctx.table!
-    const now = table.clock.now()
-    for (let i = 0; i < n; i++) {
-      const share = c.budgets[i].share
-      if (share !== null) table.adjust(share, c.scopes[i], c.budgets[i].units(actualPico) - c.units[i], now)
-    }
-    return
-  }
-  const args: Array<string | number> = [...c.keys]
-  let any = false
-  for (let i = 0; i < n; i++) {
-    const delta = c.budgets[i].units(actualPico) - c.units[i]
-    if (delta !== 0 || c.budgets[i].alertAt.length > 0) any = true
-    args.push(delta, c.ttls[i])
-  }
-  if (!any) return
-  const redis = c.redis!
-  // a lost reconcile leaves the pre-charge counted (the safe side); the failure is counted with the Redis errors.
-  // The levels it answers feed the alerts (one call even when nothing changes: the level is what alerts need).
-  redis.script(BUDGET_ADJUST_LUA, n, args).then((r) => {
-    const levels = r as number[]
-    const now = ctx.table!.clock.now()
-    for (let i = 0; i < n; i++) if (c.budgets[i].alertAt.length > 0) budgetLevel(c.budgets[i], c.scopes[i], Number(levels[i]), now)
-  }, (e: Error) => redis.failed(e))
 }
 
 function deny(s: RequestState, st: Status, now: bigint): Next {

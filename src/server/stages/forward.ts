@@ -2,18 +2,20 @@
 // and hand it to the target's undici pool. undici's own headersTimeout/bodyTimeout implement first_byte and idle,
 // so no timer of ours is armed per request.
 //
-// The dispatch handler is a Forward: the stream stage's ResponseStream plus the attempt logic, in one object per
-// request as before, so a request whose first attempt succeeds costs what it did before retries existed. When an
-// attempt fails before anything reached the client — connect error, first-byte timeout, reset before headers, or a
-// status listed in retry.on (that response is dropped, never relayed) — and the body can be sent again, the next
-// attempt goes to the next target after a backoff, up to retry.attempts; then to the fallback upstream, each hop
-// of the chain once, with that upstream's own targets, headers, timeouts, retries and breaker. A breaker that is
-// open sends the request down the chain at once; at its end, 503 LEAKY_UPSTREAM_UNAVAILABLE.
+// The dispatch handler is a Forward: the attempt logic, owning the stream stage's ResponseStream by composition, so
+// the response path is a line — forward → stream → account. Forward decides whether an attempt's answer is kept;
+// the callbacks of the kept one go on to the stream, which relays them to the client. When an attempt fails before
+// anything reached the client — connect error, first-byte timeout, reset before headers, or a status listed in
+// retry.on (that response is dropped, never relayed) — and the body can be sent again, the next attempt goes to the
+// next target after a backoff, up to retry.attempts; then to the fallback upstream, each hop of the chain once,
+// with that upstream's own targets, headers, timeouts, retries and breaker. A breaker that is open sends the
+// request down the chain at once; at its end, 503 LEAKY_UPSTREAM_UNAVAILABLE.
 import { type RequestState } from '../request-state.js'
-import { dropClientCredentials } from './accept.js'
+import { dropClientCredentials } from '../credentials.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { ResponseStream, upstreamErrorCode } from './stream.js'
-import { replyError } from '../reply.js'
+import { replyError, untranslatable } from '../reply.js'
+import { ABORT_ERRORS } from '../../errors.js'
 import { ctx } from '../context.js'
 import type { Upstream } from '../../upstream/upstream.js'
 import { Failure, failureOf } from '../../upstream/retry.js'
@@ -21,7 +23,6 @@ import { Admission, Transition, type Breaker } from '../../upstream/breaker.js'
 import { metrics, UpstreamResult } from '../../observability/metrics.js'
 import { CacheTee } from '../../cache/tee.js'
 import { attemptFailed, attemptStarted, breakerOpen } from '../../tracing/hooks.js'
-import { untranslatable } from './model.js'
 import type { Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
 import { readProviderLimits } from '../../traffic/provider-limits.js'
@@ -60,14 +61,17 @@ function askIdentity(h: string[]): void {
 }
 
 /** The abort reason of a response dropped for another attempt (never reaches the client nor the log). */
-const DROPPED = Object.assign(new Error('response dropped: another attempt takes over'), { code: 'LEAKY_RETRY' })
+const DROPPED = Object.assign(new Error(ABORT_ERRORS.LEAKY_RETRY.message), { code: 'LEAKY_RETRY' satisfies keyof typeof ABORT_ERRORS })
 
 /** The metrics result of a failed attempt, by Failure. */
 const RESULT_OF: readonly UpstreamResult[] = [
   UpstreamResult.OK, UpstreamResult.CONNECT, UpstreamResult.TIMEOUT, UpstreamResult.RESET, UpstreamResult.INVALID,
 ]
 
-export class Forward extends ResponseStream {
+export class Forward implements Dispatcher.DispatchHandler {
+  readonly s: RequestState
+  /** relays the kept attempt's response to the client */
+  readonly stream: ResponseStream
   /** attempts sent, all upstreams of the chain together */
   attempts = 0
   /** attempts sent to the current upstream (s.upstream) */
@@ -89,6 +93,45 @@ export class Forward extends ResponseStream {
   avoid = -1
   /** another() decided: the next attempt is a retry on the same upstream (else the fallback) */
   retryNext = false
+
+  constructor(s: RequestState) {
+    this.s = s
+    this.stream = new ResponseStream(s)
+  }
+
+  /** the current attempt's controller, kept by the stream (null between attempts) */
+  get controller(): DispatchController | null {
+    return this.stream.controller
+  }
+
+  set controller(c: DispatchController | null) {
+    this.stream.controller = c
+  }
+
+  onRequestStart(controller: DispatchController): void {
+    this.stream.onRequestStart(controller)
+  }
+
+  onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.s.finished) return controller.abort(new Error('response no longer wanted'))
+    if (this.upstreamAnswered(controller, statusCode, headers)) return
+    this.stream.onResponseStart(controller, statusCode, headers)
+  }
+
+  onResponseData(controller: DispatchController, data: Buffer): void {
+    this.stream.onResponseData(controller, data)
+  }
+
+  onResponseEnd(): void {
+    this.releaseTarget()
+    this.stream.onResponseEnd()
+  }
+
+  onResponseError(controller: DispatchController | undefined, err: Error): void {
+    // undici passes no controller when the connection failed before the request started
+    if (this.upstreamFailed(controller, err)) return
+    this.stream.onResponseError(controller, err)
+  }
 
   /**
    * Send the next attempt to s.upstream or, while its breaker refuses or none of its targets is usable (ejected,
@@ -248,7 +291,11 @@ export class Forward extends ResponseStream {
     }
   }
 
-  override upstreamAnswered(controller: DispatchController, status: number, headers: IncomingHttpHeaders): boolean {
+  /**
+   * The upstream answered with `status` and nothing of it has reached the client. Returns true when the response is
+   * dropped because another attempt takes over (retry, fallback).
+   */
+  upstreamAnswered(controller: DispatchController, status: number, headers: IncomingHttpHeaders): boolean {
     const up = this.s.upstream!
     // the provider's limits are the upstream's own only when it sends its own credentials; with the client's key
     // forwarded, they are that client's, not everyone's
@@ -262,7 +309,11 @@ export class Forward extends ResponseStream {
     return true
   }
 
-  override upstreamFailed(controller: DispatchController | undefined, err: Error): boolean {
+  /**
+   * The attempt failed (before or after its response started). Returns true when the error is not this request's
+   * to report: another attempt has taken over, or it belongs to an attempt already dropped.
+   */
+  upstreamFailed(controller: DispatchController | undefined, err: Error): boolean {
     // a dropped attempt's own abort, or anything else it still reports: not this request's error any more
     if (controller != null && controller !== this.controller) return true
     this.releaseTarget()
@@ -366,11 +417,6 @@ export class Forward extends ResponseStream {
     s.upstreamPath = next.targets[s.target].basePath + rel
     this.tries = 0
     this.avoid = -1
-  }
-
-  override onResponseEnd(): void {
-    this.releaseTarget()
-    super.onResponseEnd()
   }
 
   record(up: Upstream, b: Breaker, failed: boolean): void {

@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { identifyJwt } from './jwt.js'
+import { presentedKey } from '../credentials.js'
+import type { KeyConfig } from '../../config/index.js'
 import { routeAllowed, runtimeKey } from '../../identity/runtime-keys.js'
 
 export interface KeyIdentity {
@@ -13,14 +15,6 @@ export interface KeyIdentity {
   org: string
   tier: string
   /** the tier's scale for per-key limits */
-  scale: number
-}
-
-export interface KeyConfig {
-  id: string
-  sha256: string
-  org?: string
-  tier?: string
   scale: number
 }
 
@@ -69,30 +63,4 @@ export function permitModel(s: RequestState): Next {
   // on a models route the name the client asked for is granted as well as the model it resolved to
   if (s.keyModels === null || s.keyModels.has(s.model) || (s.modelCall !== null && s.keyModels.has(s.modelCall.asked))) return Next.CONTINUE
   return replyError(s, 'LEAKY_KEY_FORBIDDEN', false, null, s.model === '' ? 'this API key is limited to some models, and this request names none' : `this API key may not use model "${s.model}"`)
-}
-
-/** The credential the client sent (virtual key or JWT), '' when none. */
-export function presentedKey(s: RequestState): string {
-  const h = s.headers
-  for (let i = 0; i < h.length; i += 2) {
-    const k = h[i]
-    if (k === 'authorization') {
-      const v = h[i + 1]
-      return v.length > 7 && v.slice(0, 7).toLowerCase() === 'bearer ' ? v.slice(7).trim() : ''
-    }
-    // x-api-key: Anthropic; x-goog-api-key: Gemini; api-key: Azure OpenAI
-    if (k === 'x-api-key' || k === 'x-goog-api-key' || k === 'api-key') return h[i + 1].trim()
-  }
-  if (s.query !== '') {
-    for (const p of s.query.split('&')) if (p.startsWith('key=')) return safeDecode(p.slice(4))
-  }
-  return ''
-}
-
-function safeDecode(v: string): string {
-  try {
-    return decodeURIComponent(v)
-  } catch {
-    return v // a malformed escape is just an unknown key, not a crash
-  }
 }

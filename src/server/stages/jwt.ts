@@ -8,7 +8,7 @@ import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
 import { failed, JwtVerifier, MAX_TOKEN_BYTES, type JwtIdentity, type JwtResult } from '../../auth/jwt.js'
-import { presentedKey } from './identify.js'
+import { presentedKey } from '../credentials.js'
 
 export function compileJwt(config: Config): JwtVerifier | null {
   if (config.jwt === undefined || !config.routes.some((r) => r.auth === 'jwt')) return null

@@ -12,12 +12,15 @@ import { ctx } from '../context.js'
 import { Charges, chargeAll, UNKNOWN_TAT } from '../../limiter/policy.js'
 import { rateLimitHeaders } from '../../limiter/headers.js'
 import { Status } from '../../limiter/table.js'
-import { compileLimit, type CompiledLimit, type LimitDef } from '../../limiter/limit.js'
+import { compileLimit, type CompiledLimit } from '../../limiter/limit.js'
+import type { Config } from '../../config/index.js'
 import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
-import { calibrated } from '../../traffic/calibrate.js'
-import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
+import { chargeBudgets, chargeClusterBudgets } from './budget.js'
+import { reconcileBudgets } from '../../spend/reconcile.js'
+import { reconcile } from '../../limiter/reconcile.js'
+import { scaledFor, scopeOf } from '../../limiter/subject.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -29,7 +32,7 @@ export interface LimitPlan {
   scaled: Map<CompiledLimit, Map<number, CompiledLimit>>
 }
 
-export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' | 'cluster' }>, routes: Array<{ limits: string[] }>, scales: number[]): LimitPlan {
+export function compileLimits(defs: Config['limits'], routes: Config['routes'], scales: number[]): LimitPlan {
   const base = new Map<string, CompiledLimit>()
   const scaled = new Map<CompiledLimit, Map<number, CompiledLimit>>()
   for (const [name, def] of Object.entries(defs)) {
@@ -40,36 +43,8 @@ export function compileLimits(defs: Record<string, LimitDef & { scope: 'local' |
     for (const sc of scales) if (sc !== 1) byScale.set(sc, compileLimit(def, sc))
     scaled.set(l, byScale)
   }
-  const pick = (r: { limits: string[] }, scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
+  const pick = (r: Config['routes'][number], scope: 'local' | 'cluster') => r.limits.filter((n) => defs[n].scope === scope).map((n) => base.get(n)!)
   return { byRoute: routes.map((r) => pick(r, 'local')), clusterByRoute: routes.map((r) => pick(r, 'cluster')), scaled }
-}
-
-/** The bucket a limit charges for this request ('' = the limit does not apply: a key without an org). */
-export function scopeOf(l: CompiledLimit, s: RequestState): string | null {
-  switch (l.per) {
-    case 'key':
-      return s.keyId
-    case 'org':
-      return s.org === '' ? null : s.org
-    case 'tier':
-      return s.tier === '' ? null : s.tier
-    case 'route':
-      return s.route!.scope
-    case 'upstream':
-      // the route's own upstream, also when a fallback answered: reconcile must hit the bucket that was charged
-      return s.route!.upstream.name
-    case 'ip':
-      return s.clientIp
-    case 'global':
-      return ''
-  }
-}
-
-/** The limit as it applies to this request's key (tier scale), same bucket. */
-export function scaledFor(l: CompiledLimit, s: RequestState): CompiledLimit {
-  // calibrate: from_headers — the rate the route's upstream's provider reports (src/traffic/calibrate.ts)
-  if (l.calibrate) return calibrated(l, s.route!.upstream.balancer.table, s.route!.upstream.balancer.account)
-  return s.scale === 1 || l.per !== 'key' ? l : (s.plan.limits.scaled.get(l)?.get(s.scale) ?? l)
 }
 
 // one per thread for routes with local limits only: that decision is made and rendered synchronously
@@ -255,25 +230,6 @@ function deny(s: RequestState, c: Charges, st: Status, redisClosed = false): Nex
       return never
     }
   }
-}
-
-/**
- * Account's half of the token limits: replace the estimate pre-charged on every token bucket with the real usage
- * (a refund when the request used less, an extra charge when it used more), locally and on the cluster backend.
- */
-export function reconcile(s: RequestState, actual: number): void {
-  const delta = actual - s.costTokens
-  if (delta === 0 || !s.charged) return
-  const list = s.plan.limits.byRoute[s.route!.index]
-  const table = ctx.table!
-  const now = table.clock.now()
-  for (let i = 0; i < list.length; i++) {
-    if (list[i].unit !== 'tokens') continue
-    const l = scaledFor(list[i], s)
-    const scope = scopeOf(l, s)
-    if (scope !== null) table.adjust(l, scope, delta, now)
-  }
-  if (s.cluster !== null && s.cluster.status === Status.OK) s.clusterBy!.reconcile(s.cluster, delta)
 }
 
 function period(ms: number): string {

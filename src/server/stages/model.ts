@@ -3,10 +3,9 @@
 // completions gets the request translated (src/translate/). Runs once the body is read, before the estimate, so
 // the estimate, the limits and the accounting all see the real upstream's request. GET …/models lists the table.
 import { Next, type RequestState } from '../request-state.js'
-import { replyError, replyJson } from '../reply.js'
+import { replyError, replyJson, untranslatable } from '../reply.js'
 import { lookupCompiled } from '../../translate/models.js'
 import { ModelCall } from '../../translate/call.js'
-import type { Untranslatable } from '../../translate/chat-request.js'
 
 export function selectModel(s: RequestState): Next {
   const models = s.route!.models!
@@ -35,10 +34,4 @@ export function selectModel(s: RequestState): Next {
   const call = new ModelCall(s, body as Record<string, unknown>, asked, choices)
   s.modelCall = call
   return call.apply(s, 0, untranslatable) ? Next.CONTINUE : Next.REPLIED
-}
-
-/** 400 naming the field a provider cannot express (never dropped silently). */
-export function untranslatable(s: RequestState, u: Untranslatable): void {
-  s.errorDetail = u.message
-  replyError(s, 'LEAKY_UNTRANSLATABLE', false, null, `${u.message} (model served by ${s.upstream!.provider})`)
 }

@@ -7,21 +7,7 @@ import type { CompiledRoute } from '../plan.js'
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { compileModels } from '../../translate/models.js'
-
-export interface RouteConfig {
-  path: string
-  host?: string
-  upstream: string
-  strip_prefix: boolean
-  auth: 'key' | 'none' | 'jwt'
-  limits: string[]
-  models?: Record<string, string | string[]>
-  max_inflight?: number
-  split?: Array<{ upstream: string; weight: number }>
-  sticky?: 'key' | 'org' | 'ip'
-  upstream_override?: string[]
-  mirror?: { upstream: string; percent: number }
-}
+import type { RouteConfig } from '../../config/index.js'
 
 export interface RouteTable {
   byHost: Map<string, CompiledRoute[]>

@@ -1,5 +1,7 @@
-// Stage 8 — stream: the undici dispatch handler for one request. Status and headers go to the client as soon as
-// the upstream sends them; body chunks follow as they arrive, with backpressure both ways: when uWS cannot take a
+// Stage 8 — stream: relays the one upstream response forward accepted to the client, and reads its token usage on
+// the way (the usage meter lives here, with the bytes it reads). Forward owns one ResponseStream per request and
+// hands it each callback of the attempt it keeps; the stream calls nothing but account, once, when the response
+// ends. Status and headers go to the client as soon as the upstream sends them; body chunks follow as they arrive, with backpressure both ways: when uWS cannot take a
 // chunk, the upstream read is paused (controller.pause) until uWS says the socket is writable again (onWritable).
 // uWS never buffers more than the one chunk it refused, so a slow reader costs a bounded amount of memory.
 import type { Dispatcher } from 'undici'
@@ -9,8 +11,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
-import { account, startMetering } from './account.js'
-import type { UsageMeter } from '../../llm/usage.js'
+import { account } from './account.js'
+import { createMeter, type UsageMeter } from '../../llm/usage.js'
 import type { ErrorCode } from '../../errors.js'
 import { ContentDecoder, codingOf, type DecodeSink } from '../content-coding.js'
 import { ctx } from '../context.js'
@@ -22,6 +24,13 @@ const DROP = new Set([
   'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate',
   'content-length', 'date', 'uwebsockets',
 ])
+
+/** Start reading usage from the response of an LLM request; only successful responses carry usage. */
+function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
+  if (s.shape === null || s.shape === 'other' || status < 200 || status >= 300) return null
+  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens })
+  return s.meter
+}
 
 const statusLines = new Map<number, string>()
 export function statusLine(code: number): string {
@@ -68,26 +77,8 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     if (this.s.aborted) controller.abort(new Error('client closed the connection'))
   }
 
-  /**
-   * The upstream answered with `status` and nothing of it has reached the client. Returns true when the response is
-   * dropped because another attempt takes over (retry, fallback: the forward stage's handler overrides this).
-   */
-  upstreamAnswered(_controller: DispatchController, _status: number, _headers: IncomingHttpHeaders): boolean {
-    return false
-  }
-
-  /**
-   * The attempt failed (before or after its response started). Returns true when the error is not this request's
-   * to report: another attempt has taken over, or it belongs to an attempt already dropped.
-   */
-  upstreamFailed(_controller: DispatchController | undefined, _err: Error): boolean {
-    return false
-  }
-
-  onResponseStart(controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(_controller: DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     const s = this.s
-    if (s.finished) return controller.abort(new Error('response no longer wanted'))
-    if (this.upstreamAnswered(controller, statusCode, headers)) return
     s.status = statusCode
     s.ttfbMs = performance.now() - s.startMs
     this.bodyless = s.method === 'HEAD' || statusCode === 204 || statusCode === 304
@@ -315,9 +306,7 @@ export class ResponseStream implements DispatchHandler, DecodeSink {
     account(s)
   }
 
-  onResponseError(controller: DispatchController | undefined, err: Error): void {
-    // undici passes no controller when the connection failed before the request started
-    if (this.upstreamFailed(controller, err)) return
+  onResponseError(_controller: DispatchController | undefined, err: Error): void {
     const s = this.s
     this.decoder?.destroy()
     if (s.aborted || s.finished) {

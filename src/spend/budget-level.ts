@@ -4,8 +4,8 @@
 // (src/spend/budget-alerts.ts). Each worker remembers what it already sent for the current window, so a budget past
 // a threshold costs one Map lookup per request, and the main thread sees at most one message per worker.
 import { parentPort } from 'node:worker_threads'
-import type { Budget } from '../../spend/budgets.js'
-import type { BudgetAlertMessage } from '../../spend/budget-alerts.js'
+import type { Budget } from './budgets.js'
+import type { BudgetAlertMessage } from './budget-alerts.js'
 
 /** (budget name, subject) → [window start, highest threshold index sent in it] */
 const sent = new Map<string, { window: bigint; index: number }>()
