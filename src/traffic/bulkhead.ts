@@ -112,23 +112,6 @@ export const QUEUE_HOOKS: QueueHooks = {
 }
 
 /**
- * Give back the request's places and its count among the upstream's retries (account, once per request), or take
- * it out of the queue it waits in.
- */
-export function leaveBulkheads(s: RequestState): void {
-  const up = s.gateUpstream
-  if (up === null) return
-  if (s.retrying) up.balancer.table.stopRetrying(up.balancer.account)
-  const route = s.route!.gate
-  if (s.gated) {
-    route.table.release(route.slot)
-    up.balancer.table.release(up.balancer.account)
-  } else if (up.queue !== null && up.queue.length > 0 && up.queue.remove(s)) {
-    route.table.release(route.slot)
-  }
-}
-
-/**
  * May a request of this upstream be retried now? Retries in flight stay within `percent` of the upstream's
  * requests in flight, or `min` — whichever is more. A refusal is counted.
  */

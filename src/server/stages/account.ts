@@ -2,7 +2,7 @@
 // failure, client abort), and only records what the request left: the admit slot and bulkhead places given back,
 // the real usage handed to the reconciles (src/limiter/reconcile.ts, src/spend/reconcile.ts), metrics, the usage
 // ledger's row, the span and one access line. It imports no stage: the line ends here.
-import { leaveBulkheads } from '../../traffic/bulkhead.js'
+import { leaveBulkheads } from '../../traffic/bulkhead-release.js'
 import type { RequestState } from '../request-state.js'
 import { ctx } from '../context.js'
 import { ERRORS } from '../../errors.js'
