@@ -27,6 +27,8 @@ export interface UpstreamConfig {
   pool: { connections: number }
   timeouts: { connect: number; first_byte: number; idle: number }
   default_max_tokens: number
+  /** absent: exact */
+  prompt_estimate?: 'exact' | 'bytes'
   retry?: RetryConfig
   breaker?: BreakerConfig
   fallback?: string
@@ -60,6 +62,8 @@ export class Upstream {
   readonly firstByteTimeout: number
   readonly idleTimeout: number
   readonly defaultMaxTokens: number
+  /** prompt_estimate: bytes — pre-charge the prompt's UTF-8 bytes (an upper bound) instead of its BPE count */
+  readonly promptBytes: boolean
   /** always set: without a `retry` section, 0 extra attempts and the default conditions (they decide failover) */
   readonly retry: RetryPolicy
   readonly breaker: Breaker | null
@@ -82,6 +86,7 @@ export class Upstream {
     this.firstByteTimeout = cfg.timeouts.first_byte
     this.idleTimeout = cfg.timeouts.idle
     this.defaultMaxTokens = cfg.default_max_tokens
+    this.promptBytes = cfg.prompt_estimate === 'bytes'
     this.injected = []
     let creds = false
     for (const [k, v] of Object.entries(cfg.headers)) {

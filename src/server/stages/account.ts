@@ -17,7 +17,8 @@ import { reconcileBudgets } from './budget.js'
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 export function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
   if (s.shape === null || s.shape === 'other' || status < 200 || status >= 300) return null
-  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens })
+  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens,
+    lazyPrompt: s.lazyPrompt })
   return s.meter
 }
 
@@ -53,8 +54,10 @@ export function account(s: RequestState): void {
       if (price !== null) cost = costPico(price, usage)
       metrics.cost(s.upstream.name, usage.model, s.keyId, cost < 0 ? null : Math.round(cost / 1000))
       metrics.usage(s.upstream.name, usage)
-      if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
-      else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
+      // a byte bound is no estimate of the count: the ratio is observed for counted prompts only
+      if (usage.source === 'reported' && (s.lazyPrompt === null || s.lazyPrompt.counted)) {
+        metrics.estimateError(s.upstream.name, s.lazyPrompt === null ? s.promptTokens : s.lazyPrompt.tokens(), usage.prompt)
+      } else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
     }
   }
   s.costPico = cost

@@ -17,6 +17,7 @@ import { RedisCharges, Via } from '../../limiter/redis.js'
 import { hasBody, StreamingBody } from '../body.js'
 import { limitDecided, limitPending } from '../../tracing/hooks.js'
 import { chargeBudgets, chargeClusterBudgets, reconcileBudgets } from './budget.js'
+import { recountPrompt } from './estimate.js'
 
 /** The limits, compiled once per plan; per-key limits once per tier scale in use (they share the bucket). */
 export interface LimitPlan {
@@ -92,7 +93,13 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
     const table = ctx.table!
     const now = table.clock.now()
     if (lc.length > 0) {
-      const st = chargeAll(table, lc, now)
+      let st = chargeAll(table, lc, now)
+      // a prompt pre-charged at its byte bound is denied only on its exact count
+      if (st !== Status.OK && recountPrompt(s)) {
+        lc.clear()
+        collect(local, s, lc, true)
+        st = chargeAll(table, lc, now)
+      }
       if (st !== Status.OK) return deny(s, lc, st)
     }
     // budgets after the limits: a request a limit refuses spends nothing, and a budget denial refunds the limits
