@@ -77,7 +77,7 @@ export function account(s: RequestState): void {
   }
   if (!s.plan.accessLog) return
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
-  ctx.logger.info({
+  ctx.access.write({
     msg: 'access',
     req_id: s.requestId,
     trace_id: s.traceId,
