@@ -31,6 +31,7 @@ import { SCENARIOS } from './scenarios.mjs'
 import { allowedCpus, machine } from './machine.mjs'
 import { nginxVersion, startNginx } from './nginx.mjs'
 import { writeResults } from '../record.mjs'
+import { CHAT_KEY, saturatedConfig, startUwsUpstream } from './ab.mjs'
 
 const num = (name, def) => Number(process.env[name] ?? def)
 const ROUNDS = num('ROUNDS', 3)
@@ -52,63 +53,12 @@ const [loadCpu, serverCpu] = [String(cpus[0]), String(cpus[1])]
 const nginxBin = process.env.NGINX === 'none' ? null : which('nginx', process.env.NGINX)
 const uwsPackage = process.env.LEAKY_UWS ?? 'uWebSockets.js'
 
-// the upstream: one uWS thread, every answer prebuilt; SSE events corked one by one so each leaves in its own write
-const UPSTREAM = `
-import { createRequire } from 'node:module'
-const require = createRequire(${JSON.stringify(new URL('../../package.json', import.meta.url).pathname)})
-const uws = require(${JSON.stringify(uwsPackage)})
-const health = '{"status":"ok"}'
-const chat = JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion', created: 1700000000, model: 'gpt-4o-mini-2024-07-18',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'A leaky bucket drains at a steady rate.', refusal: null }, logprobs: null, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 230, completion_tokens: 9, total_tokens: 239 }, system_fingerprint: 'fp_bench' })
-const events = []
-for (let i = 0; i < ${EVENTS}; i++) events.push('data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: ' tok' }, finish_reason: null }] }) + '\\n\\n')
-const tail = 'data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 20, completion_tokens: ${EVENTS}, total_tokens: ${EVENTS + 20} } }) + '\\n\\ndata: [DONE]\\n\\n'
-const app = uws.App()
-app.get('/*', (res) => { res.cork(() => res.writeHeader('content-type', 'application/json').end(health)) })
-app.post('/*', (res, req) => {
-  let body = ''
-  res.onAborted(() => { res.gone = true })
-  res.onData((ab, last) => {
-    body += Buffer.from(ab).toString()
-    if (!last || res.gone) return
-    if (!body.includes('"stream":true')) return res.cork(() => res.writeHeader('content-type', 'application/json').end(chat))
-    res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'text/event-stream'))
-    for (const e of events) res.cork(() => res.write(e))
-    res.cork(() => res.end(tail))
-  })
-})
-app.listen('127.0.0.1', 0, (s) => console.log(JSON.stringify({ msg: 'listening', port: uws.us_socket_local_port(s) })))
-`
-
-const CHAT_KEY = 'sk-bench-team-a'
-const proxyConfig = (port) => `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: true }
-admin: { listen: 127.0.0.1:0 }
-limits:
-  key-rps: { per: key, requests: 1M/s }
-  org-rpm: { per: org, requests: 100M/min }
-  key-tpm: { per: key, tokens: 10000M/min }
-keys:
-  - { id: team-a, key: ${CHAT_KEY}, org: acme }
-upstreams:
-  openai: { provider: openai, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${CONNECTIONS} } }
-  plain: { provider: none, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${CONNECTIONS} } }
-routes:
-  - { path: /v1/, upstream: openai, auth: key, limits: [key-rps, org-rpm, key-tpm] }
-  - { path: /bare/, upstream: openai, strip_prefix: true }
-  - { path: /plain/, upstream: plain, strip_prefix: true }
-  - { path: /__stub/, upstream: plain }
-`
-
 const dir = mkdtempSync(join(tmpdir(), 'leaky-saturated-'))
 try {
-  writeFileSync(join(dir, 'upstream.mjs'), UPSTREAM)
-  const upstream = start(process.execPath, [join(dir, 'upstream.mjs')], { taskset, cpus: loadCpu })
-  const up = await waitForJson(upstream, (v) => v.msg === 'listening')
+  const { proc: upstream, port: upPort } = await startUwsUpstream({ dir, load: { taskset, cpus: loadCpu } }, { events: EVENTS, uwsPackage })
+  const up = { port: upPort }
   const file = join(dir, 'leaky.yaml')
-  writeFileSync(file, proxyConfig(up.port))
+  writeFileSync(file, saturatedConfig(up.port, CONNECTIONS))
   const proxy = start(process.execPath, [CLI, 'start', '-c', file], { taskset, cpus: serverCpu, cwd: dir })
   const ready = await waitForJson(proxy, (v) => v.msg === 'ready')
   let nginx = null
