@@ -154,18 +154,22 @@ export async function startUwsUpstream(rig, { events = 200, uwsPackage = process
   return { proc, port: up.port }
 }
 
+/** The lines every bench config starts with: any port, one worker thread, the ready line, an admin port. */
+export const yamlHead = ({ access = false } = {}) => `listen: 127.0.0.1:0
+workers: 1
+log: { level: info, access: ${access} }
+admin: { listen: 127.0.0.1:0 }
+`
+
 /** The key the saturated config knows (team-a, org acme). */
 export const CHAT_KEY = 'sk-bench-team-a'
 
 /**
  * Issue 16's proxy config: /v1/ the OpenAI route with key auth, 2 request limits, 1 token limit, metering and the
  * access log; /bare/ the same upstream without auth or limits; /plain/ and /__stub/ a provider: none upstream.
+ * `upstreams` / `routes`: more YAML lines for those sections (a variant to compare in the same proxy).
  */
-export const saturatedConfig = (port, connections) => `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: true }
-admin: { listen: 127.0.0.1:0 }
-limits:
+export const saturatedConfig = (port, connections, { upstreams = '', routes = '' } = {}) => `${yamlHead({ access: true })}limits:
   key-rps: { per: key, requests: 1M/s }
   org-rpm: { per: org, requests: 100M/min }
   key-tpm: { per: key, tokens: 10000M/min }
@@ -174,9 +178,9 @@ keys:
 upstreams:
   openai: { provider: openai, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${connections} } }
   plain: { provider: none, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${connections} } }
-routes:
+${upstreams}routes:
   - { path: /v1/, upstream: openai, auth: key, limits: [key-rps, org-rpm, key-tpm] }
   - { path: /bare/, upstream: openai, strip_prefix: true }
   - { path: /plain/, upstream: plain, strip_prefix: true }
   - { path: /__stub/, upstream: plain }
-`
+${routes}`

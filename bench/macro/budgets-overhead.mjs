@@ -4,18 +4,14 @@
 //   node bench/macro/budgets-overhead.mjs            (ROUNDS=3 DURATION=4 CONNECTIONS=64; needs wrk)
 import { startStub } from './leaky.mjs'
 import { SCENARIOS } from './scenarios.mjs'
-import { interleave, makeRig, ratioLine, startLeaky, withRig } from './ab.mjs'
+import { interleave, makeRig, ratioLine, startLeaky, withRig, yamlHead } from './ab.mjs'
 
 const rig = makeRig('budgets')
 await withRig(rig, async () => {
   const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
   // budgets far above what the bench spends: every request pays for the full pre-charge and reconcile, none is denied
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-budgets:
+  const proxy = await startLeaky(rig, `${yamlHead()}budgets:
   key-month: { per: key, usd: 1M/month, timezone: Europe/Berlin, alert_at: [99%] }
   org-day: { per: org, usd: 1M/day, window: rolling }
 keys:

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { startStub } from './leaky.mjs'
 import { wrkScript } from './wrk.mjs'
 import { SCENARIOS } from './scenarios.mjs'
-import { interleave, makeRig, startLeaky, withRig } from './ab.mjs'
+import { interleave, makeRig, startLeaky, withRig, yamlHead } from './ab.mjs'
 
 const rig = makeRig('cache', { rounds: 2 })
 const dir = rig.dir
@@ -34,11 +34,7 @@ end
 await withRig(rig, async () => {
   const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-upstreams:
+  const proxy = await startLeaky(rig, `${yamlHead()}upstreams:
   llm: { provider: openai, targets: ${target}, pool: { connections: ${rig.connections} } }
   plain: { provider: none, targets: ${target}, pool: { connections: ${rig.connections} } }
 routes:

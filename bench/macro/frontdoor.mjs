@@ -7,7 +7,7 @@
 import { Agent, request } from 'undici'
 import { startStub } from './leaky.mjs'
 import { cpuSeconds } from './cpu.mjs'
-import { makeRig, startLeaky, withRig } from './ab.mjs'
+import { makeRig, startLeaky, withRig, yamlHead } from './ab.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const REQUESTS = Number(process.env.REQUESTS ?? 300)
@@ -21,11 +21,7 @@ const CASES = { 'pass-through (openai)': 'gpt-4o-mini', 'translated (gemini)': '
 await withRig(rig, async () => {
   const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-upstreams:
+  const proxy = await startLeaky(rig, `${yamlHead()}upstreams:
   openai: { provider: openai, targets: ${target}, pool: { connections: ${CONCURRENCY} } }
   gemini: { provider: gemini, targets: ${target}, pool: { connections: ${CONCURRENCY} } }
   anthropic: { provider: anthropic, targets: ${target}, pool: { connections: ${CONCURRENCY} } }

@@ -8,7 +8,7 @@ import { generateKeyPair, exportSPKI, SignJWT } from 'jose'
 import { startStub } from './leaky.mjs'
 import { stop } from './procs.mjs'
 import { SCENARIOS } from './scenarios.mjs'
-import { interleave, makeRig, startLeaky, withRig } from './ab.mjs'
+import { interleave, makeRig, startLeaky, withRig, yamlHead } from './ab.mjs'
 import { parseConfig } from '../../dist/config/index.js'
 import { JwtVerifier } from '../../dist/auth/jwt.js'
 
@@ -30,11 +30,7 @@ ${pem.trim().split('\n').map((l) => `      ${l}`).join('\n')}
 await withRig(rig, async () => {
   const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-keys:
+  const proxy = await startLeaky(rig, `${yamlHead()}keys:
   - { id: bench, key: sk-bench }
 ${jwtSection}upstreams:
   llm: { provider: openai, targets: ${target}, pool: { connections: ${rig.connections} } }

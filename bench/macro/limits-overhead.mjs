@@ -4,18 +4,14 @@
 //   node bench/macro/limits-overhead.mjs            (ROUNDS=3 DURATION=4 CONNECTIONS=64; needs wrk)
 import { startStub } from './leaky.mjs'
 import { SCENARIOS } from './scenarios.mjs'
-import { interleave, makeRig, ratioLine, startLeaky, withRig } from './ab.mjs'
+import { interleave, makeRig, ratioLine, startLeaky, withRig, yamlHead } from './ab.mjs'
 
 const rig = makeRig('limits')
 await withRig(rig, async () => {
   const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
   // limits far above what the bench reaches: every request pays for the full decision, none is denied
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-limits:
+  const proxy = await startLeaky(rig, `${yamlHead()}limits:
   key-rps: { per: key, requests: 1M/s }
   key-rpm: { per: key, requests: 60M/min }
   key-tpm: { per: key, tokens: 10000M/min }

@@ -6,31 +6,18 @@
 //   node bench/macro/prompt-estimate.mjs          (ROUNDS=5 DURATION=3 CONNECTIONS=64; needs wrk)
 import os from 'node:os'
 import { SCENARIOS } from './scenarios.mjs'
-import { CHAT_KEY, interleave, makeRig, ratioLine, roundRatios, startLeaky, startUwsUpstream, withRig } from './ab.mjs'
+import { CHAT_KEY, interleave, makeRig, ratioLine, roundRatios, saturatedConfig, startLeaky, startUwsUpstream, withRig } from './ab.mjs'
 import { machine } from './machine.mjs'
 import { writeResults } from '../record.mjs'
 
 const rig = makeRig('prompt-estimate', { rounds: 5, duration: 3 })
 await withRig(rig, async () => {
   const up = await startUwsUpstream(rig)
-  const target = `["http://127.0.0.1:${up.port}"]`
-  const proxy = await startLeaky(rig, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: true }
-admin: { listen: 127.0.0.1:0 }
-limits:
-  key-rps: { per: key, requests: 1M/s }
-  org-rpm: { per: org, requests: 100M/min }
-  key-tpm: { per: key, tokens: 10000M/min }
-keys:
-  - { id: team-a, key: ${CHAT_KEY}, org: acme }
-upstreams:
-  exact: { provider: openai, targets: ${target}, pool: { connections: ${rig.connections} } }
-  bytes: { provider: openai, targets: ${target}, pool: { connections: ${rig.connections} }, prompt_estimate: bytes }
-routes:
-  - { path: /v1/, upstream: exact, auth: key, limits: [key-rps, org-rpm, key-tpm] }
-  - { path: /b/, upstream: bytes, auth: key, limits: [key-rps, org-rpm, key-tpm], strip_prefix: true }
-`)
+  // the saturated config (its /v1/ route: prompt_estimate exact, the default) plus the same route on a bytes upstream
+  const proxy = await startLeaky(rig, saturatedConfig(up.port, rig.connections, {
+    upstreams: `  bytes: { provider: openai, targets: ["http://127.0.0.1:${up.port}"], pool: { connections: ${rig.connections} }, prompt_estimate: bytes }\n`,
+    routes: '  - { path: /b/, upstream: bytes, auth: key, limits: [key-rps, org-rpm, key-tpm], strip_prefix: true }\n',
+  }))
   const chat = { ...SCENARIOS.chat, headers: { ...SCENARIOS.chat.headers, authorization: `Bearer ${CHAT_KEY}` } }
   const t = await interleave(rig, [
     { name: 'exact', url: proxy.url, pid: proxy.proc.pid, scenario: chat },
