@@ -36,7 +36,8 @@ export function estimate(s: RequestState, then: (s: RequestState) => void): Next
   }
   const headers = { dashscopeSse: headerValue(s, 'x-dashscope-sse') === 'enable' }
   const def = s.upstream!.defaultMaxTokens
-  if (s.upstream!.promptBytes && boundable(s)) {
+  // a body above POOL_THRESHOLD is counted in the pool as before: a recount on a denial would run inline
+  if (s.upstream!.promptBytes && raw.length <= POOL_THRESHOLD && boundable(s)) {
     const e = estimateBound(shape, body, s.upstreamPath, headers, def)
     apply(s, e)
     s.lazyPrompt = new LazyPrompt(e.info)
