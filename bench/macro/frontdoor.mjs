@@ -4,35 +4,24 @@
 // event by event). Every answer is a stream of TOKENS tokens (x-stub-tokens) with include_usage. Reported: proxy CPU
 // per request and per SSE event the client received (the meter's and the translator's work together).
 //   node bench/macro/frontdoor.mjs        (ROUNDS=3 REQUESTS=300 CONCURRENCY=16 TOKENS=200; ~30 s)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { CLI, startStub } from './leaky.mjs'
-import { start, waitForJson, stopAll, which } from './procs.mjs'
+import { startStub } from './leaky.mjs'
 import { cpuSeconds } from './cpu.mjs'
-import { allowedCpus } from './machine.mjs'
+import { makeRig, startLeaky, withRig, yamlHead } from './ab.mjs'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const REQUESTS = Number(process.env.REQUESTS ?? 300)
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16)
 const TOKENS = Number(process.env.TOKENS ?? 200)
-const taskset = which('taskset', process.env.TASKSET)
-const cpus = allowedCpus()
-const [loadCpus, serverCpus] = taskset !== null && cpus !== null && cpus.length >= 2 ? [String(cpus[0]), String(cpus[1])] : [null, null]
-const dir = mkdtempSync(join(tmpdir(), 'leaky-frontdoor-bench-'))
+// no wrk here: the client is undici, so the stream's events can be counted
+const rig = makeRig('frontdoor', { needWrk: false })
 
 const CASES = { 'pass-through (openai)': 'gpt-4o-mini', 'translated (gemini)': 'gemini-2.5-flash', 'translated (anthropic)': 'claude-3-5-haiku' }
 
-try {
-  const stub = await startStub({ taskset, cpus: loadCpus })
+await withRig(rig, async () => {
+  const stub = await startStub(rig.load)
   const target = `["http://127.0.0.1:${stub.port}"]`
-  const file = join(dir, 'leaky.yaml')
-  writeFileSync(file, `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: false }
-admin: { listen: 127.0.0.1:0 }
-upstreams:
+  const proxy = await startLeaky(rig, `${yamlHead()}upstreams:
   openai: { provider: openai, targets: ${target}, pool: { connections: ${CONCURRENCY} } }
   gemini: { provider: gemini, targets: ${target}, pool: { connections: ${CONCURRENCY} } }
   anthropic: { provider: anthropic, targets: ${target}, pool: { connections: ${CONCURRENCY} } }
@@ -41,9 +30,7 @@ routes:
     upstream: openai
     models: { gpt-4o-mini: openai, "gemini-*": gemini, "claude-*": anthropic }
 `)
-  const proxy = start(process.execPath, [CLI, 'start', '-c', file], { taskset, cpus: serverCpus, cwd: dir })
-  const ready = await waitForJson(proxy, (v) => v.msg === 'ready')
-  const url = `http://127.0.0.1:${ready.port}/v1/chat/completions`
+  const url = `${proxy.url}/v1/chat/completions`
   const agent = new Agent({ connections: CONCURRENCY })
 
   async function one(model) {
@@ -77,11 +64,11 @@ routes:
   for (const model of Object.values(CASES)) await batch(model, 50) // warm-up: JIT, pools
   for (let r = 1; r <= ROUNDS; r++) {
     for (const [name, model] of Object.entries(CASES)) {
-      const c0 = cpuSeconds(proxy.pid)
+      const c0 = cpuSeconds(proxy.proc.pid)
       const t0 = performance.now()
       const events = await batch(model, REQUESTS)
       const ms = performance.now() - t0
-      const cpu = cpuSeconds(proxy.pid) - c0
+      const cpu = cpuSeconds(proxy.proc.pid) - c0
       Object.assign(totals[name], { cpu: totals[name].cpu + cpu, req: totals[name].req + REQUESTS, events: totals[name].events + events, ms: totals[name].ms + ms })
       console.log(`round ${r} ${name.padEnd(24)} ${((cpu / REQUESTS) * 1e6).toFixed(0).padStart(6)} µs CPU/req  ${((cpu / events) * 1e6).toFixed(2).padStart(6)} µs CPU/event  (${(events / REQUESTS).toFixed(0)} events/req)`)
     }
@@ -93,7 +80,4 @@ routes:
     console.log(`${name.padEnd(24)} ${perReq.toFixed(0).padStart(6)} µs CPU/req  ${((t.cpu / t.events) * 1e6).toFixed(2).padStart(6)} µs CPU/event  ×${(perReq / ((base.cpu / base.req) * 1e6)).toFixed(2)}  ${(t.req / (t.ms / 1000)).toFixed(0)} req/s`)
   }
   await agent.close()
-} finally {
-  await stopAll()
-  rmSync(dir, { recursive: true, force: true })
-}
+})

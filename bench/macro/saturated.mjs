@@ -12,6 +12,7 @@
 //   get        GET /__stub/health through a provider: none route (plain proxying)
 //   chat       1 KB chat POST through the OpenAI route with key auth, 2 request limits, 1 token limit, metering and
 //              the access log
+//   chat-bytes the chat case on an upstream with `prompt_estimate: bytes` (no BPE on the request path)
 //   chat-bare  the same POST through the same OpenAI upstream without auth or limits (what they cost: the ratio)
 //   chat-plain the same POST through a provider: none route: no auth, limits, estimate or usage metering
 //   sse        a stream of 200 events, each in its own upstream write (CPU per request and per event)
@@ -33,6 +34,7 @@ import { SCENARIOS } from './scenarios.mjs'
 import { allowedCpus, machine } from './machine.mjs'
 import { nginxVersion, startNginx } from './nginx.mjs'
 import { writeResults } from '../record.mjs'
+import { CHAT_KEY, saturatedConfig, startUwsUpstream } from './ab.mjs'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
@@ -87,63 +89,16 @@ const [loadCpu, serverCpu] = [String(cpus[0]), String(cpus[1])]
 const nginxBin = process.env.NGINX === 'none' ? null : which('nginx', process.env.NGINX)
 const uwsPackage = process.env.LEAKY_UWS ?? 'uWebSockets.js'
 
-// the upstream: one uWS thread, every answer prebuilt; SSE events corked one by one so each leaves in its own write
-const UPSTREAM = `
-import { createRequire } from 'node:module'
-const require = createRequire(${JSON.stringify(new URL('../../package.json', import.meta.url).pathname)})
-const uws = require(${JSON.stringify(uwsPackage)})
-const health = '{"status":"ok"}'
-const chat = JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion', created: 1700000000, model: 'gpt-4o-mini-2024-07-18',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'A leaky bucket drains at a steady rate.', refusal: null }, logprobs: null, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 230, completion_tokens: 9, total_tokens: 239 }, system_fingerprint: 'fp_bench' })
-const events = []
-for (let i = 0; i < ${EVENTS}; i++) events.push('data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: ' tok' }, finish_reason: null }] }) + '\\n\\n')
-const tail = 'data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1700000000, model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 20, completion_tokens: ${EVENTS}, total_tokens: ${EVENTS + 20} } }) + '\\n\\ndata: [DONE]\\n\\n'
-const app = uws.App()
-app.get('/*', (res) => { res.cork(() => res.writeHeader('content-type', 'application/json').end(health)) })
-app.post('/*', (res, req) => {
-  let body = ''
-  res.onAborted(() => { res.gone = true })
-  res.onData((ab, last) => {
-    body += Buffer.from(ab).toString()
-    if (!last || res.gone) return
-    if (!body.includes('"stream":true')) return res.cork(() => res.writeHeader('content-type', 'application/json').end(chat))
-    res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'text/event-stream'))
-    for (const e of events) res.cork(() => res.write(e))
-    res.cork(() => res.end(tail))
-  })
-})
-app.listen('127.0.0.1', 0, (s) => console.log(JSON.stringify({ msg: 'listening', port: uws.us_socket_local_port(s) })))
-`
-
-const CHAT_KEY = 'sk-bench-team-a'
-const proxyConfig = (port) => `listen: 127.0.0.1:0
-workers: 1
-log: { level: info, access: true }
-admin: { listen: 127.0.0.1:0 }
-limits:
-  key-rps: { per: key, requests: 1M/s }
-  org-rpm: { per: org, requests: 100M/min }
-  key-tpm: { per: key, tokens: 10000M/min }
-keys:
-  - { id: team-a, key: ${CHAT_KEY}, org: acme }
-upstreams:
-  openai: { provider: openai, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${CONNECTIONS} } }
-  plain: { provider: none, targets: ["http://127.0.0.1:${port}"], pool: { connections: ${CONNECTIONS} } }
-routes:
-  - { path: /v1/, upstream: openai, auth: key, limits: [key-rps, org-rpm, key-tpm] }
-  - { path: /bare/, upstream: openai, strip_prefix: true }
-  - { path: /plain/, upstream: plain, strip_prefix: true }
-  - { path: /__stub/, upstream: plain }
-`
-
 const dir = mkdtempSync(join(tmpdir(), 'leaky-saturated-'))
 try {
-  writeFileSync(join(dir, 'upstream.mjs'), UPSTREAM)
-  const upstream = start(process.execPath, [join(dir, 'upstream.mjs')], { taskset, cpus: loadCpu })
-  const up = await waitForJson(upstream, (v) => v.msg === 'listening')
+  const { proc: upstream, port: upPort } = await startUwsUpstream({ dir, load: { taskset, cpus: loadCpu } }, { events: EVENTS, uwsPackage })
+  const up = { port: upPort }
   const file = join(dir, 'leaky.yaml')
-  writeFileSync(file, proxyConfig(up.port))
+  // chat-bytes: the chat POST on an upstream whose pre-charge bounds the prompt by its bytes (prompt_estimate: bytes)
+  writeFileSync(file, saturatedConfig(up.port, CONNECTIONS, {
+    upstreams: `  openai-bytes: { provider: openai, prompt_estimate: bytes, targets: ["http://127.0.0.1:${up.port}"], pool: { connections: ${CONNECTIONS} } }\n`,
+    routes: '  - { path: /fast/, upstream: openai-bytes, strip_prefix: true, auth: key, limits: [key-rps, org-rpm, key-tpm] }\n',
+  }))
   const proxy = start(process.execPath, [CLI, 'start', '-c', file], { taskset, cpus: serverCpu, cwd: dir })
   const ready = await waitForJson(proxy, (v) => v.msg === 'ready')
   let nginx = null
@@ -153,6 +108,7 @@ try {
   const scen = {
     get: SCENARIOS.get,
     chat: { ...SCENARIOS.chat, headers: auth },
+    'chat-bytes': { ...SCENARIOS.chat, headers: auth, path: '/fast/v1/chat/completions' },
     'chat-bare': { ...SCENARIOS.chat, path: '/bare/v1/chat/completions' },
     'chat-plain': { ...SCENARIOS.chat, path: '/plain/v1/chat/completions' },
     sse: { ...SCENARIOS.sse, headers: auth },
@@ -161,7 +117,7 @@ try {
   const nginxChatScript = wrkScript(dir, 'chat-nginx', SCENARIOS.chat)
   const leaky = `http://127.0.0.1:${ready.port}`
   const cases = [
-    ['get', 'leaky', leaky, proxy.pid], ['chat', 'leaky', leaky, proxy.pid], ['chat-bare', 'leaky', leaky, proxy.pid], ['chat-plain', 'leaky', leaky, proxy.pid], ['sse', 'leaky', leaky, proxy.pid],
+    ['get', 'leaky', leaky, proxy.pid], ['chat', 'leaky', leaky, proxy.pid], ['chat-bytes', 'leaky', leaky, proxy.pid], ['chat-bare', 'leaky', leaky, proxy.pid], ['chat-plain', 'leaky', leaky, proxy.pid], ['sse', 'leaky', leaky, proxy.pid],
   ]
   if (nginx !== null) {
     const n = `http://127.0.0.1:${nginx.port}`
@@ -231,10 +187,12 @@ try {
   result.sse_cpu_us_per_event = result.leaky_sse.cpu_us_per_req / EVENTS
   result.limits_ratio = result.leaky_chat.cpu_us_per_req / result['leaky_chat-bare'].cpu_us_per_req
   result.limits_accounting_ratio = result.leaky_chat.cpu_us_per_req / result['leaky_chat-plain'].cpu_us_per_req
+  result.limits_accounting_ratio_bytes = result['leaky_chat-bytes'].cpu_us_per_req / result['leaky_chat-plain'].cpu_us_per_req
+  if (result.nginx_chat !== undefined) result.ratio_chat_bytes = result['leaky_chat-bytes'].cpu_us_per_req / result.nginx_chat.cpu_us_per_req
   result.added_p50_ms = lat.leaky - lat.direct
   const targets = [['get', 3.0], ['chat', 4.0], ['sse', 1.5]]
   console.log('\nmedian CPU µs/request (req/s):')
-  for (const [name] of targets.concat([['chat-bare'], ['chat-plain']])) {
+  for (const [name] of targets.concat([['chat-bytes'], ['chat-bare'], ['chat-plain']])) {
     const l = result[`leaky_${name}`]
     const n = result[`nginx_${name}`]
     console.log(`  ${name.padEnd(9)} leaky ${l.cpu_us_per_req.toFixed(1)} µs (${l.rps.toFixed(0)}/s)` +
@@ -242,6 +200,8 @@ try {
   }
   if (nginx !== null) for (const [name] of targets) result[`ratio_${name}`] = result[`leaky_${name}`].cpu_us_per_req / result[`nginx_${name}`].cpu_us_per_req
   console.log(`  auth + limits: chat ÷ chat-bare ${result.limits_ratio.toFixed(2)}×; auth + limits + estimate + accounting: chat ÷ chat-plain ${result.limits_accounting_ratio.toFixed(2)}× (goal ≤ 1.15×)`)
+  console.log(`  with prompt_estimate: bytes: chat-bytes ÷ chat-plain ${result.limits_accounting_ratio_bytes.toFixed(2)}×` +
+    (result.ratio_chat_bytes !== undefined ? `, ÷ nginx ${result.ratio_chat_bytes.toFixed(2)}×` : ''))
   console.log(`  SSE: ${result.sse_cpu_us_per_event.toFixed(2)} µs per event`)
   console.log(`  added p50 at 1 connection: ${(result.added_p50_ms * 1000).toFixed(0)} µs (goal ≤ 100 µs)`)
   if (nginx !== null) for (const [name, goal] of targets) console.log(`  ${name} ÷ nginx ${result[`ratio_${name}`].toFixed(2)}× (goal ≤ ${goal}×)`)

@@ -425,6 +425,8 @@ const upstreamEntry = z.strictObject({
       .describe('accept any upstream certificate (warned at start, gauge leaky_upstream_tls_insecure); never in production'),
   }).optional().describe('TLS to https:// targets; verification is always on unless insecure_skip_verify'),
   default_max_tokens: int(1).default(1024).describe('output tokens assumed when the client sets no max (for the estimate)'),
+  prompt_estimate: oneOf(['exact', 'bytes']).default('exact')
+    .describe('exact: the prompt counted with the tokenizer before the pre-charge; bytes: its UTF-8 byte count, an upper bound of any byte-level BPE count, no tokenizer on the hot path (counted only before a denial or when the response reports no usage; routes with budgets or cluster limits, and bodies over 32 KiB, count exactly)'),
 }).transform((v, ctx) => {
   // targets become plain URLs (what every other part reads) and their weights a list beside them
   const targets: string[] = []

@@ -8,6 +8,7 @@
 import { countTokensSegmented, DeliveredText } from './delivered.js'
 import { JsonBody, parseJson, partialTexts, stringAfterKey } from './json-body.js'
 import { SseSplitter } from './sse.js'
+import type { LazyPrompt } from './estimate.js'
 import type { MeterOptions, UnknownReason, Usage, UsageMeter } from './usage.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -26,7 +27,8 @@ export abstract class ResponseMeter implements UsageMeter {
   readonly rewrites: boolean
   protected readonly strip: boolean
   protected readonly model: string
-  protected readonly promptTokens: number
+  private readonly estimatedPrompt: number
+  private readonly lazyPrompt: LazyPrompt | null
   /** SSE mode; null once the body turned out to be JSON */
   protected sse: SseSplitter | null
   /** JSON mode */
@@ -77,7 +79,8 @@ export abstract class ResponseMeter implements UsageMeter {
     this.strip = strippable && opts.stream && opts.stripUsageChunk
     this.rewrites = this.strip
     this.model = opts.model
-    this.promptTokens = opts.promptTokens
+    this.estimatedPrompt = opts.promptTokens
+    this.lazyPrompt = opts.lazyPrompt ?? null
     this.sse = opts.stream ? new SseSplitter() : null
     this.body = opts.stream ? null : new JsonBody()
     this.out = emptyUsage(opts.model)
@@ -175,6 +178,11 @@ export abstract class ResponseMeter implements UsageMeter {
     return EMPTY
   }
 
+  // the estimate's prompt tokens, counted exactly now if the estimate only bounded them (prompt_estimate: bytes)
+  protected promptTokens(): number {
+    return this.lazyPrompt === null ? this.estimatedPrompt : this.lazyPrompt.tokens()
+  }
+
   usage(): Usage {
     const u = this.out
     u.model = this.rModel !== '' ? this.rModel : this.model
@@ -184,7 +192,7 @@ export abstract class ResponseMeter implements UsageMeter {
     if (this.unreadableBody || this.invalid) {
       // nothing the proxy can stand behind: the account stage keeps the estimate charged
       u.source = 'unknown'
-      u.prompt = this.promptTokens
+      u.prompt = this.promptTokens()
       u.completion = 0
       u.thoughts = 0
       u.cached = 0
@@ -196,7 +204,7 @@ export abstract class ResponseMeter implements UsageMeter {
     }
     if (this.final) {
       u.source = 'reported'
-      u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens
+      u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens()
       u.completion = this.rCompletion >= 0 ? this.rCompletion : 0
       u.thoughts = this.rThoughts >= 0 ? this.rThoughts : 0
       u.cached = this.rCached >= 0 ? this.rCached : 0
@@ -209,7 +217,7 @@ export abstract class ResponseMeter implements UsageMeter {
     if (this.body !== null && this.countsBodyText) visible += countTokensSegmented(this.bodyText(this.body))
     const thoughts = Math.max(this.rThoughts, this.thoughtText.tokens())
     u.source = this.failed ? 'partial' : 'counted'
-    u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens
+    u.prompt = this.rPrompt >= 0 ? this.rPrompt : this.promptTokens()
     u.thoughts = thoughts
     u.completion = visible + thoughts
     u.cached = this.rCached >= 0 ? this.rCached : 0

@@ -2,6 +2,7 @@
 // One meter per provider family (openai.ts, responses.ts, gemini.ts, qwen.ts, anthropic.ts); createMeter picks by
 // the request's API shape.
 import type { ApiShape } from './prompt.js'
+import type { LazyPrompt } from './estimate.js'
 import { OpenAIMeter } from './openai.js'
 import { GeminiMeter } from './gemini.js'
 import { QwenMeter } from './qwen.js'
@@ -79,6 +80,8 @@ export interface MeterOptions {
   model: string
   /** the request's prompt tokens as estimated: used when the upstream reports none (a cut stream) */
   promptTokens: number
+  /** set when promptTokens is only a bound (prompt_estimate: bytes): the exact count, taken only if needed */
+  lazyPrompt?: LazyPrompt | null
 }
 
 const EMPTY = Buffer.alloc(0)

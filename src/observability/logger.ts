@@ -10,10 +10,12 @@ export interface LoggerOptions {
   bindings: Record<string, unknown>
   /** tests and the CLI pass a stream; default is fd 1 */
   fd?: number
+  /** write each line at once (tests that read the file back); default: buffered, asynchronous */
+  sync?: boolean
 }
 
 export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => void } {
-  const dest = pino.destination({ fd: opts.fd ?? 1, sync: false, minLength: 0, maxWrite: 4096 })
+  const dest = pino.destination({ fd: opts.fd ?? 1, sync: opts.sync ?? false, minLength: 0, maxWrite: 4096 })
   const logger = pino(
     {
       level: opts.level,

@@ -9,6 +9,7 @@ import type { WorkerPlan, CompiledRoute } from './plan.js'
 import type { Upstream } from '../upstream/upstream.js'
 import type { ApiShape } from '../llm/prompt.js'
 import type { UsageMeter } from '../llm/usage.js'
+import type { LazyPrompt } from '../llm/estimate.js'
 import type { RedisCharges } from '../limiter/redis.js'
 import type { ClusterLimiter } from '../limiter/cluster.js'
 import type { StreamingBody } from './body.js'
@@ -93,6 +94,8 @@ export class RequestState {
   /** what the response cost at the plan's prices, pico-USD; -1: unknown (no price, or no usage) */
   costPico = -1
   promptTokens = 0
+  /** prompt_estimate: bytes — promptTokens is a bound; this counts it exactly when needed (null: it is exact) */
+  lazyPrompt: LazyPrompt | null = null
   model = ''
   /** the proxy added stream_options.include_usage: the meter strips the extra usage chunk */
   stripUsage = false
@@ -140,4 +143,17 @@ export class RequestState {
     this.plan = plan
     this.startMs = performance.now()
   }
+}
+
+/**
+ * A bounded prompt (prompt_estimate: bytes) replaced by its exact count, before a denial stands: true when the
+ * estimate changed (the caller charges again; the denied all-or-nothing charge took nothing). Counts once.
+ */
+export function recountPrompt(s: RequestState): boolean {
+  const lp = s.lazyPrompt
+  if (lp === null || lp.counted) return false
+  const n = lp.tokens()
+  s.costTokens += n - s.promptTokens
+  s.promptTokens = n
+  return true
 }

@@ -21,6 +21,7 @@ import { connectSink, flushSpans } from '../tracing/sink.js'
 import { attachTargets } from '../traffic/target-table.js'
 import type { SpanBatch } from '../tracing/span-data.js'
 import { connectLedger, flushLedger } from '../ledger/outbox.js'
+import { AccessWriter } from '../observability/access-line.js'
 import type { UsageBatch } from '../ledger/row.js'
 import { EXIT } from '../errors.js'
 
@@ -78,6 +79,7 @@ const port = parentPort!
 const uws = loadUws()
 const { logger, flush } = createLogger({ level: data.config.log.level, bindings: { worker: data.index, gen: data.generation, tid: threadId } })
 ctx.logger = logger
+ctx.access = new AccessWriter(logger)
 ctx.inflight = new Int32Array(data.shared.inflight)
 ctx.table = data.shared.buckets === null ? null : BucketTable.attach(data.shared.buckets)
 ctx.cache = connectCache(data.cachePort)

@@ -46,6 +46,8 @@ export class Upstream {
   readonly firstByteTimeout: number
   readonly idleTimeout: number
   readonly defaultMaxTokens: number
+  /** prompt_estimate: bytes — pre-charge the prompt's UTF-8 bytes (an upper bound) instead of its BPE count */
+  readonly promptBytes: boolean
   /** always set: without a `retry` section, 0 extra attempts and the default conditions (they decide failover) */
   readonly retry: RetryPolicy
   readonly breaker: Breaker | null
@@ -70,6 +72,7 @@ export class Upstream {
     this.firstByteTimeout = cfg.timeouts.first_byte
     this.idleTimeout = cfg.timeouts.idle
     this.defaultMaxTokens = cfg.default_max_tokens
+    this.promptBytes = cfg.prompt_estimate === 'bytes'
     this.injected = []
     let creds = false
     for (const [k, v] of Object.entries(cfg.headers)) {

@@ -47,8 +47,10 @@ export function account(s: RequestState): void {
       if (price !== null) cost = costPico(price, usage)
       metrics.cost(s.upstream.name, usage.model, s.keyId, cost < 0 ? null : Math.round(cost / 1000))
       metrics.usage(s.upstream.name, usage)
-      if (usage.source === 'reported') metrics.estimateError(s.upstream.name, s.promptTokens, usage.prompt)
-      else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
+      // a byte bound is no estimate of the count: the ratio is observed for counted prompts only
+      if (usage.source === 'reported' && (s.lazyPrompt === null || s.lazyPrompt.counted)) {
+        metrics.estimateError(s.upstream.name, s.lazyPrompt === null ? s.promptTokens : s.lazyPrompt.tokens(), usage.prompt)
+      } else if (usage.source === 'partial') metrics.usageIssue(s.upstream.name, UsageIssue.PARTIAL)
     }
   }
   s.costPico = cost
@@ -68,7 +70,7 @@ export function account(s: RequestState): void {
   }
   if (!s.plan.accessLog) return
   // one flat line; the path is logged without its query string, so a ?key= credential never reaches a log
-  ctx.logger.info({
+  ctx.access.write({
     msg: 'access',
     req_id: s.requestId,
     trace_id: s.traceId,

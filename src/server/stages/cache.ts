@@ -232,7 +232,7 @@ function chargeFor(s: RequestState, usage: number): void {
 /** An SSE answer stored with the usage chunk the proxy asked for: this client did not ask for it. */
 function stripper(s: RequestState): UsageMeter | null {
   if (s.shape === null || s.shape === 'other') return null
-  return createMeter(s.shape, { stream: true, stripUsageChunk: true, model: s.model, promptTokens: s.promptTokens })
+  return createMeter(s.shape, { stream: true, stripUsageChunk: true, model: s.model, promptTokens: s.promptTokens, lazyPrompt: s.lazyPrompt })
 }
 
 function asBuffer(c: Uint8Array): Buffer {

@@ -5,7 +5,7 @@
 import { Next, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { shapeOf } from '../../llm/prompt.js'
-import { estimateTokens, type TokenEstimate } from '../../llm/estimate.js'
+import { estimateBound, estimateTokens, LazyPrompt, type TokenEstimate } from '../../llm/estimate.js'
 import { estimateTokensAsync, POOL_THRESHOLD } from '../../llm/tokenizer-pool.js'
 import { injectIncludeUsage } from '../../llm/inject.js'
 
@@ -36,6 +36,13 @@ export function estimate(s: RequestState, then: (s: RequestState) => void): Next
   }
   const headers = { dashscopeSse: headerValue(s, 'x-dashscope-sse') === 'enable' }
   const def = s.upstream!.defaultMaxTokens
+  // a body above POOL_THRESHOLD is counted in the pool as before: a recount on a denial would run inline
+  if (s.upstream!.promptBytes && raw.length <= POOL_THRESHOLD && boundable(s)) {
+    const e = estimateBound(shape, body, s.upstreamPath, headers, def)
+    apply(s, e)
+    s.lazyPrompt = new LazyPrompt(e.info)
+    return Next.CONTINUE
+  }
   if (raw.length <= POOL_THRESHOLD) {
     apply(s, estimateTokens(shape, body, s.upstreamPath, headers, def))
     return Next.CONTINUE
@@ -52,6 +59,14 @@ function apply(s: RequestState, e: TokenEstimate): void {
   s.costTokens = e.total
   s.promptTokens = e.prompt
   s.model = e.info.model
+}
+
+// The bound is only used where a denial can be re-decided on the exact count at once (recountPrompt): local token
+// limits. Budgets price the prompt and cluster limits decide in Redis, asynchronously: those routes count exactly.
+function boundable(s: RequestState): boolean {
+  const i = s.route!.index
+  const p = s.plan
+  return p.budgets.byRoute[i].length === 0 && p.budgets.clusterByRoute[i].length === 0 && p.limits.clusterByRoute[i].length === 0
 }
 
 function headerValue(s: RequestState, name: string): string {

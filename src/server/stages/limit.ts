@@ -6,7 +6,7 @@
 // both x-ratelimit families are there when the route has request and token limits (src/limiter/headers.ts).
 // Budgets in money (budget.ts) are charged after the local limits, and cluster budgets before the cluster limits,
 // all in the same all-or-nothing decision.
-import { Next, type RequestState } from '../request-state.js'
+import { Next, recountPrompt, type RequestState } from '../request-state.js'
 import { replyError } from '../reply.js'
 import { ctx } from '../context.js'
 import { Charges, chargeAll, UNKNOWN_TAT } from '../../limiter/policy.js'
@@ -70,7 +70,13 @@ export function limit(s: RequestState, then: (s: RequestState) => void): Next {
     const table = ctx.table!
     const now = table.clock.now()
     if (lc.length > 0) {
-      const st = chargeAll(table, lc, now)
+      let st = chargeAll(table, lc, now)
+      // a prompt pre-charged at its byte bound is denied only on its exact count
+      if (st !== Status.OK && recountPrompt(s)) {
+        lc.clear()
+        collect(local, s, lc, true)
+        st = chargeAll(table, lc, now)
+      }
       if (st !== Status.OK) return deny(s, lc, st)
     }
     // budgets after the limits: a request a limit refuses spends nothing, and a budget denial refunds the limits

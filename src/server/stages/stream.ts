@@ -28,7 +28,8 @@ const DROP = new Set([
 /** Start reading usage from the response of an LLM request; only successful responses carry usage. */
 function startMetering(s: RequestState, status: number, sse: boolean): UsageMeter | null {
   if (s.shape === null || s.shape === 'other' || status < 200 || status >= 300) return null
-  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens })
+  s.meter = createMeter(s.shape, { stream: sse, stripUsageChunk: s.stripUsage && sse, model: s.model, promptTokens: s.promptTokens,
+    lazyPrompt: s.lazyPrompt })
   return s.meter
 }
 
