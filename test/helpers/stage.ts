@@ -15,6 +15,7 @@ import { replyJson } from '../../src/server/reply.js'
 import { BucketTable } from '../../src/limiter/table.js'
 import { loadUws } from '../../src/server/uws.js'
 import type { Logger } from '../../src/observability/logger.js'
+import { AccessWriter } from '../../src/observability/access-line.js'
 import type { LogLine } from './proxy.js'
 
 export { Next, RequestState }
@@ -86,6 +87,7 @@ export async function stageHarness(tt: { teardown(fn: () => unknown): void }, ya
   })
   const saved = { ...ctx }
   ctx.logger = pino({ level: 'debug', base: null }, sink) as unknown as Logger
+  ctx.access = new AccessWriter(ctx.logger)
   ctx.table = BucketTable.create(config.limits_table.capacity, config.limits_table.when_full)
   ctx.inflight = new Int32Array(new SharedArrayBuffer(8))
   ctx.local = 0
