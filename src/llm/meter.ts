@@ -329,9 +329,20 @@ export abstract class ResponseMeter implements UsageMeter {
 
 const DEFER_MAX = 256 * 1024
 
+/** `"key"`, built once per key: a string made per event would be searched as a fresh cons string each time */
+const QUOTED = new Map<string, string>()
+function quotedKey(key: string): string {
+  let q = QUOTED.get(key)
+  if (q === undefined) {
+    q = `"${key}"`
+    QUOTED.set(key, q)
+  }
+  return q
+}
+
 /** `data` has `"key"` followed by an object (`"usage":{`), not `"usage":null`: the event must be parsed. */
 function hasObjectKey(data: string, key: string): boolean {
-  const quoted = `"${key}"`
+  const quoted = quotedKey(key)
   let at = data.indexOf(quoted)
   while (at >= 0) {
     let j = at + quoted.length

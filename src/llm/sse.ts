@@ -29,6 +29,9 @@ export class SseSplitter {
   private pos = 0
   /** the scan sits right after a line end (or at the start of an event) */
   private lineStart = true
+  /** `buf` holds a CR: lines may end CR or CRLF, so scan byte by byte; without one (the usual case) lines end LF
+   * and Buffer.indexOf (native) finds them */
+  private hasCR = false
 
   constructor(maxEvent = MAX_EVENT_BYTES) {
     this.maxEvent = maxEvent
@@ -52,6 +55,7 @@ export class SseSplitter {
       this.pos = 0
     }
     this.consumed = 0
+    this.hasCR = this.buf.indexOf(CR) >= 0
   }
 
   /** Bytes held for an incomplete event. */
@@ -61,6 +65,7 @@ export class SseSplitter {
 
   /** Advance to the next complete event in `buf`; false when none is complete (its bytes stay held). */
   next(): boolean {
+    if (!this.hasCR) return this.nextLf()
     const buf = this.buf
     const len = buf.length
     let i = this.pos
@@ -89,12 +94,44 @@ export class SseSplitter {
       }
       lineStart = true
     }
+    return this.incomplete(i, lineStart)
+  }
+
+  /** next() for a buffer whose lines all end LF: jumps from line end to line end natively. */
+  private nextLf(): boolean {
+    const buf = this.buf
+    const len = buf.length
+    let i = this.pos
+    let lineStart = this.lineStart
+    while (i < len) {
+      if (buf[i] === LF) {
+        i++
+        if (lineStart) {
+          this.start = this.consumed
+          this.end = i
+          this.consumed = i
+          this.pos = i
+          this.lineStart = true
+          return true
+        }
+        lineStart = true
+        continue
+      }
+      lineStart = false
+      const nl = buf.indexOf(LF, i)
+      i = nl < 0 ? len : nl
+    }
+    return this.incomplete(i, lineStart)
+  }
+
+  /** No complete event from here: remember where the scan stands; give up past the cap. */
+  private incomplete(i: number, lineStart: boolean): false {
     this.pos = i
     this.lineStart = lineStart
-    if (len - this.consumed > this.maxEvent) {
+    if (this.buf.length - this.consumed > this.maxEvent) {
       this.overflowed = true
-      this.consumed = len
-      this.pos = len
+      this.consumed = this.buf.length
+      this.pos = this.buf.length
     }
     return false
   }
@@ -127,9 +164,16 @@ export class SseSplitter {
     const end = this.end
     let out: string | null = null
     let i = this.start
+    const lfOnly = !this.hasCR
     while (i < end) {
-      let eol = i
-      while (eol < end && buf[eol] !== LF && buf[eol] !== CR) eol++
+      let eol: number
+      if (lfOnly) {
+        eol = buf.indexOf(LF, i)
+        if (eol < 0 || eol > end) eol = end
+      } else {
+        eol = i
+        while (eol < end && buf[eol] !== LF && buf[eol] !== CR) eol++
+      }
       if (eol - i >= 4 && buf[i] === 0x64 && buf[i + 1] === 0x61 && buf[i + 2] === 0x74 && buf[i + 3] === 0x61 &&
         (eol === i + 4 || buf[i + 4] === COLON)) {
         let v = i + 5

@@ -62,6 +62,23 @@ t.test('every pair of split points (three pieces)', async (t) => {
   t.equal(bad, 0)
 })
 
+// the same events with LF line ends only: the splitter jumps between line ends natively there (no CR in its buffer)
+const WIRE_LF = Buffer.from(EVENTS.join('').replace(/\r\n|\r/g, '\n'))
+
+t.test('LF-only: every split point and every pair of split points give the same events and data', async (t) => {
+  const whole = run([WIRE_LF])
+  t.same(whole.data, DATA)
+  t.same(whole.raws.map((b) => b.toString()).join(''), WIRE_LF.toString())
+  let bad = 0
+  for (let i = 0; i <= WIRE_LF.length; i++) {
+    for (let j = i; j <= WIRE_LF.length; j++) {
+      const r = run([WIRE_LF.subarray(0, i), WIRE_LF.subarray(i, j), WIRE_LF.subarray(j)])
+      if (!Buffer.concat(r.raws).equals(WIRE_LF) || JSON.stringify(r.data) !== JSON.stringify(DATA)) bad++
+    }
+  }
+  t.equal(bad, 0)
+})
+
 t.test('one byte at a time', async (t) => {
   const pieces: Buffer[] = []
   for (let i = 0; i < WIRE.length; i++) pieces.push(WIRE.subarray(i, i + 1))
