@@ -84,14 +84,7 @@ export class SseSplitter {
         if (buf[eol] === LF) eol++
       }
       i = eol
-      if (lineStart) {
-        this.start = this.consumed
-        this.end = eol
-        this.consumed = eol
-        this.pos = eol
-        this.lineStart = true
-        return true
-      }
+      if (lineStart) return this.complete(eol)
       lineStart = true
     }
     return this.incomplete(i, lineStart)
@@ -106,14 +99,7 @@ export class SseSplitter {
     while (i < len) {
       if (buf[i] === LF) {
         i++
-        if (lineStart) {
-          this.start = this.consumed
-          this.end = i
-          this.consumed = i
-          this.pos = i
-          this.lineStart = true
-          return true
-        }
+        if (lineStart) return this.complete(i)
         lineStart = true
         continue
       }
@@ -122,6 +108,16 @@ export class SseSplitter {
       i = nl < 0 ? len : nl
     }
     return this.incomplete(i, lineStart)
+  }
+
+  /** The current event is `consumed`..`end`; the next one starts after it. */
+  private complete(end: number): true {
+    this.start = this.consumed
+    this.end = end
+    this.consumed = end
+    this.pos = end
+    this.lineStart = true
+    return true
   }
 
   /** No complete event from here: remember where the scan stands; give up past the cap. */
@@ -142,12 +138,7 @@ export class SseSplitter {
    */
   finish(): boolean {
     if (this.overflowed || this.consumed === this.buf.length) return false
-    this.start = this.consumed
-    this.end = this.buf.length
-    this.consumed = this.end
-    this.pos = this.end
-    this.lineStart = true
-    return true
+    return this.complete(this.buf.length)
   }
 
   /** The current event's raw bytes (a view into `buf`: copy it to keep it past the next push). */
