@@ -7,7 +7,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import { request } from 'undici'
-import { startProxy, baseConfig, metricValue, scrapeMetrics } from '../helpers/proxy.js'
+import { startProxy, baseConfig, metricValue, scrapeMetrics, answer, type Answer } from '../helpers/proxy.js'
 
 class Held {
   server: http.Server
@@ -87,19 +87,7 @@ t.teardown(async () => {
   }
 })
 
-interface Answer { status: number; code: string | null; retryAfter: unknown }
-async function get(path: string, key: string): Promise<Answer> {
-  // a connection each, so the requests spread over both workers
-  const r = await request(proxy.url(path), { reset: true, headers: { authorization: `Bearer ${key}` } })
-  const text = await r.body.text()
-  let code: string | null = null
-  try {
-    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null
-  } catch {
-    // the upstream's plain body
-  }
-  return { status: r.statusCode, code, retryAfter: r.headers['retry-after'] }
-}
+const get = (path: string, key: string): Promise<Answer> => answer(proxy.url(path), { headers: { authorization: `Bearer ${key}` } })
 
 const SHED: Answer = { status: 503, code: 'LEAKY_OVERLOADED', retryAfter: '1' }
 

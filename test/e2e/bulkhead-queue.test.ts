@@ -5,8 +5,7 @@ import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import { request } from 'undici'
-import { startProxy, baseConfig, metricValue, scrapeMetrics } from '../helpers/proxy.js'
+import { startProxy, baseConfig, metricValue, scrapeMetrics, answer, type Answer } from '../helpers/proxy.js'
 
 class Held {
   server: http.Server
@@ -70,19 +69,7 @@ t.teardown(async () => {
   }
 })
 
-interface Answer { status: number; code: string | null; retryAfter: unknown }
-async function get(path: string, signal?: AbortSignal): Promise<Answer> {
-  // a connection each, so the requests spread over both workers
-  const r = await request(proxy.url(path), { reset: true, signal })
-  const text = await r.body.text()
-  let code: string | null = null
-  try {
-    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null
-  } catch {
-    // the upstream's plain body
-  }
-  return { status: r.statusCode, code, retryAfter: r.headers['retry-after'] }
-}
+const get = (path: string, signal?: AbortSignal): Promise<Answer> => answer(proxy.url(path), { signal })
 
 /** Until the gauge shows `n` requests queued for the upstream (the queue is filled from other connections). */
 async function queued(upstream: string, n: number): Promise<void> {

@@ -6,7 +6,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
 import { request } from 'undici'
-import { startProxy, baseConfig } from '../helpers/proxy.js'
+import { startProxy, baseConfig, answer, type Answer } from '../helpers/proxy.js'
 
 class Held {
   server: http.Server
@@ -69,18 +69,7 @@ t.teardown(async () => {
   }
 })
 
-async function get(path: string): Promise<{ status: number; code: string | null; retryAfter: unknown }> {
-  // a connection each, so the requests spread over both workers
-  const r = await request(proxy.url(path), { reset: true })
-  const text = await r.body.text()
-  let code: string | null = null
-  try {
-    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null
-  } catch {
-    // a plain body from the upstream
-  }
-  return { status: r.statusCode, code, retryAfter: r.headers['retry-after'] }
-}
+const get = (path: string): Promise<Answer> => answer(proxy.url(path))
 async function metrics(): Promise<string> {
   return (await request(`http://127.0.0.1:${proxy.adminPort}/metrics`)).body.text()
 }

@@ -169,3 +169,24 @@ export function freePort(): Promise<number> {
     })
   })
 }
+
+/** What a bulkhead or shedding test needs of one answer: its status, the error body's code (null for the
+ * upstream's own body) and Retry-After. */
+export interface Answer {
+  status: number
+  code: string | null
+  retryAfter: unknown
+}
+
+/** One request on a connection of its own (`reset`), so concurrent requests spread over the proxy's workers. */
+export async function answer(url: string, opts: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Answer> {
+  const r = await request(url, { reset: true, headers: opts.headers, signal: opts.signal })
+  const text = await r.body.text()
+  let code: string | null = null
+  try {
+    code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null
+  } catch {
+    // the upstream's plain body
+  }
+  return { status: r.statusCode, code, retryAfter: r.headers['retry-after'] }
+}
