@@ -156,9 +156,13 @@ export class TargetTable {
 
   /** Take one of `size` places in the slot's wait queue; false when it is full. */
   startWaiting(i: number, size: number): boolean {
-    const o = i * W + WAITING
+    return this.#incrementBelow(i * W + WAITING, size)
+  }
+
+  /** Add 1 to the word at `o` if it stays within `bound`, by compare-and-swap: never above it, even for an instant. */
+  #incrementBelow(o: number, bound: number): boolean {
     for (let v = Atomics.load(this.i32, o); ;) {
-      if (v >= size) return false
+      if (v >= bound) return false
       const was = Atomics.compareExchange(this.i32, o, v, v + 1)
       if (was === v) return true
       v = was
@@ -310,13 +314,7 @@ export class TargetTable {
     }
     // compare-and-swap, not add-then-undo: a refused request never shows as in flight, even for an instant, so a
     // higher priority checking a larger bound at the same moment is never refused because of it
-    const o = i * W + INFLIGHT
-    for (let v = Atomics.load(this.i32, o); ;) {
-      if (v >= max) return false
-      const was = Atomics.compareExchange(this.i32, o, v, v + 1)
-      if (was === v) return true
-      v = was
-    }
+    return this.#incrementBelow(i * W + INFLIGHT, max)
   }
 
   countShed(i: number): void {
